@@ -1,0 +1,3 @@
+"""Email-driven ticketing gateway for e-commerce disputes."""
+
+__version__ = "0.1.0"

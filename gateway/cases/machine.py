@@ -1,0 +1,110 @@
+"""The case state machine: a transition table and a pure `apply`. States say who must act next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import Enum
+from typing import Mapping
+
+
+class CaseState(str, Enum):
+    NEEDS_INFO = "needs_info"
+    AWAITING_MERCHANT = "awaiting_merchant"
+    AWAITING_CUSTOMER = "awaiting_customer"
+    WITH_STAFF = "with_staff"
+    CLOSED = "closed"
+
+
+class EventKind(str, Enum):
+    CATEGORY_DELIVERY = "category_delivery"
+    CATEGORY_PAYMENT = "category_payment"
+    CUSTOMER_REPLIED = "customer_replied"
+    MERCHANT_REPLIED = "merchant_replied"
+    STAFF_ASKED_MERCHANT = "staff_asked_merchant"
+    STAFF_ASKED_CUSTOMER = "staff_asked_customer"
+    STAFF_ASKED_BOTH = "staff_asked_both"
+    ESCALATED = "escalated"
+    MERCHANT_BOUNCED = "merchant_bounced"
+    RESOLVED = "resolved"
+    STAFF_CLOSED = "staff_closed"
+    EXPIRED = "expired"
+    REOPENED = "reopened"
+
+
+class ClosedReason(str, Enum):
+    CUSTOMER_RESOLVED = "customer_resolved"
+    STAFF_AGREEMENT = "staff_agreement"
+    EXPIRED = "expired"
+
+
+S, E = CaseState, EventKind
+_OPEN = (S.NEEDS_INFO, S.AWAITING_MERCHANT, S.AWAITING_CUSTOMER, S.WITH_STAFF)
+
+TRANSITIONS: Mapping[tuple[CaseState, EventKind], CaseState] = {
+    (S.NEEDS_INFO, E.CATEGORY_DELIVERY): S.AWAITING_MERCHANT,
+    (S.NEEDS_INFO, E.CATEGORY_PAYMENT): S.WITH_STAFF,
+    (S.NEEDS_INFO, E.CUSTOMER_REPLIED): S.NEEDS_INFO,
+    (S.AWAITING_MERCHANT, E.MERCHANT_REPLIED): S.AWAITING_CUSTOMER,
+    (S.AWAITING_MERCHANT, E.CUSTOMER_REPLIED): S.AWAITING_MERCHANT,
+    (S.AWAITING_CUSTOMER, E.CUSTOMER_REPLIED): S.AWAITING_MERCHANT,
+    (S.AWAITING_CUSTOMER, E.MERCHANT_REPLIED): S.AWAITING_CUSTOMER,
+    (S.WITH_STAFF, E.CUSTOMER_REPLIED): S.WITH_STAFF,
+    (S.WITH_STAFF, E.MERCHANT_REPLIED): S.WITH_STAFF,
+    **{(state, E.STAFF_ASKED_MERCHANT): S.AWAITING_MERCHANT for state in _OPEN},
+    **{(state, E.STAFF_ASKED_CUSTOMER): S.AWAITING_CUSTOMER for state in _OPEN},
+    **{(state, E.STAFF_ASKED_BOTH): state for state in _OPEN},
+    **{(state, E.ESCALATED): S.WITH_STAFF for state in _OPEN},
+    **{(state, E.MERCHANT_BOUNCED): S.WITH_STAFF for state in _OPEN},
+    **{(state, E.RESOLVED): S.CLOSED for state in _OPEN},
+    **{(state, E.STAFF_CLOSED): S.CLOSED for state in _OPEN},
+    **{(state, E.EXPIRED): S.CLOSED for state in _OPEN},
+    (S.CLOSED, E.REOPENED): S.WITH_STAFF,
+}
+
+# Events that raise the `escalated` flag (staff cc'd from then on).
+ESCALATING = frozenset({E.ESCALATED, E.MERCHANT_BOUNCED})
+CLOSED_REASONS: Mapping[EventKind, ClosedReason] = {
+    E.RESOLVED: ClosedReason.CUSTOMER_RESOLVED,
+    E.STAFF_CLOSED: ClosedReason.STAFF_AGREEMENT,
+    E.EXPIRED: ClosedReason.EXPIRED,
+}
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What the machine needs to know of a case."""
+
+    state: CaseState
+    escalated: bool = False
+    merchant_unreachable: bool = False
+    closed_reason: ClosedReason | None = None
+    waiting_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    before: CaseView
+    after: CaseView
+    applied: bool
+    note: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def apply(case: CaseView, kind: EventKind, *, now: datetime) -> Outcome:
+    """The case after `kind` happened at `now`; unchanged (applied=False) when not allowed."""
+    target = TRANSITIONS.get((case.state, kind))
+    if target is None:
+        return Outcome(case, case, applied=False, note=f"{kind.value} ignored in {case.state.value}")
+    after = replace(
+        case,
+        state=target,
+        escalated=case.escalated or kind in ESCALATING,
+        merchant_unreachable=case.merchant_unreachable or kind is E.MERCHANT_BOUNCED,
+        closed_reason=CLOSED_REASONS.get(kind) if target is S.CLOSED else None,
+        waiting_since=now if target != case.state else case.waiting_since,
+    )
+    return Outcome(case, after, applied=True)

@@ -1,0 +1,289 @@
+"""dispute-gateway: entry points. Wiring only; the work happens in gateway/ and workers/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gateway import config as config_module
+
+log = logging.getLogger("gateway")
+
+
+def _settings(args) -> config_module.Settings:
+    return config_module.load(args.config)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(1)
+
+
+def _upgrade_if_sqlite(settings) -> None:
+    from gateway import db
+
+    if settings.database.url.startswith("sqlite"):
+        db.upgrade(settings.database.url)
+
+
+def cmd_run(args) -> int:
+    """Embedded all-in-one: SMTP ingress, in-process workers and the scheduler."""
+    from gateway.ingress import smtp
+    from workers import scheduler
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    _upgrade_if_sqlite(settings)
+    runtime = Runtime(settings)
+    worker = runtime.start_worker()
+    controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+    stop = threading.Event()
+    sweeper = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), name="scheduler", daemon=True)
+    sweeper.start()
+    where = settings.outbound.smtp and f"smarthost {settings.outbound.smtp.host}:{settings.outbound.smtp.port}"
+    print(f"dispute-gateway running: SMTP on {settings.smtp_ingress.host}:{settings.smtp_ingress.port}, "
+          f"database {settings.database.url}, outbound to {where or settings.outbound.maildir}. Ctrl-C stops.",
+          flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        controller.stop()
+        stop.set()
+        worker.stop()
+        runtime.close()
+    return 0
+
+
+def _require_shared_broker(settings, command: str) -> None:
+    if settings.broker.embedded:
+        raise config_module.ConfigError(
+            f"{settings.source}: [broker] url: '{command}' needs a shared broker (redis://…); "
+            "with memory:// use 'dispute-gateway run'")
+
+
+def cmd_serve_smtp(args) -> int:
+    from gateway.ingress import smtp
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    _require_shared_broker(settings, "serve-smtp")
+    runtime = Runtime(settings)
+    controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+    print(f"SMTP ingress on {settings.smtp_ingress.host}:{settings.smtp_ingress.port}", flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        controller.stop()
+        runtime.close()
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    _require_shared_broker(settings, "worker")
+    runtime = Runtime(settings)
+    worker = runtime.start_worker(args.threads)
+    print(f"worker running with {args.threads or settings.workers.threads} threads on {settings.broker.url}", flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        worker.stop()
+        runtime.close()
+    return 0
+
+
+def cmd_scheduler(args) -> int:
+    from workers import scheduler
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    runtime = Runtime(settings, inline=settings.broker.embedded)
+    if args.once:
+        report = scheduler.sweep(runtime)
+        print(f"re-enqueued {report.inbound} inbound, {report.outbox} outbox; {report.timers} case timers due")
+        runtime.close()
+        return 0
+    _require_shared_broker(settings, "scheduler")
+    stop = threading.Event()
+    thread = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), daemon=True)
+    thread.start()
+    try:
+        _wait_for_signal()
+    finally:
+        stop.set()
+        runtime.close()
+    return 0
+
+
+def cmd_db_upgrade(args) -> int:
+    from gateway import db
+
+    settings = _settings(args)
+    db.upgrade(settings.database.url)
+    print(f"database {settings.database.url} is at the latest schema")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from gateway import importer
+    from gateway.db import Database
+
+    settings = _settings(args)
+    _upgrade_if_sqlite(settings)
+    database = Database(settings.database.url)
+    now = datetime.now(timezone.utc)
+    run = importer.import_merchants if args.kind == "merchants" else importer.import_transactions
+    try:
+        with database.unit_of_work() as db:
+            report = run(db, Path(args.file), now=now)
+    except importer.ImportError_ as error:
+        print(f"error: {error}; nothing was imported", file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+    print(f"{args.kind}: {report.created} created, {report.updated} updated")
+    return 0
+
+
+def cmd_cases(args) -> int:
+    from gateway import reports
+    from gateway.db import Database
+
+    settings = _settings(args)
+    database = Database(settings.database.url)
+    try:
+        with database.unit_of_work() as db:
+            if args.action == "list":
+                cases = reports.list_cases(db, state=args.state)
+                print(json.dumps(cases, indent=2) if args.json else reports.format_case_list(cases))
+                return 0
+            case = reports.show_case(db, args.reference)
+    finally:
+        database.dispose()
+    if case is None:
+        print(f"error: no case {args.reference}", file=sys.stderr)
+        return 1
+    print(json.dumps(case, indent=2, default=str) if args.json else reports.format_case(case))
+    return 0
+
+
+def cmd_merchants(args) -> int:
+    from gateway import reports
+    from gateway.db import Database
+
+    settings = _settings(args)
+    database = Database(settings.database.url)
+    try:
+        with database.unit_of_work() as db:
+            merchant = reports.show_merchant(db, args.merchant_id)
+    finally:
+        database.dispose()
+    if merchant is None:
+        print(f"error: no merchant {args.merchant_id}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(merchant, indent=2))
+    else:
+        for key, value in merchant.items():
+            print(f"{key + ':':24}{', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def cmd_timers(args) -> int:
+    from gateway import timer_jobs
+    from gateway.clock import FixedClock, SystemClock
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    _upgrade_if_sqlite(settings)
+    clock = SystemClock()
+    if args.now:
+        at = datetime.fromisoformat(args.now.replace("Z", "+00:00"))
+        clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
+    runtime = Runtime(settings, clock=clock, inline=True)
+    try:
+        report = timer_jobs.run_all_due(runtime)
+    finally:
+        runtime.close()
+    for line in report:
+        print(line)
+    print(f"{len(report)} timer action(s) as of {clock.now().isoformat()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispute-gateway", description=__doc__)
+    parser.add_argument("--config", required=True, help="the TOML configuration file")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="embedded all-in-one: SMTP ingress, workers, scheduler").set_defaults(func=cmd_run)
+    sub.add_parser("serve-smtp", help="SMTP ingress only (production)").set_defaults(func=cmd_serve_smtp)
+    worker = sub.add_parser("worker", help="Dramatiq workers on the configured broker")
+    worker.add_argument("--threads", type=int)
+    worker.set_defaults(func=cmd_worker)
+    sched = sub.add_parser("scheduler", help="re-enqueue lost work and run due timers")
+    sched.add_argument("--once", action="store_true", help="one pass, then exit")
+    sched.set_defaults(func=cmd_scheduler)
+    dbp = sub.add_parser("db", help="database schema")
+    dbp.add_argument("action", choices=["upgrade"])
+    dbp.set_defaults(func=cmd_db_upgrade)
+    imp = sub.add_parser("import", help="import merchants or transactions from CSV")
+    imp.add_argument("kind", choices=["merchants", "transactions"])
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_import)
+    cases = sub.add_parser("cases", help="list cases or show one case's history")
+    cases_sub = cases.add_subparsers(dest="action", required=True)
+    listing = cases_sub.add_parser("list")
+    listing.add_argument("--state")
+    listing.add_argument("--json", action="store_true")
+    show = cases_sub.add_parser("show")
+    show.add_argument("reference")
+    show.add_argument("--json", action="store_true")
+    cases.set_defaults(func=cmd_cases)
+    merchants = sub.add_parser("merchants", help="show a merchant and its address status")
+    merchants_sub = merchants.add_subparsers(dest="action", required=True)
+    mshow = merchants_sub.add_parser("show")
+    mshow.add_argument("merchant_id")
+    mshow.add_argument("--json", action="store_true")
+    merchants.set_defaults(func=cmd_merchants)
+    timers = sub.add_parser("timers", help="run due timers (reminders, escalation, auto-close)")
+    timers_sub = timers.add_subparsers(dest="action", required=True)
+    trun = timers_sub.add_parser("run")
+    trun.add_argument("--now", help="ISO 8601 time to run as (default: the real clock)")
+    timers.set_defaults(func=cmd_timers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command trace
+    try:
+        return args.func(args)
+    except config_module.ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a one-line error, the traceback only in debug logs
+        from gateway.db import DatabaseUnavailable
+
+        if isinstance(error, DatabaseUnavailable):
+            print(f"error: database unavailable: {error}", file=sys.stderr)
+            return 3
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

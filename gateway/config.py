@@ -1,0 +1,348 @@
+"""Settings: one frozen object read from a TOML file, validated at start, passed in.
+
+Every key is documented in config.example.toml. A missing or wrong key raises
+ConfigError with a one-line message naming the key and the file.
+Secrets may come from the environment: DISPUTE_GATEWAY_SECRET_KEYS (comma separated)
+replaces `gateway.secret_keys`, DISPUTE_GATEWAY_DATABASE_URL replaces `database.url`,
+DISPUTE_GATEWAY_SMTP_PASSWORD replaces `outbound.smtp.password`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SENDER_POLICIES = ("strict", "domain")
+LOCALES = ("en", "fr")
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+_ADDRESS_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message fit for one line of output."""
+
+
+@dataclass(frozen=True)
+class SenderPolicy:
+    customer: str = "strict"
+    merchant: str = "domain"
+    staff: str = "strict"
+
+    def for_party(self, party: str) -> str:
+        return {"c": self.customer, "m": self.merchant, "s": self.staff}[party]
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    domain: str
+    secret_keys: tuple[str, ...]
+    staff_addresses: tuple[str, ...]
+    default_locale: str = "en"
+    display_name: str = "Disputes"
+    sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR
+
+    @property
+    def intake_local_parts(self) -> dict[str, str | None]:
+        """Intake local part -> category it sets (None: ask the customer)."""
+        return {"disputes": None, "delivery": "delivery", "payment": "payment"}
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///dispute-gateway.db"
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    url: str = "memory://"
+
+    @property
+    def embedded(self) -> bool:
+        return self.url == "memory://"
+
+
+@dataclass(frozen=True)
+class SmtpIngressSettings:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    hostname: str = "localhost"
+    max_message_bytes: int = 26_214_400
+
+
+@dataclass(frozen=True)
+class SmtpOutboundSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout_seconds: float = 30.0
+    helo_hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    smtp: SmtpOutboundSettings | None = None
+    maildir: Path | None = None
+    max_attempts: int = 12
+    retry_base_seconds: int = 60
+    retry_max_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    threads: int = 4
+    lease_seconds: int = 300
+    sweep_interval_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    gateway: GatewaySettings
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    smtp_ingress: SmtpIngressSettings = field(default_factory=SmtpIngressSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
+    source: str = "<defaults>"
+
+
+class _Reader:
+    """Typed access to one TOML table, with errors that name the key and the file."""
+
+    def __init__(self, data: dict[str, Any], prefix: str, source: str) -> None:
+        self._data = data
+        self._prefix = prefix
+        self._source = source
+        self._used: set[str] = set()
+
+    def _fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self._source}: [{self._prefix}] {key}: {problem}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., *, required: bool = False) -> Any:
+        self._used.add(key)
+        if key not in self._data:
+            if required or default is ...:
+                raise self._fail(key, "missing (required)")
+            return default
+        value = self._data[key]
+        if isinstance(value, bool) and kind in (int, float):
+            raise self._fail(key, f"expected {kind.__name__}, got a boolean")
+        if kind is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, kind):
+            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self._fail(key, f"expected {expected}, got {type(value).__name__}")
+        return value
+
+    def strings(self, key: str, default: Any = ..., *, required: bool = False) -> tuple[str, ...]:
+        value = self.get(key, list, default, required=required)
+        if not all(isinstance(item, str) and item for item in value):
+            raise self._fail(key, "expected a list of non-empty strings")
+        return tuple(value)
+
+    def check(self, key: str, ok: bool, problem: str) -> None:
+        if not ok:
+            raise self._fail(key, problem)
+
+    def table(self, key: str) -> "_Reader | None":
+        self._used.add(key)
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self._fail(key, "expected a table")
+        prefix = f"{self._prefix}.{key}" if self._prefix else key
+        return _Reader(value, prefix, self._source)
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self._data) - self._used)
+        if unknown:
+            raise self._fail(unknown[0], "unknown key")
+
+
+def load(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate the TOML file at `path`."""
+    environ = os.environ if environ is None else environ
+    source = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    return from_dict(data, source=source, environ=environ, base_dir=Path(path).resolve().parent)
+
+
+def from_dict(
+    data: dict[str, Any],
+    *,
+    source: str = "<dict>",
+    environ: dict[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Settings:
+    """Validate an already-parsed configuration mapping."""
+    environ = {} if environ is None else environ
+    base_dir = base_dir or Path.cwd()
+    root = _Reader(data, "", source)
+    gateway = _gateway(root.table("gateway") or _missing_table(source, "gateway"), environ, base_dir)
+    database = _database(root.table("database"), environ)
+    broker = _broker(root.table("broker"))
+    ingress = root.table("ingress")
+    smtp_ingress = _smtp_ingress(ingress.table("smtp") if ingress else None)
+    if ingress:
+        ingress.table("imap")  # read by the IMAP ingress settings
+        ingress.reject_unknown()
+    outbound = _outbound(root.table("outbound"), environ, base_dir)
+    workers = _workers(root.table("workers"))
+    for known in ("timers", "hygiene", "metrics"):
+        root.table(known)
+    root.reject_unknown()
+    return Settings(
+        gateway=gateway,
+        database=database,
+        broker=broker,
+        smtp_ingress=smtp_ingress,
+        outbound=outbound,
+        workers=workers,
+        source=source,
+    )
+
+
+def _missing_table(source: str, name: str) -> _Reader:
+    raise ConfigError(f"{source}: [{name}]: missing (required)")
+
+
+def _gateway(table: _Reader, environ: dict[str, str], base_dir: Path) -> GatewaySettings:
+    domain = table.get("domain", str, required=True).strip().lower()
+    table.check("domain", bool(_DOMAIN_RE.match(domain)), f"not a domain name: {domain!r}")
+    if environ.get("DISPUTE_GATEWAY_SECRET_KEYS"):
+        table.get("secret_keys", list, [])
+        keys = tuple(k.strip() for k in environ["DISPUTE_GATEWAY_SECRET_KEYS"].split(",") if k.strip())
+    else:
+        keys = table.strings("secret_keys", required=True)
+    table.check("secret_keys", len(keys) > 0, "at least one key is needed (the first one signs)")
+    table.check("secret_keys", all(len(k) >= 16 for k in keys), "each key needs at least 16 characters")
+    staff = tuple(a.strip().lower() for a in table.strings("staff_addresses", required=True))
+    table.check("staff_addresses", len(staff) > 0, "at least one staff address is needed")
+    for address in staff:
+        table.check("staff_addresses", bool(_ADDRESS_RE.match(address)), f"not an address: {address!r}")
+    locale = table.get("default_locale", str, "en")
+    table.check("default_locale", locale in LOCALES, f"must be one of {', '.join(LOCALES)}")
+    display_name = table.get("display_name", str, "Disputes")
+    policy_table = table.table("sender_policy")
+    policy = SenderPolicy()
+    if policy_table:
+        values = {}
+        for party in ("customer", "merchant", "staff"):
+            value = policy_table.get(party, str, getattr(policy, party))
+            policy_table.check(party, value in SENDER_POLICIES, f"must be one of {', '.join(SENDER_POLICIES)}")
+            values[party] = value
+        policy_table.reject_unknown()
+        policy = SenderPolicy(**values)
+    templates = table.get("templates_dir", str, "")
+    templates_dir = (base_dir / templates).resolve() if templates else DEFAULT_TEMPLATES_DIR
+    table.check("templates_dir", templates_dir.is_dir(), f"no such folder: {templates_dir}")
+    table.reject_unknown()
+    return GatewaySettings(
+        domain=domain,
+        secret_keys=keys,
+        staff_addresses=staff,
+        default_locale=locale,
+        display_name=display_name,
+        sender_policy=policy,
+        templates_dir=templates_dir,
+    )
+
+
+def _database(table: _Reader | None, environ: dict[str, str]) -> DatabaseSettings:
+    if table is None:
+        return DatabaseSettings(url=environ.get("DISPUTE_GATEWAY_DATABASE_URL", DatabaseSettings.url))
+    url = table.get("url", str, DatabaseSettings.url)
+    url = environ.get("DISPUTE_GATEWAY_DATABASE_URL", url)
+    table.check("url", url.startswith(("sqlite:", "postgresql")), "must be a sqlite:/// or postgresql:// URL")
+    table.reject_unknown()
+    return DatabaseSettings(url=url)
+
+
+def _broker(table: _Reader | None) -> BrokerSettings:
+    if table is None:
+        return BrokerSettings()
+    url = table.get("url", str, "memory://")
+    table.check("url", url == "memory://" or url.startswith(("redis://", "rediss://")), "must be memory:// or redis://…")
+    table.reject_unknown()
+    return BrokerSettings(url=url)
+
+
+def _smtp_ingress(table: _Reader | None) -> SmtpIngressSettings:
+    if table is None:
+        return SmtpIngressSettings()
+    host = table.get("host", str, SmtpIngressSettings.host)
+    port = table.get("port", int, SmtpIngressSettings.port)
+    table.check("port", 0 <= port < 65536, "must be a TCP port")
+    hostname = table.get("hostname", str, SmtpIngressSettings.hostname)
+    limit = table.get("max_message_bytes", int, SmtpIngressSettings.max_message_bytes)
+    table.check("max_message_bytes", 1024 <= limit <= 32 * 1024 * 1024, "must be between 1024 and 33554432 (32 MiB)")
+    table.reject_unknown()
+    return SmtpIngressSettings(host=host, port=port, hostname=hostname, max_message_bytes=limit)
+
+
+def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path) -> OutboundSettings:
+    if table is None:
+        raise ConfigError("[outbound]: missing: set [outbound.smtp] (a smarthost) or [outbound] maildir")
+    smtp_table = table.table("smtp")
+    smtp = None
+    if smtp_table is not None:
+        port = smtp_table.get("port", int, 25)
+        smtp_table.check("port", 0 < port < 65536, "must be a TCP port")
+        smtp = SmtpOutboundSettings(
+            host=smtp_table.get("host", str, required=True),
+            port=port,
+            starttls=smtp_table.get("starttls", bool, False),
+            ssl=smtp_table.get("ssl", bool, False),
+            username=smtp_table.get("username", str, None),
+            password=environ.get("DISPUTE_GATEWAY_SMTP_PASSWORD") or smtp_table.get("password", str, None),
+            timeout_seconds=smtp_table.get("timeout_seconds", float, 30.0),
+            helo_hostname=smtp_table.get("helo_hostname", str, None),
+        )
+        smtp_table.check("starttls", not (smtp.starttls and smtp.ssl), "starttls and ssl exclude each other")
+        smtp_table.reject_unknown()
+    maildir_value = table.get("maildir", str, "")
+    maildir = (base_dir / maildir_value).resolve() if maildir_value else None
+    if smtp is None and maildir is None:
+        raise ConfigError(f"{table._source}: [outbound]: set [outbound.smtp] (a smarthost) or maildir")
+    attempts = table.get("max_attempts", int, 12)
+    table.check("max_attempts", attempts >= 1, "must be at least 1")
+    base = table.get("retry_base_seconds", int, 60)
+    table.check("retry_base_seconds", base >= 1, "must be at least 1")
+    ceiling = table.get("retry_max_seconds", int, 3600)
+    table.check("retry_max_seconds", ceiling >= base, "must be at least retry_base_seconds")
+    table.reject_unknown()
+    return OutboundSettings(
+        smtp=smtp,
+        maildir=None if smtp else maildir,
+        max_attempts=attempts,
+        retry_base_seconds=base,
+        retry_max_seconds=ceiling,
+    )
+
+
+def _workers(table: _Reader | None) -> WorkerSettings:
+    if table is None:
+        return WorkerSettings()
+    threads = table.get("threads", int, 4)
+    table.check("threads", 1 <= threads <= 64, "must be between 1 and 64")
+    lease = table.get("lease_seconds", int, 300)
+    table.check("lease_seconds", lease >= 10, "must be at least 10")
+    sweep = table.get("sweep_interval_seconds", int, 30)
+    table.check("sweep_interval_seconds", sweep >= 1, "must be at least 1")
+    table.reject_unknown()
+    return WorkerSettings(threads=threads, lease_seconds=lease, sweep_interval_seconds=sweep)

@@ -1,0 +1,107 @@
+"""One delivery attempt of one outbox row: claim it, send it, record what happened.
+
+Claim and record are two short units of work; only the send in between touches the
+network. 4xx and connection errors go back to 'pending' with an exponential backoff;
+a 5xx marks the row 'failed' and is handled exactly like a hard bounce.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from gateway import addresses, store
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.models import Outbox
+from gateway.relay import PermanentFailure, Relay, TemporaryFailure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outbox_id: int
+    result: str  # sent | retry | failed | skipped
+    detail: str = ""
+    retry_at: datetime | None = None
+
+
+def backoff(attempts: int, *, base: int, ceiling: int) -> timedelta:
+    """Delay before the next try after `attempts` failed ones: base * 2^(n-1), capped."""
+    return timedelta(seconds=min(ceiling, base * 2 ** max(0, attempts - 1)))
+
+
+def deliver(
+    database: Database,
+    outbox_id: int,
+    *,
+    relay: Relay,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    on_permanent_failure: Callable[..., list[int]] | None = None,
+) -> tuple[Attempt, list[int]]:
+    """Attempt one outbox row; returns the attempt and any new outbox ids it caused."""
+    gateway = settings.gateway
+    with database.unit_of_work() as db:
+        row = store.claim_outbox(db, outbox_id, now=clock(), lease_seconds=settings.workers.lease_seconds)
+        if row is None:
+            return Attempt(outbox_id, "skipped", "not due or already handled"), []
+        mail_from = addresses.bounce_address(row.verp_token, domain=gateway.domain, keys=gateway.secret_keys)
+        recipient, raw, attempts = row.recipient, row.raw, row.attempts
+    try:
+        detail = relay.send(mail_from, recipient, raw)
+    except TemporaryFailure as error:
+        return _record_retry(database, outbox_id, str(error), error.code, attempts, settings, clock), []
+    except PermanentFailure as error:
+        return _record_failure(database, outbox_id, str(error), error.code, clock, on_permanent_failure)
+    except Exception as error:  # a transport fault (disk full, bug): never leave the row 'sending'
+        log.exception("outbox %s: unexpected error while sending", outbox_id)
+        return _record_retry(database, outbox_id, f"{type(error).__name__}: {error}", None, attempts, settings, clock), []
+    with database.unit_of_work() as db:
+        row = db.get(Outbox, outbox_id)
+        row.status = "sent"
+        row.sent_at = clock()
+        row.last_error = None
+        row.smtp_code = 250
+    log.info("outbox %s sent to party %s: %s", outbox_id, row.party, detail)
+    return Attempt(outbox_id, "sent", detail), []
+
+
+def _record_retry(database: Database, outbox_id: int, error: str, code: int | None, attempts: int,
+                  settings: Settings, clock) -> Attempt:
+    now = clock()
+    with database.unit_of_work() as db:
+        row = db.get(Outbox, outbox_id)
+        row.last_error = error[:2000]
+        row.smtp_code = code
+        row.first_failure_at = row.first_failure_at or now
+        if attempts >= settings.outbound.max_attempts:
+            row.status = "failed"
+            log.warning("outbox %s gave up after %s attempts: %s", outbox_id, attempts, error)
+            return Attempt(outbox_id, "failed", f"gave up after {attempts} attempts: {error}")
+        row.status = "pending"
+        row.next_attempt_at = now + backoff(attempts, base=settings.outbound.retry_base_seconds,
+                                            ceiling=settings.outbound.retry_max_seconds)
+        row.lease_until = row.next_attempt_at + timedelta(seconds=settings.workers.lease_seconds)
+        retry_at = row.next_attempt_at
+    log.info("outbox %s temporary failure (attempt %s), retry at %s: %s", outbox_id, attempts, retry_at, error)
+    return Attempt(outbox_id, "retry", error, retry_at)
+
+
+def _record_failure(database: Database, outbox_id: int, error: str, code: int | None, clock,
+                    on_permanent_failure) -> tuple[Attempt, list[int]]:
+    now = clock()
+    new_ids: list[int] = []
+    with database.unit_of_work() as db:
+        row = db.get(Outbox, outbox_id)
+        row.status = "failed"
+        row.last_error = error[:2000]
+        row.smtp_code = code
+        row.first_failure_at = row.first_failure_at or now
+        if on_permanent_failure is not None:
+            new_ids = on_permanent_failure(db, row, error=error, now=now)
+    log.warning("outbox %s permanent failure: %s", outbox_id, error)
+    return Attempt(outbox_id, "failed", error), new_ids

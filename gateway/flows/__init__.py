@@ -1,0 +1,1 @@
+"""What the gateway does with one classified message, one module per kind of destination."""

@@ -1,0 +1,105 @@
+"""Opening a case once its category is known: who receives the complaint, who is told."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from gateway import store
+from gateway.cases.machine import CaseState, CaseView, EventKind, apply
+from gateway.flows.step import Step
+from gateway.models import Case, Inbound, Message
+from gateway.notices import Notice
+
+CATEGORY_WORDS = {
+    "payment": "payment", "paiement": "payment", "paiment": "payment", "payer": "payment",
+    "delivery": "delivery", "livraison": "delivery", "livrer": "delivery",
+}
+
+
+def category_answer(text: str) -> str | None:
+    """'payment' or 'delivery' when the first words of the answer name exactly one of them."""
+    found = {CATEGORY_WORDS[w] for w in re.findall(r"[a-zà-ÿ]+", text.lower())[:40] if w in CATEGORY_WORDS}
+    return found.pop() if len(found) == 1 else None
+
+
+def view(case: Case) -> CaseView:
+    return CaseView(state=CaseState(case.state), escalated=case.escalated,
+                    merchant_unreachable=case.merchant_unreachable, waiting_since=case.waiting_since)
+
+
+def move(step: Step, case: Case, kind: EventKind, *, party: str | None, message: Message | None = None, **detail) -> bool:
+    """Apply `kind` through the state machine and record it; False when the table refuses it."""
+    outcome = apply(view(case), kind, now=step.now)
+    store.add_event(step.db, case, kind.value, at=step.now, party=party, message=message,
+                    state_before=outcome.before.state.value, state_after=outcome.after.state.value,
+                    applied=outcome.applied, **detail)
+    if not outcome.applied:
+        return False
+    after = outcome.after
+    case.state = after.state.value
+    case.escalated = after.escalated
+    case.merchant_unreachable = after.merchant_unreachable
+    case.waiting_since = after.waiting_since or step.now
+    if after.state is CaseState.CLOSED:
+        case.closed_reason = after.closed_reason.value if after.closed_reason else None
+        case.closed_at = step.now
+    return True
+
+
+def record_inbound(step: Step, case: Case, party: str, *, kind: str = "human", held_reason: str | None = None) -> Message:
+    """The inbound message as a message on the case, and in the author's thread."""
+    message = store.add_message(
+        step.db, case, inbound_id=step.inbound.id, direction="in", party=party, kind=kind,
+        message_id=step.parsed.message_id, subject=step.parsed.subject[:500],
+        new_text=step.parsed.new_text[:20_000], held=held_reason is not None, held_reason=held_reason,
+        created_at=step.now,
+    )
+    store.remember_in_thread(store.party(step.db, case, party), step.parsed.message_id)
+    step.inbound.case_id = case.id
+    return message
+
+
+def open_case(step: Step, case: Case, *, first_message: bool) -> None:
+    """Route a case whose category may now be known; `first_message` when the complaint is this mail."""
+    if first_message:
+        message = record_inbound(step, case, "c")
+        store.add_event(step.db, case, "case_opened", at=step.now, party="c", message=message,
+                        transaction=case.transaction_reference, category=case.category or "")
+    complaint = _complaint_raw(step, case)
+    mailer = step.mailer
+    if case.category is None:
+        mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
+        step.done(f"case {case.reference}: opened; asked the customer payment or delivery", case_id=case.id)
+        return
+    if case.category == "delivery":
+        move(step, case, EventKind.CATEGORY_DELIVERY, party="c")
+        merchant = store.merchant(step.db, case.merchant_id)
+        if merchant is not None and not merchant.address_invalid:
+            mailer.notice(Notice.MERCHANT_NEW_CASE, case, "m", inbound_id=step.inbound.id)
+            mailer.relay(case, complaint.raw, author="c", to_party="m", inbound_id=complaint.id)
+            store.add_event(step.db, case, "relayed", at=step.now, party="c", to="m")
+        mailer.notice(Notice.ACK_DELIVERY, case, "c", inbound_id=step.inbound.id)
+        mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
+        step.done(f"case {case.reference}: delivery case opened; relayed to the merchant", case_id=case.id)
+        return
+    move(step, case, EventKind.CATEGORY_PAYMENT, party="c")
+    mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
+    mailer.relay(case, complaint.raw, author="c", to_party="s", inbound_id=complaint.id)
+    store.add_event(step.db, case, "relayed", at=step.now, party="c", to="s")
+    mailer.notice(Notice.ACK_PAYMENT, case, "c", inbound_id=step.inbound.id)
+    step.done(f"case {case.reference}: payment case opened with staff", case_id=case.id)
+
+
+def _complaint_raw(step: Step, case: Case) -> Inbound:
+    """The customer's first message on the case: what the merchant or staff should read."""
+    first = step.db.scalar(
+        select(Message.inbound_id)
+        .where(Message.case_id == case.id, Message.direction == "in", Message.party == "c", Message.held.is_(False))
+        .order_by(Message.id)
+        .limit(1)
+    )
+    if first is None or first == step.inbound.id:
+        return step.inbound
+    return step.db.get(Inbound, first)

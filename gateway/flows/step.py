@@ -1,0 +1,43 @@
+"""The values every flow works on: one inbound message, parsed and classified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.mail.classify import Classification
+from gateway.mail.parse import ParsedMessage
+from gateway.models import Inbound
+from gateway.outgoing import Mailer
+
+
+@dataclass
+class Step:
+    db: Session
+    settings: Settings
+    mailer: Mailer
+    now: datetime
+    inbound: Inbound
+    parsed: ParsedMessage
+    classification: Classification
+
+    def done(self, disposition: str, *, case_id: int | None = None) -> None:
+        """Record what was decided for this message."""
+        self.inbound.disposition = disposition
+        if case_id is not None:
+            self.inbound.case_id = case_id
+
+
+def sender_matches(sender: str, registered: str | list[str] | tuple[str, ...], policy: str) -> bool:
+    """Whether `sender` may write as a party registered with `registered` under `policy`."""
+    sender = sender.lower()
+    addresses = [registered] if isinstance(registered, str) else list(registered)
+    if not sender:
+        return False
+    if policy == "domain":
+        domain = sender.rpartition("@")[2]
+        return any(domain == a.lower().rpartition("@")[2] for a in addresses)
+    return any(sender == a.lower() for a in addresses)

@@ -1,0 +1,159 @@
+"""CSV import of merchants and transactions: validate every row first, then upsert all of
+them in one transaction, so a bad row leaves nothing of its file half-imported."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.config import LOCALES
+from gateway.models import Merchant, Transaction
+
+MERCHANT_COLUMNS = ("merchant_id", "name", "support_email", "locale")
+TRANSACTION_COLUMNS = ("reference", "merchant_id", "customer_email", "customer_name", "amount", "currency", "transaction_date")
+_EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{2,62}[A-Za-z0-9]$")
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+class ImportError_(Exception):
+    """A file that cannot be imported; the message names the line."""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    created: int
+    updated: int
+
+
+def _rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ImportError_(f"{path}: file not found") from None
+    except UnicodeDecodeError as error:
+        raise ImportError_(f"{path}: not UTF-8 ({error})") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ImportError_(f"{path}: line 1: missing column(s) {', '.join(missing)}")
+    reader.fieldnames = header
+    rows = []
+    for record in reader:
+        if not any((v or "").strip() for v in record.values() if isinstance(v, str)):
+            continue
+        if None in record:
+            raise ImportError_(f"{path}: line {reader.line_num}: more fields than columns")
+        rows.append((reader.line_num, {k: (record.get(k) or "").strip() for k in columns}))
+    return rows
+
+
+def _fail(path: Path, line: int, column: str, problem: str) -> ImportError_:
+    return ImportError_(f"{path}: line {line}: {column}: {problem}")
+
+
+def parse_date(value: str) -> datetime:
+    """An ISO 8601 date or date-time as an aware UTC datetime (dates are taken at 00:00 UTC)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = datetime.combine(date.fromisoformat(value), time())
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def import_merchants(db: Session, path: Path, *, now: datetime) -> ImportReport:
+    """Upsert merchants; a changed support address clears an 'address invalid' flag."""
+    rows = _rows(path, MERCHANT_COLUMNS)
+    seen: set[str] = set()
+    for line, row in rows:
+        if not row["merchant_id"]:
+            raise _fail(path, line, "merchant_id", "empty")
+        if row["merchant_id"] in seen:
+            raise _fail(path, line, "merchant_id", f"{row['merchant_id']!r} appears twice in the file")
+        seen.add(row["merchant_id"])
+        if not row["name"]:
+            raise _fail(path, line, "name", "empty")
+        if not _EMAIL_RE.match(row["support_email"]):
+            raise _fail(path, line, "support_email", f"not an email address: {row['support_email']!r}")
+        if row["locale"] not in LOCALES:
+            raise _fail(path, line, "locale", f"must be one of {', '.join(LOCALES)}, got {row['locale']!r}")
+    created = updated = 0
+    existing = {m.merchant_id: m for m in db.scalars(select(Merchant).where(Merchant.merchant_id.in_(seen)))}
+    for _, row in rows:
+        merchant = existing.get(row["merchant_id"])
+        email = row["support_email"].lower()
+        if merchant is None:
+            db.add(Merchant(merchant_id=row["merchant_id"], name=row["name"], support_email=email,
+                            locale=row["locale"], address_invalid=False, updated_at=now))
+            created += 1
+            continue
+        if merchant.support_email != email:
+            merchant.address_invalid = False
+            merchant.address_invalid_reason = None
+            merchant.address_invalid_at = None
+        merchant.name, merchant.support_email, merchant.locale, merchant.updated_at = row["name"], email, row["locale"], now
+        updated += 1
+    db.flush()
+    return ImportReport(created, updated)
+
+
+def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportReport:
+    """Upsert transactions; every merchant_id must exist (in the database already)."""
+    rows = _rows(path, TRANSACTION_COLUMNS)
+    merchants = set(db.scalars(select(Merchant.merchant_id)))
+    parsed: list[dict] = []
+    seen: set[str] = set()
+    for line, row in rows:
+        reference = row["reference"]
+        if not _REFERENCE_RE.match(reference):
+            raise _fail(path, line, "reference", f"4 to 64 letters, digits or _ . / - expected, got {reference!r}")
+        if reference.lower() in seen:
+            raise _fail(path, line, "reference", f"{reference!r} appears twice in the file")
+        seen.add(reference.lower())
+        if row["merchant_id"] not in merchants:
+            raise _fail(path, line, "merchant_id", f"unknown merchant {row['merchant_id']!r} (import merchants first)")
+        if not _EMAIL_RE.match(row["customer_email"]):
+            raise _fail(path, line, "customer_email", f"not an email address: {row['customer_email']!r}")
+        try:
+            amount = Decimal(row["amount"])
+            if not amount.is_finite() or amount < 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            raise _fail(path, line, "amount", f"not a non-negative number: {row['amount']!r}") from None
+        if not _CURRENCY_RE.match(row["currency"].upper()):
+            raise _fail(path, line, "currency", f"three-letter ISO 4217 code expected, got {row['currency']!r}")
+        try:
+            when = parse_date(row["transaction_date"])
+        except ValueError:
+            raise _fail(path, line, "transaction_date", f"not an ISO 8601 date: {row['transaction_date']!r}") from None
+        parsed.append({
+            "reference": reference, "reference_key": reference.lower(), "merchant_id": row["merchant_id"],
+            "customer_email": row["customer_email"].lower(), "customer_name": row["customer_name"],
+            "amount": amount.quantize(Decimal("0.01")), "currency": row["currency"].upper(), "transaction_date": when,
+        })
+    existing = {t.reference_key: t for t in db.scalars(select(Transaction).where(Transaction.reference_key.in_(seen)))}
+    created = updated = 0
+    for values in parsed:
+        current = existing.get(values["reference_key"])
+        if current is None:
+            db.add(Transaction(**values, updated_at=now))
+            created += 1
+        else:
+            for key, value in values.items():
+                if key != "reference":
+                    setattr(current, key, value)
+            current.updated_at = now
+            updated += 1
+    db.flush()
+    return ImportReport(created, updated)

@@ -1,0 +1,121 @@
+"""Notices and relayed messages as wire bytes, with per-recipient thread headers. Pure.
+
+A relay keeps the sender's MIME body (text, HTML alternative, attachments) and replaces
+every header: only the content headers survive, and routing headers are written anew, so
+no address of the author (From, Sender, Received, Return-Path, X-Original-To, DKIM...) ever
+reaches the other party.
+"""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+from email.policy import SMTP, compat32
+from email.utils import format_datetime, formataddr
+from datetime import datetime
+from typing import Callable, Sequence
+
+from gateway.mail.templating import Rendered
+
+LOOP_HEADER = "X-Dispute-Gateway-Loop"
+_WIRE = compat32.clone(linesep="\r\n")
+_CONTENT_HEADERS = frozenset(
+    {"mime-version", "content-type", "content-transfer-encoding", "content-disposition", "content-language"}
+)
+MAX_REFERENCES = 10
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The routing headers of one outgoing message to one recipient."""
+
+    from_name: str
+    from_address: str
+    to_address: str
+    subject: str
+    message_id: str
+    date: datetime
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    auto_submitted: str | None = None  # 'auto-generated', 'auto-replied' or None for relayed human mail
+    to_name: str = ""
+
+
+def new_message_id(domain: str, reference: str | None = None) -> str:
+    """A short, unique Message-ID naming the case (never an address or a signature)."""
+    return f"<{reference or 'gw'}.{secrets.token_hex(10)}@{domain}>"
+
+
+def loop_token(message_id: str, key: str) -> str:
+    """The signed value of our loop header: proves a message came from this gateway."""
+    return hmac.new(key.encode(), message_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def loop_header_valid(value: str, keys: Sequence[str]) -> bool:
+    """Whether a loop header value `<message-id> <token>` was written by us."""
+    message_id, _, token = value.strip().rpartition(" ")
+    return bool(message_id) and any(hmac.compare_digest(loop_token(message_id, key), token) for key in keys)
+
+
+def thread_references(refs: Sequence[str]) -> tuple[str, ...]:
+    """The References to write: the thread root and the most recent ids, oldest first."""
+    refs = tuple(refs)
+    if len(refs) <= MAX_REFERENCES:
+        return refs
+    return (refs[0],) + refs[-(MAX_REFERENCES - 1):]
+
+
+def _set_routing(message: Message, envelope: Envelope, key: str) -> None:
+    message["From"] = formataddr((envelope.from_name, envelope.from_address))
+    message["To"] = formataddr((envelope.to_name, envelope.to_address))
+    message["Subject"] = envelope.subject
+    message["Date"] = format_datetime(envelope.date)
+    message["Message-ID"] = envelope.message_id
+    if envelope.in_reply_to:
+        message["In-Reply-To"] = envelope.in_reply_to
+    if envelope.references:
+        message["References"] = " ".join(envelope.references)
+    if envelope.auto_submitted:
+        message["Auto-Submitted"] = envelope.auto_submitted
+    message["X-Auto-Response-Suppress"] = "All"  # ask Exchange not to send OOF/receipts to us
+    message[LOOP_HEADER] = f"{envelope.message_id} {loop_token(envelope.message_id, key)}"
+
+
+def compose_notice(rendered: Rendered, envelope: Envelope, *, key: str, extra_headers: dict[str, str] | None = None) -> bytes:
+    """A notice: text and HTML alternatives, with routing headers."""
+    message = EmailMessage(policy=SMTP)
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    for name, value in (extra_headers or {}).items():
+        message[name] = value
+    body = email.message_from_bytes(message.as_bytes(), policy=compat32)
+    _set_routing(body, envelope, key)
+    return body.as_bytes(policy=_WIRE)
+
+
+def compose_relay(
+    raw: bytes,
+    envelope: Envelope,
+    *,
+    key: str,
+    transform: Callable[[Message], None] | None = None,
+) -> bytes:
+    """A relayed human message: the original body, every header replaced.
+
+    `transform` may change the parsed body in place (remove command lines, sanitise
+    HTML, drop attachments) before it is written out.
+    """
+    message = email.message_from_bytes(raw, policy=compat32)
+    for name in list(dict.fromkeys(message.keys())):
+        if name.lower() not in _CONTENT_HEADERS:
+            del message[name]
+    if "MIME-Version" not in message:
+        message["MIME-Version"] = "1.0"
+    if transform is not None:
+        transform(message)
+    _set_routing(message, envelope, key)
+    return message.as_bytes(policy=_WIRE)

@@ -1,0 +1,56 @@
+"""In-place changes to a relayed message's body parts. Pure functions of a compat32 Message."""
+
+from __future__ import annotations
+
+import html as htmllib
+from email.charset import QP, Charset
+from email.message import Message
+from typing import Callable, Sequence
+
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+def _text_of(part: Message) -> str | None:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return None
+    try:
+        return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    except LookupError:
+        return payload.decode("utf-8", errors="replace")
+
+
+def set_text(part: Message, text: str) -> None:
+    """Replace a text part's content, re-encoded as UTF-8 quoted-printable."""
+    del part["Content-Transfer-Encoding"]
+    part.set_payload(text, _UTF8_QP)
+
+
+def remove_lines(lines: Sequence[str]) -> Callable[[Message], None]:
+    """A transform that deletes the first occurrence of each line (e.g. command lines)."""
+    wanted = [line.strip() for line in lines if line.strip()]
+
+    def transform(message: Message) -> None:
+        for part in message.walk():
+            if part.is_multipart() or part.get_filename():
+                continue
+            kind = part.get_content_type()
+            if kind not in ("text/plain", "text/html"):
+                continue
+            text = _text_of(part)
+            if text is None:
+                continue
+            for line in wanted:
+                needle = line if kind == "text/plain" else htmllib.escape(line, quote=False)
+                position = text.find(needle)
+                if position >= 0:
+                    end = position + len(needle)
+                    if kind == "text/plain" and text[end:end + 2] == "\r\n":
+                        end += 2
+                    elif kind == "text/plain" and text[end:end + 1] == "\n":
+                        end += 1
+                    text = text[:position] + text[end:]
+            set_text(part, text)
+
+    return transform

@@ -1,0 +1,241 @@
+"""SQLAlchemy 2 tables: merchants, transactions, inbound mail, cases, parties, messages,
+events, outbox, bounces. Enum values (never code identifiers) are what gets stored."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only autoincrements INTEGER
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite returns naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    support_email: Mapped[str] = mapped_column(String(320))
+    locale: Mapped[str] = mapped_column(String(8))
+    address_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    address_invalid_reason: Mapped[str | None] = mapped_column(Text)
+    address_invalid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+
+    reference: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reference_key: Mapped[str] = mapped_column(String(64), unique=True)  # lower case, for lookups
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.merchant_id"))
+    customer_email: Mapped[str] = mapped_column(String(320), index=True)  # lower case
+    customer_name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    transaction_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Inbound(Base):
+    """One message as received: raw bytes and envelope, kept forever."""
+
+    __tablename__ = "inbound"
+    __table_args__ = (Index("ix_inbound_status_lease", "status", "lease_until"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(16))  # smtp | imap | cli
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | processed | quarantined
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    disposition: Mapped[str | None] = mapped_column(Text)  # what processing decided, in words
+    error: Mapped[str | None] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    transaction_reference: Mapped[str] = mapped_column(ForeignKey("transactions.reference"), index=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.merchant_id"), index=True)
+    customer_email: Mapped[str] = mapped_column(String(320))
+    category: Mapped[str | None] = mapped_column(String(16))  # payment | delivery | None: ask
+    dispute_type: Mapped[str] = mapped_column(String(32), default="other")
+    state: Mapped[str] = mapped_column(String(24))
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    merchant_unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    closed_reason: Mapped[str | None] = mapped_column(String(24))
+    subject: Mapped[str] = mapped_column(String(200))
+    customer_locale: Mapped[str] = mapped_column(String(8))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    waiting_since: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_customer_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    timer_marks: Mapped[dict] = mapped_column(JSON, default=dict)  # timer kind -> sequence done
+    next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    timer_lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Party(Base):
+    """One side of a case and the state of its mail thread (Message-IDs it has seen)."""
+
+    __tablename__ = "parties"
+    __table_args__ = (UniqueConstraint("case_id", "role"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    role: Mapped[str] = mapped_column(String(1))  # c | m | s
+    thread_root: Mapped[str | None] = mapped_column(String(998))
+    thread_refs: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Message(Base):
+    """A message on a case: inbound (from a party) or a relay/notice we sent."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    party: Mapped[str] = mapped_column(String(1))  # who wrote it (in) or who receives it (out)
+    kind: Mapped[str] = mapped_column(String(32))  # human | auto_reply | bounce | notice name
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    new_text: Mapped[str] = mapped_column(Text, default="")
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
+    held_reason: Mapped[str | None] = mapped_column(Text)
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Event(Base):
+    """Append-only case history: who did what, when, with which message."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(40))
+    party: Mapped[str | None] = mapped_column(String(1))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Outbox(Base):
+    """One outgoing message to one recipient; delivered by the `deliver` actor."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
+    party: Mapped[str | None] = mapped_column(String(1))  # c | m | s, None outside a case
+    kind: Mapped[str] = mapped_column(String(40))  # relay | notice name
+    recipient: Mapped[str] = mapped_column(String(320))
+    verp_token: Mapped[str] = mapped_column(String(32), unique=True)
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Bounce(Base):
+    """A delivery failure tied to an outbox row: a DSN, a bounce message or a 5xx at send time."""
+
+    __tablename__ = "bounces"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(16))  # hard | soft | spam | delayed
+    status: Mapped[str | None] = mapped_column(String(16))
+    diagnostic: Mapped[str | None] = mapped_column(Text)
+    detected_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SendLog(Base):
+    """Automatic mail sent per address, for the per-hour/per-day notice ladder."""
+
+    __tablename__ = "send_log"
+    __table_args__ = (Index("ix_send_log_recipient_at", "recipient", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(40))

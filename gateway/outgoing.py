@@ -1,0 +1,228 @@
+"""Outgoing mail: notices and relays become outbox rows, one per recipient, with each
+party's thread kept intact (Message-ID, In-Reply-To, References per recipient).
+
+The Mailer writes rows in the caller's unit of work; the `deliver` actor sends them
+after the commit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import Message as MimeMessage
+from typing import Callable
+
+from sqlalchemy.orm import Session
+
+from gateway import addresses, store
+from gateway.config import Settings
+from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, thread_references
+from gateway.mail.templating import Renderer
+from gateway.models import Case, Merchant, Outbox, Transaction
+from gateway.notices import Notice
+
+ROLE_LABELS = {"en": {"c": "customer", "m": "merchant", "s": "staff"}, "fr": {"c": "client", "m": "marchand", "s": "équipe"}}
+_TAG_RE = re.compile(r"\[(case|dossier)\s+[a-z2-7]+\]\s*", re.IGNORECASE)
+_REPLY_PREFIX_RE = re.compile(r"^((re|fwd?|tr|aw|wg|sv|rif|r)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+
+
+def clean_subject(subject: str) -> str:
+    """A case subject from a message subject: no reply prefixes, no case tag, bounded."""
+    subject = _TAG_RE.sub("", _REPLY_PREFIX_RE.sub("", subject or "")).strip()
+    return subject[:150] or "Dispute"
+
+
+def case_subject(case: Case, *, reply: bool = True) -> str:
+    tagged = f"[Case {case.reference.upper()}] {case.subject}"
+    return f"Re: {tagged}" if reply else tagged
+
+
+@dataclass
+class Mailer:
+    """Creates outbox rows in the current unit of work; `outbox_ids` lists what to deliver."""
+
+    db: Session
+    settings: Settings
+    renderer: Renderer
+    now: datetime
+    outbox_ids: list[int] = field(default_factory=list)
+
+    # --- addresses -------------------------------------------------------------------------
+    def case_address(self, case: Case, party: str) -> str:
+        gateway = self.settings.gateway
+        return addresses.case_address(case.reference, party, domain=gateway.domain, keys=gateway.secret_keys)
+
+    def recipients(self, case: Case, party: str) -> list[str]:
+        if party == "c":
+            return [case.customer_email]
+        if party == "m":
+            merchant = store.merchant(self.db, case.merchant_id)
+            if merchant is None or merchant.address_invalid:
+                return []
+            return [merchant.support_email]
+        return list(self.settings.gateway.staff_addresses)
+
+    def locale_for(self, case: Case, party: str) -> str:
+        if party == "c":
+            return case.customer_locale
+        if party == "m":
+            merchant = store.merchant(self.db, case.merchant_id)
+            return merchant.locale if merchant else self.settings.gateway.default_locale
+        return self.settings.gateway.default_locale
+
+    def author_name(self, case: Case, author: str, locale: str) -> str:
+        """Display name for a message written by `author`, as shown to another party."""
+        label = ROLE_LABELS[locale][author]
+        brand = self.settings.gateway.display_name
+        if author == "c":
+            tx = store.transaction(self.db, case.transaction_reference)
+            name = tx.customer_name if tx else ""
+        elif author == "m":
+            merchant = store.merchant(self.db, case.merchant_id)
+            name = merchant.name if merchant else ""
+        else:
+            return f"{brand} ({label})"
+        name = " ".join(name.replace("@", " ").split())  # never let a name carry an address
+        return f"{name} ({label}) via {brand}" if name else f"{brand} ({label})"
+
+    # --- context ---------------------------------------------------------------------------
+    def case_context(self, case: Case, party: str) -> dict:
+        """The plain dict every case notice template receives."""
+        tx: Transaction | None = store.transaction(self.db, case.transaction_reference)
+        merchant: Merchant | None = store.merchant(self.db, case.merchant_id)
+        return {
+            "brand": self.settings.gateway.display_name,
+            "recipient_role": {"c": "customer", "m": "merchant", "s": "staff"}[party],
+            "case": {
+                "reference": case.reference.upper(),
+                "subject": case.subject,
+                "category": case.category or "",
+                "dispute_type": case.dispute_type,
+                "state": case.state,
+                "escalated": case.escalated,
+                "opened_at": case.opened_at,
+                "customer_address": self.case_address(case, "c"),
+                "merchant_address": self.case_address(case, "m"),
+                "staff_address": self.case_address(case, "s"),
+            },
+            "transaction": {
+                "reference": tx.reference if tx else case.transaction_reference,
+                "date": tx.transaction_date if tx else case.opened_at,
+                "amount": tx.amount if tx else 0,
+                "currency": tx.currency if tx else "",
+                "customer_name": tx.customer_name if tx else "",
+            },
+            "merchant": {"name": merchant.name if merchant else case.merchant_id, "id": case.merchant_id},
+        }
+
+    # --- rows ------------------------------------------------------------------------------
+    def _envelope(self, case: Case, party: str, recipient: str, *, from_name: str, message_id: str,
+                  auto: str | None, subject: str | None = None) -> tuple[Envelope, object]:
+        row = store.party(self.db, case, party)
+        refs = list(row.thread_refs or [])
+        envelope = Envelope(
+            from_name=from_name,
+            from_address=self.case_address(case, party),
+            to_address=recipient,
+            subject=subject or case_subject(case, reply=bool(refs)),
+            message_id=message_id,
+            date=self.now,
+            in_reply_to=refs[-1] if refs else None,
+            references=thread_references(refs),
+            auto_submitted=auto,
+        )
+        return envelope, row
+
+    def _queue(self, *, raw: bytes, recipient: str, kind: str, party: str | None, case: Case | None,
+               message_id: str, inbound_id: int | None) -> int:
+        row = Outbox(
+            case_id=case.id if case else None,
+            inbound_id=inbound_id,
+            party=party,
+            kind=kind,
+            recipient=recipient,
+            verp_token=addresses.random_base32(addresses.TOKEN_CHARS),
+            message_id=message_id,
+            raw=raw,
+            status="pending",
+            attempts=0,
+            next_attempt_at=self.now,
+            lease_until=self.now + timedelta(seconds=self.settings.workers.lease_seconds),
+            created_at=self.now,
+        )
+        self.db.add(row)
+        self.db.flush()
+        self.outbox_ids.append(row.id)
+        return row.id
+
+    def notice(self, notice: Notice, case: Case, party: str, extra: dict | None = None,
+               *, inbound_id: int | None = None) -> list[int]:
+        """Send `notice` to every address of `party` in `case`, in the party's locale."""
+        recipients = self.recipients(case, party)
+        if not recipients:
+            return []
+        locale = self.locale_for(case, party)
+        rendered = self.renderer.render(notice.folder, locale, {**self.case_context(case, party), **(extra or {})})
+        message_id = new_message_id(self.settings.gateway.domain, case.reference)
+        key = self.settings.gateway.secret_keys[0]
+        ids = []
+        row = None
+        for recipient in recipients:
+            envelope, row = self._envelope(case, party, recipient, from_name=self.settings.gateway.display_name,
+                                           message_id=message_id, auto="auto-generated")
+            ids.append(self._queue(raw=compose_notice(rendered, envelope, key=key), recipient=recipient,
+                                   kind=notice.value, party=party, case=case, message_id=message_id,
+                                   inbound_id=inbound_id))
+        store.remember_in_thread(row, message_id)
+        message = store.add_message(self.db, case, direction="out", party=party, kind=notice.value,
+                                    message_id=message_id, subject=rendered.subject, new_text="",
+                                    held=False, created_at=self.now)
+        store.add_event(self.db, case, "notice_sent", at=self.now, party=party, message=message, notice=notice.value)
+        return ids
+
+    def relay(self, case: Case, raw: bytes, *, author: str, to_party: str, inbound_id: int,
+              transform: Callable[[MimeMessage], None] | None = None) -> list[int]:
+        """Relay a party's message to `to_party`, from the recipient's own case address."""
+        recipients = self.recipients(case, to_party)
+        if not recipients:
+            return []
+        locale = self.locale_for(case, to_party)
+        message_id = new_message_id(self.settings.gateway.domain, case.reference)
+        key = self.settings.gateway.secret_keys[0]
+        ids = []
+        row = None
+        for recipient in recipients:
+            envelope, row = self._envelope(case, to_party, recipient, from_name=self.author_name(case, author, locale),
+                                           message_id=message_id, auto=None)
+            ids.append(self._queue(raw=compose_relay(raw, envelope, key=key, transform=transform), recipient=recipient,
+                                   kind="relay", party=to_party, case=case, message_id=message_id,
+                                   inbound_id=inbound_id))
+        store.remember_in_thread(row, message_id)
+        return ids
+
+    def notice_outside_case(self, notice: Notice, recipient: str, locale: str, context: dict, *,
+                            in_reply_to: str | None, inbound_id: int | None) -> int:
+        """A notice to an address that has no case (yet), sent from the intake address."""
+        gateway = self.settings.gateway
+        rendered = self.renderer.render(notice.folder, locale, {"brand": gateway.display_name, **context})
+        message_id = new_message_id(gateway.domain)
+        envelope = Envelope(
+            from_name=gateway.display_name,
+            from_address=addresses.intake_address(gateway.domain),
+            to_address=recipient,
+            subject=rendered.subject,
+            message_id=message_id,
+            date=self.now,
+            in_reply_to=in_reply_to,
+            references=(in_reply_to,) if in_reply_to else (),
+            auto_submitted="auto-replied",
+        )
+        raw = compose_notice(rendered, envelope, key=gateway.secret_keys[0])
+        return self._queue(raw=raw, recipient=recipient, kind=notice.value, party=None, case=None,
+                           message_id=message_id, inbound_id=inbound_id)
+
+    def staff_notice_outside_case(self, notice: Notice, context: dict, *, inbound_id: int | None) -> list[int]:
+        locale = self.settings.gateway.default_locale
+        return [self.notice_outside_case(notice, address, locale, context, in_reply_to=None, inbound_id=inbound_id)
+                for address in self.settings.gateway.staff_addresses]

@@ -1,0 +1,110 @@
+"""process_inbound(): the shell that runs the pure steps on one stored message, in order.
+
+parse -> classify -> identify -> flow (apply, compose into the outbox). Everything
+happens in the caller's unit of work; the caller commits, then delivers the outbox ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from gateway import addresses, store
+from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
+from gateway.config import Settings
+from gateway.flows import bounces, casemail, intake
+from gateway.flows.step import Step
+from gateway.mail.classify import Signals, classify
+from gateway.mail.parse import parse
+from gateway.mail.templating import Renderer
+from gateway.models import Inbound
+from gateway.notices import Notice
+from gateway.outgoing import Mailer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    outbox_ids: list[int]
+    disposition: str
+    case_id: int | None
+
+
+def recipients_of(settings: Settings, rcpt_tos: list[str]) -> list[addresses.Recipient]:
+    gateway = settings.gateway
+    return [addresses.parse(r, domain=gateway.domain, keys=gateway.secret_keys, intake=tuple(gateway.intake_local_parts))
+            for r in rcpt_tos]
+
+
+def process_inbound(db: Session, inbound_id: int, *, settings: Settings, renderer: Renderer, now: datetime) -> Result:
+    """Process one queued inbound message; a no-op if it was processed already."""
+    inbound = store.claim_inbound(db, inbound_id, now=now, lease_seconds=settings.workers.lease_seconds)
+    if inbound is None:
+        return Result([], "already processed", None)
+    mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
+    parsed = parse(inbound.raw)
+    classification = classify(parsed, Signals(mail_from=inbound.mail_from, keys=settings.gateway.secret_keys))
+    step = Step(db=db, settings=settings, mailer=mailer, now=now, inbound=inbound, parsed=parsed,
+                classification=classification)
+    match = identify(recipients_of(settings, inbound.rcpt_tos), parsed.in_reply_to + parsed.references,
+                     lambda ids: store.sent_message_owner(db, ids))
+    dispatch(step, match)
+    inbound.status = "processed"
+    inbound.processed_at = now
+    log.info("inbound %s processed: %s [%s; Message-ID %s]", inbound.id, inbound.disposition,
+             classification.kind.value, parsed.message_id)
+    return Result(list(mailer.outbox_ids), inbound.disposition or "", inbound.case_id)
+
+
+def dispatch(step: Step, match) -> None:
+    """Send the message down the flow its match names."""
+    if isinstance(match, BounceMatch):
+        bounces.handle_verp(step, match.token)
+    elif isinstance(match, CaseMatch):
+        case = (store.case_by_reference(step.db, match.reference, lock=True) if match.reference
+                else store.case_by_id(step.db, match.case_id, lock=True))
+        if case is None:
+            _unplaced(step, f"signed address of case {match.reference} but no such case")
+        else:
+            casemail.handle(step, case, match.party)
+    elif isinstance(match, IntakeMatch):
+        if step.classification.kind.value == "bounce":
+            bounces.handle_unaddressed(step)
+        else:
+            intake.handle(step, match.local_part)
+    elif isinstance(match, NoMatch):
+        _unplaced(step, match.how)
+
+
+def _unplaced(step: Step, why: str) -> None:
+    """Kept and reported: staff hear of mail the gateway could not place."""
+    step.done(f"unplaced: {why}")
+    step.mailer.staff_notice_outside_case(
+        Notice.STAFF_QUARANTINE,
+        {"inbound_id": step.inbound.id, "problem": f"could not be placed: {why}",
+         "mail_from": step.inbound.mail_from, "received_at": step.inbound.received_at},
+        inbound_id=step.inbound.id,
+    )
+
+
+def quarantine(db: Session, inbound_id: int, error: str, *, settings: Settings, renderer: Renderer,
+               now: datetime) -> list[int]:
+    """Mark a message that failed processing; its raw bytes stay, staff are told once."""
+    inbound = db.get(Inbound, inbound_id)
+    if inbound is None or inbound.status != "queued":
+        return []
+    inbound.status = "quarantined"
+    inbound.error = error[:4000]
+    inbound.disposition = "quarantined: processing failed"
+    mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
+    mailer.staff_notice_outside_case(
+        Notice.STAFF_QUARANTINE,
+        {"inbound_id": inbound.id, "problem": f"processing failed: {error.splitlines()[0][:300] if error else ''}",
+         "mail_from": inbound.mail_from, "received_at": inbound.received_at},
+        inbound_id=inbound.id,
+    )
+    return list(mailer.outbox_ids)

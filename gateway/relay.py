@@ -1,0 +1,168 @@
+"""Outbound transports: the SMTP smarthost (production) and a local Maildir (first run).
+
+Each `send` makes one attempt and reports it as Sent, TemporaryFailure (4xx, timeouts,
+connection errors: retry later) or PermanentFailure (5xx: treated as a hard bounce).
+SmtpRelay keeps one persistent connection per worker thread (PERFORMANCE.md item 5).
+"""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gateway.config import SmtpOutboundSettings
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TemporaryFailure(DeliveryError):
+    """Try again later: 4xx, timeout, connection refused or dropped."""
+
+
+class PermanentFailure(DeliveryError):
+    """The smarthost refused the message for good (5xx)."""
+
+
+class Relay(Protocol):
+    def send(self, mail_from: str, recipient: str, raw: bytes) -> str: ...
+
+    def check(self) -> None: ...
+
+
+def _failure(code: int, text: str) -> DeliveryError:
+    cls = PermanentFailure if 500 <= code < 600 else TemporaryFailure
+    return cls(f"{code} {text}", code)
+
+
+class SmtpRelay:
+    """Sends through the configured smarthost with the VERP envelope sender."""
+
+    def __init__(self, settings: SmtpOutboundSettings) -> None:
+        self.settings = settings
+        self._local = threading.local()
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        if s.ssl:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, local_hostname=s.helo_hostname,
+                                                    timeout=s.timeout_seconds, context=context)
+        else:
+            client = smtplib.SMTP(s.host, s.port, local_hostname=s.helo_hostname, timeout=s.timeout_seconds)
+        client.ehlo()
+        if s.starttls:
+            client.starttls(context=context)
+            client.ehlo()
+        if s.username:
+            client.login(s.username, s.password or "")
+        return client
+
+    def _client(self) -> smtplib.SMTP:
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            try:
+                if client.noop()[0] == 250:
+                    return client
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop()
+        client = self._connect()
+        self._local.client = client
+        return client
+
+    def _drop(self) -> None:
+        client = getattr(self._local, "client", None)
+        self._local.client = None
+        if client is not None:
+            try:
+                client.close()
+            except OSError:
+                pass
+
+    def send(self, mail_from: str, recipient: str, raw: bytes) -> str:
+        try:
+            client = self._client()
+            refused = client.sendmail(mail_from, [recipient], raw)
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = error.recipients.get(recipient, (550, b"recipient refused"))
+            self._reset()
+            raise _failure(code, text.decode(errors="replace") if isinstance(text, bytes) else str(text)) from None
+        except smtplib.SMTPResponseException as error:  # sender refused, data error, ...
+            self._reset()
+            text = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else str(error.smtp_error)
+            raise _failure(error.smtp_code, text) from None
+        except (smtplib.SMTPException, OSError, socket.timeout) as error:
+            self._drop()
+            raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
+        if refused:
+            code, text = refused[recipient]
+            raise _failure(code, str(text))
+        return f"250 accepted by {self.settings.host}:{self.settings.port}"
+
+    def _reset(self) -> None:
+        try:
+            self._local.client.rset()
+        except Exception:
+            self._drop()
+
+    def check(self) -> None:
+        """Raise TemporaryFailure unless the smarthost answers EHLO."""
+        try:
+            client = self._connect()
+            client.quit()
+        except (smtplib.SMTPException, OSError) as error:
+            raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
+
+
+class MaildirRelay:
+    """Writes every outgoing message into a local Maildir, for a first run without a mail server.
+
+    The envelope goes into X-Gateway-Envelope-* headers so a person can see who it was for.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._box = mailbox.Maildir(str(self.path), create=True)
+        self._lock = threading.Lock()
+
+    def send(self, mail_from: str, recipient: str, raw: bytes) -> str:
+        envelope = f"X-Gateway-Envelope-From: {mail_from}\r\nX-Gateway-Envelope-To: {recipient}\r\n".encode()
+        with self._lock:
+            key = self._box.add(envelope + raw)
+        return f"stored in {self.path} as {key}"
+
+    def check(self) -> None:
+        if not self.path.is_dir():
+            raise TemporaryFailure(f"maildir {self.path} is missing")
+
+
+@dataclass
+class RecordedMail:
+    mail_from: str
+    recipient: str
+    raw: bytes
+
+
+class RecordingRelay:
+    """Keeps what would have been sent; used by `trace` (a dry run), never by delivery."""
+
+    def __init__(self) -> None:
+        self.sent: list[RecordedMail] = []
+
+    def send(self, mail_from: str, recipient: str, raw: bytes) -> str:
+        self.sent.append(RecordedMail(mail_from, recipient, raw))
+        return "recorded"
+
+    def check(self) -> None:
+        return None

@@ -1,0 +1,122 @@
+"""What administrators read: cases, one case's full history, merchants. Dicts for --json,
+text for a terminal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import Bounce, Case, Event, Merchant, Message
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def case_summary(case: Case) -> dict:
+    return {
+        "reference": case.reference.upper(),
+        "state": case.state,
+        "category": case.category,
+        "dispute_type": case.dispute_type,
+        "escalated": case.escalated,
+        "merchant_unreachable": case.merchant_unreachable,
+        "frozen": case.frozen,
+        "closed_reason": case.closed_reason,
+        "customer_email": case.customer_email,
+        "merchant_id": case.merchant_id,
+        "transaction_reference": case.transaction_reference,
+        "subject": case.subject,
+        "opened_at": _iso(case.opened_at),
+        "closed_at": _iso(case.closed_at),
+        "next_due_at": _iso(case.next_due_at),
+    }
+
+
+def list_cases(db: Session, *, state: str | None = None) -> list[dict]:
+    query = select(Case).order_by(Case.opened_at.desc(), Case.id.desc())
+    if state:
+        query = query.where(Case.state == state)
+    return [case_summary(c) for c in db.scalars(query)]
+
+
+def show_case(db: Session, reference: str) -> dict | None:
+    case = db.scalar(select(Case).where(Case.reference == reference.strip().lower()))
+    if case is None:
+        return None
+    messages = {m.id: m for m in db.scalars(select(Message).where(Message.case_id == case.id).order_by(Message.id))}
+    events = []
+    for event in db.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.at, Event.id)):
+        entry = {"kind": event.kind, "at": _iso(event.at), "party": event.party, "detail": event.detail or {}}
+        if event.message_id and event.message_id in messages:
+            message = messages[event.message_id]
+            entry["message"] = {"id": message.id, "direction": message.direction, "kind": message.kind,
+                                "subject": message.subject, "text": message.new_text}
+        events.append(entry)
+    held = [
+        {"id": m.id, "party": m.party, "subject": m.subject, "reason": m.held_reason, "at": _iso(m.created_at),
+         "released_at": _iso(m.released_at)}
+        for m in messages.values() if m.held
+    ]
+    bounces = [
+        {"recipient": b.recipient, "kind": b.kind, "status": b.status, "diagnostic": b.diagnostic,
+         "detected_by": b.detected_by, "at": _iso(b.created_at)}
+        for b in db.scalars(select(Bounce).where(Bounce.case_id == case.id).order_by(Bounce.id))
+    ]
+    return {**case_summary(case), "events": events, "held_messages": held, "bounces": bounces,
+            "messages": [{"id": m.id, "direction": m.direction, "party": m.party, "kind": m.kind,
+                          "subject": m.subject, "held": m.held, "at": _iso(m.created_at)} for m in messages.values()]}
+
+
+def show_merchant(db: Session, merchant_id: str) -> dict | None:
+    merchant = db.get(Merchant, merchant_id)
+    if merchant is None:
+        return None
+    open_cases = db.scalars(select(Case.reference).where(Case.merchant_id == merchant_id, Case.state != "closed"))
+    return {
+        "merchant_id": merchant.merchant_id,
+        "name": merchant.name,
+        "support_email": merchant.support_email,
+        "locale": merchant.locale,
+        "address_status": "invalid" if merchant.address_invalid else "ok",
+        "address_invalid_reason": merchant.address_invalid_reason,
+        "address_invalid_at": _iso(merchant.address_invalid_at),
+        "open_cases": [r.upper() for r in open_cases],
+    }
+
+
+def format_case_list(cases: list[dict]) -> str:
+    if not cases:
+        return "no cases"
+    lines = [f"{'REFERENCE':10} {'STATE':18} {'CATEGORY':9} {'ESC':3} {'MERCHANT':14} {'OPENED':20} SUBJECT"]
+    for c in cases:
+        lines.append(f"{c['reference']:10} {c['state']:18} {c['category'] or '-':9} {'yes' if c['escalated'] else '-':3} "
+                     f"{c['merchant_id'][:14]:14} {(c['opened_at'] or '')[:19]:20} {c['subject'][:60]}")
+    return "\n".join(lines)
+
+
+def format_case(case: dict) -> str:
+    lines = [f"Case {case['reference']}: {case['subject']}"]
+    for key in ("state", "category", "dispute_type", "escalated", "merchant_unreachable", "frozen", "closed_reason",
+                "customer_email", "merchant_id", "transaction_reference", "opened_at", "closed_at", "next_due_at"):
+        lines.append(f"  {key + ':':22}{case[key]}")
+    lines.append("History:")
+    for event in case["events"]:
+        detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items())
+        lines.append(f"  {event['at'][:19]}  {event['kind']:24} {event['party'] or '-'}  {detail}")
+        if "message" in event and event["message"]["text"]:
+            for text_line in event["message"]["text"].splitlines()[:20]:
+                lines.append(f"      | {text_line}")
+    if case["held_messages"]:
+        lines.append("Held messages (release with #release <id> from the staff address):")
+        for held in case["held_messages"]:
+            state = f"released {held['released_at'][:19]}" if held["released_at"] else "held"
+            lines.append(f"  #{held['id']} from the {held['party']} side: {held['reason']} [{state}]")
+    if case["bounces"]:
+        lines.append("Bounces:")
+        for bounce in case["bounces"]:
+            lines.append(f"  {bounce['at'][:19]} {bounce['kind']} {bounce['recipient']} {bounce['status'] or ''} "
+                         f"({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200])
+    return "\n".join(lines)

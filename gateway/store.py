@@ -1,0 +1,238 @@
+"""Queries and inserts. Each takes the session first and never commits (db.py does)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
+from typing import Iterable, Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.mail.parse import message_ids
+from gateway.models import Case, Event, Inbound, Merchant, Message, Outbox, Party, Transaction
+
+OPEN = "open"
+_HEADER_PARSER = BytesHeaderParser(policy=compat32)
+
+
+def dedupe_key(raw: bytes, rcpt_tos: Sequence[str]) -> tuple[str, str | None]:
+    """(key, Message-ID): the same message to the same recipients gives the same key.
+
+    With a Message-ID the key is (Message-ID, From address, recipients), so a copy that
+    gained a Received header on a second delivery is still recognised; without one it
+    is the hash of the bytes.
+    """
+    headers = _HEADER_PARSER.parsebytes(raw, headersonly=True)
+    ids = message_ids(headers.get("Message-ID"))
+    rcpts = "\0".join(sorted(r.lower() for r in rcpt_tos))
+    if ids:
+        sender = parseaddr(str(headers.get("From") or ""))[1].lower()
+        basis = f"mid\0{ids[0]}\0{sender}\0{rcpts}".encode()
+    else:
+        basis = b"raw\0" + hashlib.sha256(raw).digest() + rcpts.encode()
+    return hashlib.sha256(basis).hexdigest(), (ids[0] if ids else None)
+
+
+def save_inbound(
+    db: Session,
+    *,
+    raw: bytes,
+    mail_from: str,
+    rcpt_tos: Sequence[str],
+    source: str,
+    now: datetime,
+    lease_seconds: int,
+) -> tuple[int, bool]:
+    """Store one received message; returns (inbound id, whether it was a duplicate)."""
+    key, message_id = dedupe_key(raw, rcpt_tos)
+    existing = db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key))
+    if existing is not None:
+        return existing, True
+    row = Inbound(
+        received_at=now,
+        source=source,
+        mail_from=mail_from,
+        rcpt_tos=[r.lower() for r in rcpt_tos],
+        raw=raw,
+        size=len(raw),
+        dedupe_key=key,
+        message_id=message_id,
+        status="queued",
+        attempts=0,
+        lease_until=now + timedelta(seconds=lease_seconds),
+    )
+    try:
+        with db.begin_nested():
+            db.add(row)
+            db.flush()
+    except IntegrityError:  # another ingress process stored it between our check and insert
+        existing = db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key))
+        return existing, True
+    return row.id, False
+
+
+def claim_inbound(db: Session, inbound_id: int, *, now: datetime, lease_seconds: int) -> Inbound | None:
+    """Lock a queued inbound row for processing, or None if another run did it already."""
+    row = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update())
+    if row is None or row.status != "queued":
+        return None
+    row.attempts += 1
+    row.lease_until = now + timedelta(seconds=lease_seconds)
+    return row
+
+
+def transactions_by_keys(db: Session, keys: Iterable[str]) -> list[Transaction]:
+    keys = list(dict.fromkeys(k.lower() for k in keys))[:500]
+    if not keys:
+        return []
+    return list(db.scalars(select(Transaction).where(Transaction.reference_key.in_(keys))))
+
+
+def recent_transactions(db: Session, customer_email: str, *, limit: int = 10) -> list[Transaction]:
+    query = (
+        select(Transaction)
+        .where(Transaction.customer_email == customer_email.lower())
+        .order_by(Transaction.transaction_date.desc())
+        .limit(limit)
+    )
+    return list(db.scalars(query))
+
+
+def open_case_for_transaction(db: Session, reference: str) -> Case | None:
+    query = select(Case).where(Case.transaction_reference == reference, Case.state != "closed").with_for_update()
+    return db.scalars(query).first()
+
+
+def case_by_reference(db: Session, reference: str, *, lock: bool = False) -> Case | None:
+    query = select(Case).where(Case.reference == reference.lower())
+    if lock:
+        query = query.with_for_update()
+    return db.scalar(query)
+
+
+def case_by_id(db: Session, case_id: int, *, lock: bool = False) -> Case | None:
+    query = select(Case).where(Case.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    return db.scalar(query)
+
+
+def merchant(db: Session, merchant_id: str) -> Merchant | None:
+    return db.get(Merchant, merchant_id)
+
+
+def transaction(db: Session, reference: str) -> Transaction | None:
+    return db.get(Transaction, reference)
+
+
+def party(db: Session, case: Case, role: str) -> Party:
+    """The case's party row for `role`, created on first use."""
+    row = db.scalar(select(Party).where(Party.case_id == case.id, Party.role == role))
+    if row is None:
+        row = Party(case_id=case.id, role=role, thread_root=None, thread_refs=[])
+        db.add(row)
+        db.flush()
+    return row
+
+
+def remember_in_thread(row: Party, message_id: str | None, *, keep: int = 30) -> None:
+    """Append a Message-ID to the party's thread (root kept, newest `keep` kept)."""
+    if not message_id or message_id in (row.thread_refs or []):
+        return
+    refs = list(row.thread_refs or [])
+    if row.thread_root is None:
+        row.thread_root = message_id
+    refs.append(message_id)
+    if len(refs) > keep:
+        refs = [refs[0]] + refs[-(keep - 1):]
+    row.thread_refs = refs
+
+
+def add_event(
+    db: Session,
+    case: Case,
+    kind: str,
+    *,
+    at: datetime,
+    party: str | None = None,
+    message: Message | None = None,
+    **detail,
+) -> Event:
+    event = Event(case_id=case.id, at=at, kind=kind, party=party, message_id=message.id if message else None, detail=detail)
+    db.add(event)
+    return event
+
+
+def add_message(db: Session, case: Case, **fields) -> Message:
+    message = Message(case_id=case.id, **fields)
+    db.add(message)
+    db.flush()
+    return message
+
+
+def sent_message_owner(db: Session, ids: Sequence[str]) -> tuple[int, str] | None:
+    """(case id, party) of the newest outbox row whose Message-ID is in `ids`."""
+    if not ids:
+        return None
+    query = (
+        select(Outbox.case_id, Outbox.party)
+        .where(Outbox.message_id.in_(list(ids)[-50:]), Outbox.case_id.is_not(None))
+        .order_by(Outbox.id.desc())
+        .limit(1)
+    )
+    row = db.execute(query).first()
+    return (row[0], row[1]) if row else None
+
+
+def claim_outbox(db: Session, outbox_id: int, *, now: datetime, lease_seconds: int) -> Outbox | None:
+    """Lock a pending outbox row that is due and mark it 'sending', or None."""
+    row = db.scalar(select(Outbox).where(Outbox.id == outbox_id).with_for_update())
+    if row is None or row.status != "pending" or row.next_attempt_at > now:
+        return None
+    row.status = "sending"
+    row.attempts += 1
+    row.lease_until = now + timedelta(seconds=lease_seconds)
+    return row
+
+
+def stuck_inbound_ids(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
+    """Queued inbound rows whose lease ran out; their lease is renewed before re-enqueueing."""
+    query = (
+        select(Inbound.id)
+        .where(Inbound.status == "queued", or_(Inbound.lease_until.is_(None), Inbound.lease_until <= now))
+        .order_by(Inbound.id)
+        .limit(limit)
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(db.scalars(query))
+    if ids:
+        db.execute(update(Inbound).where(Inbound.id.in_(ids)).values(lease_until=now + timedelta(seconds=lease_seconds)))
+    return ids
+
+
+def stuck_outbox_ids(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
+    """Outbox rows due whose lease ran out: rows left 'sending' by a dead worker go back to
+    'pending' (at-least-once; the stable Message-ID lets a duplicate be recognised)."""
+    query = (
+        select(Outbox.id)
+        .where(
+            Outbox.status.in_(("pending", "sending")),
+            Outbox.next_attempt_at <= now,
+            or_(Outbox.lease_until.is_(None), Outbox.lease_until <= now),
+        )
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(db.scalars(query))
+    if ids:
+        renewed = now + timedelta(seconds=lease_seconds)
+        db.execute(update(Outbox).where(Outbox.id.in_(ids)).values(status="pending", lease_until=renewed))
+    return ids

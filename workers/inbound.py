@@ -1,0 +1,36 @@
+"""process_inbound(inbound_id): run the pipeline on one stored message, then deliver."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import dramatiq
+
+from gateway import pipeline
+from gateway.db import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def declare(runtime) -> dramatiq.Actor:
+    def process_inbound(inbound_id: int) -> None:
+        settings = runtime.settings
+        now = runtime.now()
+        try:
+            with runtime.database.unit_of_work() as db:
+                result = pipeline.process_inbound(db, inbound_id, settings=settings, renderer=runtime.renderer, now=now)
+            outbox_ids = result.outbox_ids
+        except DatabaseUnavailable:
+            raise  # Dramatiq retries; the sweep re-enqueues if the retries run out
+        except Exception:  # a fault in processing: quarantine, keep the raw bytes, tell staff
+            error = traceback.format_exc()
+            log.exception("inbound %s failed; quarantined", inbound_id)
+            with runtime.database.unit_of_work() as db:
+                outbox_ids = pipeline.quarantine(db, inbound_id, error, settings=settings,
+                                                 renderer=runtime.renderer, now=now)
+        for outbox_id in outbox_ids:
+            runtime.enqueue_delivery(outbox_id)
+
+    return dramatiq.actor(process_inbound, broker=runtime.broker, actor_name="process_inbound",
+                          queue_name="inbound", max_retries=20, min_backoff=1000, max_backoff=60_000)

@@ -1,0 +1,55 @@
+"""The scheduler: re-enqueue work whose queue message was lost, and claim due case timers.
+
+Safe to run several at once: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL
+(SQLite serialises writers) and every job is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from gateway import store, timer_jobs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    inbound: int
+    outbox: int
+    timers: int
+
+
+def sweep(runtime) -> SweepReport:
+    """One pass: stuck inbound and outbox rows, then due case timers."""
+    settings = runtime.settings
+    now = runtime.now()
+    lease = settings.workers.lease_seconds
+    with runtime.database.unit_of_work() as db:
+        inbound_ids = store.stuck_inbound_ids(db, now=now, lease_seconds=lease)
+        outbox_ids = store.stuck_outbox_ids(db, now=now, lease_seconds=lease)
+    with runtime.database.unit_of_work() as db:
+        case_ids = timer_jobs.claim_due_cases(db, now=now, lease_seconds=lease)
+    for inbound_id in inbound_ids:
+        runtime.enqueue_inbound(inbound_id)
+    for outbox_id in outbox_ids:
+        runtime.enqueue_delivery(outbox_id)
+    for case_id in case_ids:
+        runtime.enqueue_timer(case_id)
+    if inbound_ids or outbox_ids or case_ids:
+        log.info("sweep: re-enqueued %s inbound, %s outbox; %s case timers due",
+                 len(inbound_ids), len(outbox_ids), len(case_ids))
+    return SweepReport(len(inbound_ids), len(outbox_ids), len(case_ids))
+
+
+def run_forever(runtime, stop: threading.Event) -> None:
+    """Sweep every `workers.sweep_interval_seconds` until `stop` is set."""
+    interval = runtime.settings.workers.sweep_interval_seconds
+    while not stop.is_set():
+        try:
+            sweep(runtime)
+        except Exception:  # a failed pass (database briefly down) is retried at the next interval
+            log.exception("scheduler sweep failed")
+        stop.wait(interval)
