@@ -1,0 +1,79 @@
+"""A delivery dispute opened by email and relayed both ways, over real SMTP."""
+
+from __future__ import annotations
+
+from tests.harness import CUSTOMER, DOMAIN, MERCHANT, STAFF, build_mail
+
+
+def _open_delivery_case(gateway, sink):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="Parcel TX-1001 never arrived",
+                            body="Hello,\nmy order TX-1001 never arrived.\nCarol", from_name="Carol Client"),
+                 to=f"delivery@{DOMAIN}")
+    got = sink.wait_count(5)  # merchant notice + relay, customer ack, 2 staff notices
+    return got
+
+
+def test_delivery_case_opens_and_reaches_each_party(gateway, sink):
+    got = _open_delivery_case(gateway, sink)
+    to_merchant = sink.to(MERCHANT)
+    assert len(to_merchant) == 2
+    relay = next(r for r in to_merchant if "Auto-Submitted" not in r.message)
+    assert "my order TX-1001 never arrived" in relay.text()
+    assert relay.header("From").startswith('"Carol Client (customer) via Disputes" <case+')
+    assert "-m-" in relay.header("From")
+    assert "[Case " in relay.header("Subject")
+    ack = sink.to(CUSTOMER)[0]
+    assert "-c-" in ack.header("From") and ack.header("Auto-Submitted") == "auto-generated"
+    assert "What happens next" in ack.text()
+    assert {r.to for r in got if r.to in STAFF} == set(STAFF)
+    for message in to_merchant:
+        assert CUSTOMER not in message.raw.decode("utf-8", "replace").lower()
+    for message in got:
+        assert message.mail_from.startswith("bounce+") and message.mail_from.endswith(f"@{DOMAIN}")
+
+
+def test_merchant_reply_reaches_customer_threaded_and_anonymous(gateway, sink):
+    _open_delivery_case(gateway, sink)
+    relay = next(r for r in sink.to(MERCHANT) if "Auto-Submitted" not in r.message)
+    merchant_address = relay.header("From").split("<")[1].rstrip(">")
+    reply = build_mail(sender=MERCHANT, to=merchant_address, subject="Re: " + relay.header("Subject"),
+                       body="We shipped it yesterday, tracking 123.\n\nOn Thu, Carol wrote:\n> my order",
+                       in_reply_to=relay.header("Message-ID"),
+                       html="<p>We shipped it yesterday, tracking <b>123</b>.</p>",
+                       attachments=[("label.pdf", "application/pdf", b"%PDF-1.4 label")])
+    gateway.send(reply, to=merchant_address, sender=MERCHANT)
+    sink.wait(lambda got: len([r for r in got if r.to == CUSTOMER]) == 2)
+    ack, relayed = sink.to(CUSTOMER)
+    assert "tracking 123" in relayed.text() and "<b>123</b>" in relayed.html()
+    assert any(part.get_filename() == "label.pdf" for part in relayed.message.walk())
+    assert relayed.header("In-Reply-To") == ack.header("Message-ID")
+    assert ack.header("Message-ID") in relayed.header("References")
+    assert relayed.header("Subject") == ack.header("Subject")
+    assert '"Shop One (merchant) via Disputes"' in relayed.header("From") and "-c-" in relayed.header("From")
+    raw = relayed.raw.decode("utf-8", "replace").lower()
+    assert MERCHANT not in raw and "shop.test" not in raw
+
+
+def test_customer_reply_goes_back_to_merchant_in_the_merchant_thread(gateway, sink):
+    _open_delivery_case(gateway, sink)
+    ack = sink.to(CUSTOMER)[0]
+    customer_address = ack.header("From").split("<")[1].rstrip(">")
+    gateway.send(build_mail(sender=CUSTOMER, to=customer_address, subject="Re: " + ack.header("Subject"),
+                            body="Order number is 555.", in_reply_to=ack.header("Message-ID")),
+                 to=customer_address)
+    sink.wait(lambda got: len([r for r in got if r.to == MERCHANT]) == 3)
+    first_notice, first_relay, second = sink.to(MERCHANT)
+    assert "Order number is 555." in second.text()
+    assert second.header("In-Reply-To") in (first_relay.header("Message-ID"), first_notice.header("Message-ID"))
+    assert CUSTOMER not in second.raw.decode().lower()
+
+
+def test_second_intake_mail_joins_the_open_case(gateway, sink):
+    _open_delivery_case(gateway, sink)
+    gateway.send(build_mail(sender=CUSTOMER, to=f"disputes@{DOMAIN}", subject="About TX-1001 again",
+                            body="Any news on TX-1001?"), to=f"disputes@{DOMAIN}")
+    sink.wait(lambda got: len([r for r in got if r.to == MERCHANT]) == 3)
+    from gateway import reports
+    with gateway.runtime.database.unit_of_work() as db:
+        cases = reports.list_cases(db)
+    assert len(cases) == 1

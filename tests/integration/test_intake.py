@@ -1,0 +1,67 @@
+"""Intake: payment cases go to staff, missing type is asked, bad references are answered safely."""
+
+from __future__ import annotations
+
+from gateway import reports
+from tests.harness import CUSTOMER, DOMAIN, MERCHANT, STAFF, build_mail
+
+
+def _cases(gateway):
+    with gateway.runtime.database.unit_of_work() as db:
+        return reports.list_cases(db)
+
+
+def test_payment_case_goes_straight_to_staff(gateway, sink):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"payment@{DOMAIN}", subject="Charged twice",
+                            body="I was charged twice for TX-1001."), to=f"payment@{DOMAIN}")
+    sink.wait(lambda got: len([r for r in got if r.to == STAFF[0]]) == 2 and sink.to(CUSTOMER))
+    staff_mail = sink.to(STAFF[0])
+    relay = next(r for r in staff_mail if "Auto-Submitted" not in r.message)
+    assert "charged twice" in relay.text().lower() and "-s-" in relay.header("From")
+    assert "same business day" in sink.to(CUSTOMER)[0].text()
+    assert sink.to(MERCHANT) == []
+    assert _cases(gateway)[0]["state"] == "with_staff" and _cases(gateway)[0]["category"] == "payment"
+
+
+def test_missing_type_is_asked_and_the_answer_continues_the_case(gateway, sink):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"disputes@{DOMAIN}", subject="Problem with TX-1001",
+                            body="The parcel TX-1001 never came."), to=f"disputes@{DOMAIN}")
+    question = sink.wait(lambda got: sink.to(CUSTOMER))[0]
+    assert "payment or delivery" in question.header("Subject").lower() or "payment" in question.text()
+    assert sink.to(MERCHANT) == [] and _cases(gateway)[0]["state"] == "needs_info"
+    address = question.header("From").split("<")[1].rstrip(">")
+    gateway.send(build_mail(sender=CUSTOMER, to=address, subject="Re: " + question.header("Subject"),
+                            body="delivery\n\n> To send it to the right people, reply payment or delivery",
+                            in_reply_to=question.header("Message-ID")), to=address)
+    sink.wait(lambda got: len(sink.to(MERCHANT)) == 2)
+    relay = next(r for r in sink.to(MERCHANT) if "Auto-Submitted" not in r.message)
+    assert "The parcel TX-1001 never came." in relay.text()  # the original complaint, not the one-word answer
+    assert _cases(gateway)[0]["state"] == "awaiting_merchant"
+
+
+def test_missing_reference_lists_the_senders_own_transactions(gateway, sink):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="Help",
+                            body="My parcel never came."), to=f"delivery@{DOMAIN}")
+    answer = sink.wait(lambda got: sink.to(CUSTOMER))[0]
+    text = answer.text()
+    assert "TX-1001" in text and "TX-1002" in text and "TX-2001" not in text
+    assert answer.header("From") == f"Disputes <disputes@{DOMAIN}>"
+    assert answer.header("Auto-Submitted") == "auto-replied"
+    assert "Help" not in answer.header("Subject") and "never came" not in text  # no attacker text echoed
+    assert _cases(gateway) == []
+
+
+def test_someone_elses_reference_is_unknown_and_lists_nothing_of_theirs(gateway, sink):
+    gateway.send(build_mail(sender="mallory@evil.test", to=f"delivery@{DOMAIN}", subject="TX-1001",
+                            body="TX-1001 please"), to=f"delivery@{DOMAIN}", sender="mallory@evil.test")
+    answer = sink.wait(lambda got: sink.to("mallory@evil.test"))[0]
+    assert "TX-1001" not in answer.text() and "could not match" in answer.text()
+    assert sink.to(MERCHANT) == [] and _cases(gateway) == []
+
+
+def test_reference_match_is_case_insensitive_on_the_address(gateway, sink):
+    gateway.send(build_mail(sender="CAROL@Customer.TEST", to=f"delivery@{DOMAIN}", subject="tx-1002 not delivered",
+                            body="Nothing came."), to=f"delivery@{DOMAIN}")
+    sink.wait(lambda got: len(sink.to("sav@boutique.test")) == 2)
+    notice = next(r for r in sink.to("sav@boutique.test") if "Auto-Submitted" in r.message)
+    assert "Nouveau dossier" in notice.text() or "Bonjour" in notice.text()  # the merchant's own locale
