@@ -38,6 +38,35 @@ def case_subject(case: Case, *, reply: bool = True) -> str:
     return f"Re: {tagged}" if reply else tagged
 
 
+def build_case_context(case: Case, tx: Transaction | None, merchant: Merchant | None, *, party: str, brand: str,
+                       case_addresses: dict[str, str]) -> dict:
+    """The template context of a case notice for `party`. Pure: values in, dict out."""
+    return {
+        "brand": brand,
+        "recipient_role": {"c": "customer", "m": "merchant", "s": "staff"}[party],
+        "case": {
+            "reference": case.reference.upper(),
+            "subject": case.subject,
+            "category": case.category or "",
+            "dispute_type": case.dispute_type,
+            "state": case.state,
+            "escalated": case.escalated,
+            "opened_at": case.opened_at,
+            "customer_address": case_addresses["c"],
+            "merchant_address": case_addresses["m"],
+            "staff_address": case_addresses["s"],
+        },
+        "transaction": {
+            "reference": tx.reference if tx else case.transaction_reference,
+            "date": tx.transaction_date if tx else case.opened_at,
+            "amount": tx.amount if tx else 0,
+            "currency": tx.currency if tx else "",
+            "customer_name": tx.customer_name if tx else "",
+        },
+        "merchant": {"name": merchant.name if merchant else case.merchant_id, "id": case.merchant_id},
+    }
+
+
 @dataclass
 class Mailer:
     """Creates outbox rows in the current unit of work; `outbox_ids` lists what to deliver."""
@@ -89,32 +118,11 @@ class Mailer:
     # --- context ---------------------------------------------------------------------------
     def case_context(self, case: Case, party: str) -> dict:
         """The plain dict every case notice template receives."""
-        tx: Transaction | None = store.transaction(self.db, case.transaction_reference)
-        merchant: Merchant | None = store.merchant(self.db, case.merchant_id)
-        return {
-            "brand": self.settings.gateway.display_name,
-            "recipient_role": {"c": "customer", "m": "merchant", "s": "staff"}[party],
-            "case": {
-                "reference": case.reference.upper(),
-                "subject": case.subject,
-                "category": case.category or "",
-                "dispute_type": case.dispute_type,
-                "state": case.state,
-                "escalated": case.escalated,
-                "opened_at": case.opened_at,
-                "customer_address": self.case_address(case, "c"),
-                "merchant_address": self.case_address(case, "m"),
-                "staff_address": self.case_address(case, "s"),
-            },
-            "transaction": {
-                "reference": tx.reference if tx else case.transaction_reference,
-                "date": tx.transaction_date if tx else case.opened_at,
-                "amount": tx.amount if tx else 0,
-                "currency": tx.currency if tx else "",
-                "customer_name": tx.customer_name if tx else "",
-            },
-            "merchant": {"name": merchant.name if merchant else case.merchant_id, "id": case.merchant_id},
-        }
+        return build_case_context(
+            case, store.transaction(self.db, case.transaction_reference), store.merchant(self.db, case.merchant_id),
+            party=party, brand=self.settings.gateway.display_name,
+            case_addresses={p: self.case_address(case, p) for p in ("c", "m", "s")},
+        )
 
     # --- rows ------------------------------------------------------------------------------
     def _envelope(self, case: Case, party: str, recipient: str, *, from_name: str, message_id: str,

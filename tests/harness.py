@@ -78,10 +78,10 @@ class SinkHandler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         answers = self.rcpt_answers.get(address.lower())
-        if answers:
-            return answers.pop(0) if len(answers) > 1 else answers[0]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
+        answer = (answers.pop(0) if len(answers) > 1 else answers[0]) if answers else "250 OK"
+        if answer.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return answer
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:

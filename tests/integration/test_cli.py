@@ -1,0 +1,134 @@
+"""The command line an administrator uses: import, cases, configuration errors, and the
+embedded `run` command started as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from tests.harness import MERCHANTS_CSV, TRANSACTIONS_CSV, build_mail, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp_path: Path, port: int | None = None) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[gateway]
+domain = "disputes.test"
+secret_keys = ["a-test-secret-that-is-long-enough"]
+staff_addresses = ["staff@ops.test"]
+
+[database]
+url = "sqlite:///{tmp_path / 'cli.db'}"
+
+[ingress.smtp]
+port = {port or free_port()}
+
+[outbound]
+maildir = "{tmp_path / 'maildir'}"
+""")
+    return path
+
+
+def test_import_upserts_and_reports_a_bad_row_with_its_line(tmp_path, capsys):
+    config = _config(tmp_path)
+    (tmp_path / "m.csv").write_text(MERCHANTS_CSV)
+    (tmp_path / "t.csv").write_text(TRANSACTIONS_CSV)
+    assert main(["--config", str(config), "import", "merchants", str(tmp_path / "m.csv")]) == 0
+    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "t.csv")]) == 0
+    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "t.csv")]) == 0
+    assert "0 created, 3 updated" in capsys.readouterr().out
+    bad = TRANSACTIONS_CSV + "TX-3001,shop1,eve@x.test,Eve,10,EUR,2026-11-23\nTX-3002,shop1,not-an-address,Zed,5,EUR,2026-11-23\n"
+    (tmp_path / "bad.csv").write_text(bad)
+    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "bad.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "line 6" in err and "customer_email" in err and "nothing was imported" in err
+    assert main(["--config", str(config), "cases", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("[gateway]\ndomain = 'd.test'\n", "secret_keys: missing"),
+    ("[gateway]\ndomain = 'd.test'\nsecret_keys = ['short']\nstaff_addresses = ['s@d.test']\n[outbound]\nmaildir='m'\n",
+     "secret_keys: each key needs at least 16"),
+    ("[gateway]\ndomain = 'd.test'\nsecret_keys = ['long-enough-secret-key']\nstaff_addresses = ['s@d.test']\n"
+     "[outbound]\nmaildir='m'\n[ingress.smtp]\nport = 'x'\n", "[ingress.smtp] port: expected int"),
+    ("[gateway\n", "not valid TOML"),
+])
+def test_configuration_errors_are_one_line_naming_key_and_file(tmp_path, capsys, content, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    assert main(["--config", str(path), "cases", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and str(path) in err and "\n" not in err and "Traceback" not in err
+
+
+def test_cases_show_json_has_the_public_fields(sqlite_backend, make_gateway, sink, tmp_path, capsys):
+    gateway = make_gateway(sqlite_backend)
+    gateway.send(build_mail(sender="carol@customer.test", to="delivery@disputes.test", subject="TX-1001",
+                            body="TX-1001 never arrived"), to="delivery@disputes.test")
+    sink.wait_count(5)
+    config = tmp_path / "gw.toml"
+    config.write_text(f"""
+[gateway]
+domain = "disputes.test"
+secret_keys = ["test-secret-key-number-one-0001"]
+staff_addresses = ["staff@ops.test"]
+[database]
+url = "{gateway.settings.database.url}"
+[outbound]
+maildir = "{tmp_path / 'md'}"
+""")
+    assert main(["--config", str(config), "cases", "list", "--json"]) == 0
+    reference = json.loads(capsys.readouterr().out)[0]["reference"]
+    assert main(["--config", str(config), "cases", "show", reference, "--json"]) == 0
+    case = json.loads(capsys.readouterr().out)
+    for key in ("reference", "state", "category", "escalated", "merchant_unreachable", "closed_reason",
+                "customer_email", "merchant_id", "events"):
+        assert key in case
+    assert case["events"][0]["kind"] == "case_opened"
+    assert all({"kind", "at", "party"} <= set(event) for event in case["events"])
+    assert main(["--config", str(config), "cases", "show", reference]) == 0
+    assert "History:" in capsys.readouterr().out
+
+
+def test_embedded_run_serves_smtp_and_writes_the_maildir(tmp_path):
+    port = free_port()
+    config = _config(tmp_path, port)
+    (tmp_path / "m.csv").write_text(MERCHANTS_CSV)
+    (tmp_path / "t.csv").write_text(TRANSACTIONS_CSV)
+    cli = [sys.executable, "-m", "gateway.cli", "--config", str(config)]
+    subprocess.run(cli + ["import", "merchants", str(tmp_path / "m.csv")], check=True, capture_output=True)
+    subprocess.run(cli + ["import", "transactions", str(tmp_path / "t.csv")], check=True, capture_output=True)
+    process = subprocess.Popen(cli + ["run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+                    client.sendmail("carol@customer.test", ["delivery@disputes.test"],
+                                    build_mail(sender="carol@customer.test", to="delivery@disputes.test",
+                                               subject="TX-1001 missing", body="TX-1001 never came"))
+                break
+            except OSError:
+                time.sleep(0.2)
+        new = tmp_path / "maildir" / "new"
+        while time.monotonic() < deadline and len(list(new.glob("*"))) < 4:
+            time.sleep(0.1)
+        assert len(list(new.glob("*"))) == 4  # merchant notice + relay, customer ack, staff notice
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=20)[0].decode()
+    assert process.returncode == 0, output
+    assert "dispute-gateway running" in output

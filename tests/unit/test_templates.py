@@ -1,0 +1,68 @@
+"""Every notice renders in every locale, text and HTML, with StrictUndefined."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from gateway.config import DEFAULT_TEMPLATES_DIR, LOCALES
+from gateway.mail.templating import Renderer
+from gateway.models import Case, Merchant, Transaction
+from gateway.notices import Notice
+from gateway.outgoing import build_case_context
+
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
+CASE = Case(reference="k3q8xa2b", transaction_reference="TX-1001", merchant_id="shop1", customer_email="c@x.test",
+            category="delivery", dispute_type="not_delivered", state="awaiting_merchant", escalated=False,
+            subject="Parcel <b>never</b> arrived", opened_at=NOW)
+TX = Transaction(reference="TX-1001", merchant_id="shop1", customer_email="c@x.test", customer_name="Carol",
+                 amount=Decimal("1234.50"), currency="EUR", transaction_date=NOW)
+MERCHANT = Merchant(merchant_id="shop1", name="Shop & Co", support_email="s@shop.test", locale="fr")
+ADDRESSES = {p: f"case+k3q8xa2b-{p}-aaaaaaaaaaaaaaaa@d.test" for p in "cms"}
+
+# Values for the variables a notice needs beyond the case context.
+EXTRAS = {
+    Notice.UNKNOWN_REFERENCE: {"reason": "missing", "intake_address": "disputes@d.test", "transactions": [
+        {"reference": "TX-1001", "merchant": "Shop & Co", "date": NOW, "amount": Decimal("12"), "currency": "EUR"}]},
+    Notice.STAFF_HELD_MESSAGE: {"held": {"id": 7, "party": "merchant", "reason": "From mismatch", "subject": "x"}},
+    Notice.STAFF_QUARANTINE: {"inbound_id": 3, "problem": "could not be placed", "mail_from": "", "received_at": NOW},
+}
+OUTSIDE_CASE = {Notice.UNKNOWN_REFERENCE, Notice.STAFF_QUARANTINE}
+
+
+def _context(notice: Notice, party: str = "c") -> dict:
+    base = {"brand": "Disputes"} if notice in OUTSIDE_CASE else build_case_context(
+        CASE, TX, MERCHANT, party=party, brand="Disputes", case_addresses=ADDRESSES)
+    return {**base, **EXTRAS.get(notice, {})}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("notice", list(Notice))
+def test_every_notice_renders_in_every_locale(notice, locale):
+    rendered = Renderer(DEFAULT_TEMPLATES_DIR).render(notice.folder, locale, _context(notice))
+    assert rendered.subject and "\n" not in rendered.subject
+    assert len(rendered.text) > 40 and "<p>" not in rendered.text
+    assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
+    assert "{{" not in rendered.text and "{{" not in rendered.html
+
+
+def test_html_escapes_values_but_text_keeps_them():
+    rendered = Renderer(DEFAULT_TEMPLATES_DIR).render("staff_new_case", "en", _context(Notice.STAFF_NEW_CASE, "s"))
+    assert "Parcel &lt;b&gt;never&lt;/b&gt; arrived" in rendered.html and "Shop &amp; Co" in rendered.html
+    assert "Parcel <b>never</b> arrived" in rendered.text
+
+
+def test_amounts_and_dates_follow_the_locale():
+    context = _context(Notice.ACK_DELIVERY)
+    assert "EUR 1,234.50" in Renderer(DEFAULT_TEMPLATES_DIR).render("ack_delivery", "en", context).text
+    french = Renderer(DEFAULT_TEMPLATES_DIR).render("ack_delivery", "fr", context).text
+    assert "1\u202f234,50 EUR" in french and "26 novembre 2026" in french
+
+
+def test_a_missing_variable_fails_loudly():
+    from jinja2 import UndefinedError
+
+    with pytest.raises(UndefinedError):
+        Renderer(DEFAULT_TEMPLATES_DIR).render("staff_held_message", "en", _context(Notice.ACK_DELIVERY))
