@@ -29,3 +29,57 @@ class FixedClock:
 
     def set(self, at: datetime) -> None:
         self._at = at
+
+
+class BusinessCalendar:
+    """Business days (Monday to Friday, minus the country's public holidays) in a timezone.
+
+    Adding business days keeps the local time of day, so a deadline set at 10:00 Paris
+    time stays at 10:00 across a DST change.
+    """
+
+    def __init__(self, timezone_name: str = "Europe/Paris", country: str = "FR") -> None:
+        import holidays
+        from zoneinfo import ZoneInfo
+
+        self.tz = ZoneInfo(timezone_name)
+        self.country = country
+        self._holidays = holidays.country_holidays(country)
+
+    def is_business_day(self, day) -> bool:
+        return day.weekday() < 5 and day not in self._holidays
+
+    def local(self, at: datetime) -> datetime:
+        return at.astimezone(self.tz)
+
+    def add_business_days(self, at: datetime, days: int) -> datetime:
+        """`at` moved forward by `days` business days (a start on a non-business day counts from the next one)."""
+        from datetime import timedelta
+
+        local = self.local(at)
+        day = local.date()
+        added = 0
+        while added < days:
+            day += timedelta(days=1)
+            if self.is_business_day(day):
+                added += 1
+        moved = datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=self.tz)
+        return moved.astimezone(timezone.utc)
+
+    def at_local_time(self, day, hour: int, minute: int) -> datetime:
+        """The UTC instant of `hour:minute` local time on `day`."""
+        from datetime import time as dtime
+
+        return datetime.combine(day, dtime(hour, minute), tzinfo=self.tz).astimezone(timezone.utc)
+
+    def business_day_on_or_after(self, day):
+        from datetime import timedelta
+
+        while not self.is_business_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def next_business_day(self, day):
+        from datetime import timedelta
+
+        return self.business_day_on_or_after(day + timedelta(days=1))

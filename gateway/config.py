@@ -104,6 +104,30 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class TimerSettings:
+    """Case timers (DOMAIN.md section 8). Business days are Monday to Friday minus the
+    public holidays of `country`, in `timezone`."""
+
+    timezone: str = "Europe/Paris"
+    country: str = "FR"
+    merchant_reminder_business_days: tuple[int, ...] = (2, 5)
+    escalation_business_days: int = 7
+    payment_cutoff: str = "15:00"  # payment cases opened later are due the next business day
+    business_day_end: str = "17:00"  # when a payment case without a staff answer is reminded
+    payment_staff_reminders: int = 2
+    customer_reminder_days: tuple[int, ...] = (7, 14)
+    card_window_warning_days: int = 100
+    preclose_notice_days: int = 170
+    autoclose_days: int = 180
+    autoclose_quiet_days: int = 14
+
+    @staticmethod
+    def hour_minute(value: str) -> tuple[int, int]:
+        hour, minute = value.split(":")
+        return int(hour), int(minute)
+
+
+@dataclass(frozen=True)
 class Settings:
     gateway: GatewaySettings
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -111,6 +135,7 @@ class Settings:
     smtp_ingress: SmtpIngressSettings = field(default_factory=SmtpIngressSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
+    timers: TimerSettings = field(default_factory=TimerSettings)
     source: str = "<defaults>"
 
 
@@ -201,9 +226,10 @@ def from_dict(
     if ingress:
         ingress.table("imap")  # read by the IMAP ingress settings
         ingress.reject_unknown()
-    outbound = _outbound(root.table("outbound"), environ, base_dir)
+    outbound = _outbound(root.table("outbound"), environ, base_dir, source)
     workers = _workers(root.table("workers"))
-    for known in ("timers", "hygiene", "metrics"):
+    timers = _timers(root.table("timers"))
+    for known in ("hygiene", "metrics"):
         root.table(known)
     root.reject_unknown()
     return Settings(
@@ -213,8 +239,14 @@ def from_dict(
         smtp_ingress=smtp_ingress,
         outbound=outbound,
         workers=workers,
+        timers=timers,
         source=source,
     )
+
+
+def _secret(from_environment: str | None, from_file: str | None) -> str | None:
+    """The environment wins over the file (both are read, so neither is an unknown key)."""
+    return from_environment or from_file
 
 
 def _missing_table(source: str, name: str) -> _Reader:
@@ -287,7 +319,7 @@ def _smtp_ingress(table: _Reader | None) -> SmtpIngressSettings:
         return SmtpIngressSettings()
     host = table.get("host", str, SmtpIngressSettings.host)
     port = table.get("port", int, SmtpIngressSettings.port)
-    table.check("port", 0 <= port < 65536, "must be a TCP port")
+    table.check("port", 0 < port < 65536, "must be a TCP port")
     hostname = table.get("hostname", str, SmtpIngressSettings.hostname)
     limit = table.get("max_message_bytes", int, SmtpIngressSettings.max_message_bytes)
     table.check("max_message_bytes", 1024 <= limit <= 32 * 1024 * 1024, "must be between 1024 and 33554432 (32 MiB)")
@@ -295,9 +327,9 @@ def _smtp_ingress(table: _Reader | None) -> SmtpIngressSettings:
     return SmtpIngressSettings(host=host, port=port, hostname=hostname, max_message_bytes=limit)
 
 
-def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path) -> OutboundSettings:
+def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, source: str) -> OutboundSettings:
     if table is None:
-        raise ConfigError("[outbound]: missing: set [outbound.smtp] (a smarthost) or [outbound] maildir")
+        raise ConfigError(f"{source}: [outbound]: missing: set [outbound.smtp] (a smarthost) or [outbound] maildir")
     smtp_table = table.table("smtp")
     smtp = None
     if smtp_table is not None:
@@ -309,7 +341,7 @@ def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path) ->
             starttls=smtp_table.get("starttls", bool, False),
             ssl=smtp_table.get("ssl", bool, False),
             username=smtp_table.get("username", str, None),
-            password=environ.get("DISPUTE_GATEWAY_SMTP_PASSWORD") or smtp_table.get("password", str, None),
+            password=_secret(environ.get("DISPUTE_GATEWAY_SMTP_PASSWORD"), smtp_table.get("password", str, None)),
             timeout_seconds=smtp_table.get("timeout_seconds", float, 30.0),
             helo_hostname=smtp_table.get("helo_hostname", str, None),
         )
@@ -346,3 +378,45 @@ def _workers(table: _Reader | None) -> WorkerSettings:
     table.check("sweep_interval_seconds", sweep >= 1, "must be at least 1")
     table.reject_unknown()
     return WorkerSettings(threads=threads, lease_seconds=lease, sweep_interval_seconds=sweep)
+
+
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _timers(table: _Reader | None) -> TimerSettings:
+    if table is None:
+        return TimerSettings()
+    d = TimerSettings()
+    tz = table.get("timezone", str, d.timezone)
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(tz)
+    except Exception:
+        table.check("timezone", False, f"unknown time zone {tz!r}")
+    country = table.get("country", str, d.country)
+    try:
+        import holidays
+
+        holidays.country_holidays(country)
+    except Exception:
+        table.check("country", False, f"no public-holiday calendar for {country!r}")
+    reminders = tuple(table.get("merchant_reminder_business_days", list, list(d.merchant_reminder_business_days)))
+    escalation = table.get("escalation_business_days", int, d.escalation_business_days)
+    table.check("merchant_reminder_business_days", all(isinstance(n, int) and 0 < n < escalation for n in reminders)
+                and list(reminders) == sorted(reminders), "increasing whole numbers below escalation_business_days")
+    customer = tuple(table.get("customer_reminder_days", list, list(d.customer_reminder_days)))
+    table.check("customer_reminder_days", all(isinstance(n, int) and n > 0 for n in customer), "positive whole numbers")
+    values = {}
+    for key in ("payment_cutoff", "business_day_end"):
+        values[key] = table.get(key, str, getattr(d, key))
+        table.check(key, bool(_TIME_RE.match(values[key])), "expected HH:MM")
+    ints = {}
+    for key in ("payment_staff_reminders", "card_window_warning_days", "preclose_notice_days", "autoclose_days",
+                "autoclose_quiet_days"):
+        ints[key] = table.get(key, int, getattr(d, key))
+        table.check(key, ints[key] >= 0, "must not be negative")
+    table.check("preclose_notice_days", ints["preclose_notice_days"] < ints["autoclose_days"], "must be below autoclose_days")
+    table.reject_unknown()
+    return TimerSettings(timezone=tz, country=country, merchant_reminder_business_days=reminders,
+                         escalation_business_days=escalation, customer_reminder_days=customer, **values, **ints)

@@ -22,6 +22,7 @@ TRANSACTION_COLUMNS = ("reference", "merchant_id", "customer_email", "customer_n
 _EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 _REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{2,62}[A-Za-z0-9]$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+MAX_AMOUNT = Decimal(10) ** 12  # the column holds 12 digits before the decimal point
 
 
 class ImportError_(Exception):
@@ -127,10 +128,10 @@ def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportRepo
             raise _fail(path, line, "customer_email", f"not an email address: {row['customer_email']!r}")
         try:
             amount = Decimal(row["amount"])
-            if not amount.is_finite() or amount < 0:
+            if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
                 raise InvalidOperation
         except InvalidOperation:
-            raise _fail(path, line, "amount", f"not a non-negative number: {row['amount']!r}") from None
+            raise _fail(path, line, "amount", f"not a number from 0 to {MAX_AMOUNT - 1}: {row['amount']!r}") from None
         if not _CURRENCY_RE.match(row["currency"].upper()):
             raise _fail(path, line, "currency", f"three-letter ISO 4217 code expected, got {row['currency']!r}")
         try:

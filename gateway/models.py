@@ -132,11 +132,28 @@ class Case(Base):
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     waiting_since: Mapped[datetime] = mapped_column(UtcDateTime)
+    transaction_date: Mapped[datetime | None] = mapped_column(UtcDateTime)  # copied: the 180-day clock
     last_customer_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
-    timer_marks: Mapped[dict] = mapped_column(JSON, default=dict)  # timer kind -> sequence done
+    last_merchant_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_staff_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     timer_lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TimerSend(Base):
+    """A timer action done (or skipped) once: (case, kind, period, sequence) is unique, so a
+    reminder can never be sent twice, even with two schedulers or a retried job."""
+
+    __tablename__ = "timer_sends"
+    __table_args__ = (UniqueConstraint("case_id", "kind", "period", "sequence"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    period: Mapped[str] = mapped_column(String(40))  # start of the waiting period it belongs to
+    sequence: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # done | skipped
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Party(Base):

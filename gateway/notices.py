@@ -16,6 +16,17 @@ class Notice(str, Enum):
     STAFF_NEW_CASE = "staff_new_case"  # staff: a case opened
     STAFF_HELD_MESSAGE = "staff_held_message"  # staff: a message was held (sender mismatch)
     STAFF_QUARANTINE = "staff_quarantine"  # staff: a message could not be processed or placed
+    MERCHANT_REMINDER = "merchant_reminder"  # merchant: no answer yet (1st; 2nd with rights and escalation date)
+    STAFF_REMINDER = "staff_reminder"  # staff: payment case without a staff answer
+    CUSTOMER_REMINDER = "customer_reminder"  # customer: the merchant answered, we wait for you
+    STAFF_ESCALATION = "staff_escalation"  # staff: the case is yours, with its whole history
+    ESCALATION_CUSTOMER = "escalation_customer"  # customer: staff took over; your rights
+    ESCALATION_MERCHANT = "escalation_merchant"  # merchant: staff took over; your obligations
+    CASE_CLOSED = "case_closed"  # everyone involved: the case is closed, why
+    CLOSED_CASE_REPLY = "closed_case_reply"  # a party wrote to a closed case
+    STAFF_UNKNOWN_COMMAND = "staff_unknown_command"  # staff: the valid commands
+    CARD_WINDOW_WARNING = "card_window_warning"  # customer: card-dispute windows close around day 120
+    PRECLOSE_NOTICE = "preclose_notice"  # both: the case closes soon
 
     @property
     def folder(self) -> str:

@@ -165,9 +165,12 @@ class Mailer:
         return row.id
 
     def notice(self, notice: Notice, case: Case, party: str, extra: dict | None = None,
-               *, inbound_id: int | None = None) -> list[int]:
-        """Send `notice` to every address of `party` in `case`, in the party's locale."""
+               *, inbound_id: int | None = None, only_to: str | None = None) -> list[int]:
+        """Send `notice` to every address of `party` in `case` (or only to `only_to`, one of
+        them), in the party's locale."""
         recipients = self.recipients(case, party)
+        if only_to is not None:
+            recipients = [r for r in recipients if r.lower() == only_to.lower()] or recipients[:1]
         if not recipients:
             return []
         locale = self.locale_for(case, party)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from gateway import addresses, store
+from gateway import addresses, store, timer_jobs
 from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
 from gateway.config import Settings
 from gateway.flows import bounces, casemail, intake
@@ -53,6 +53,9 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
     match = identify(recipients_of(settings, inbound.rcpt_tos), parsed.in_reply_to + parsed.references,
                      lambda ids: store.sent_message_owner(db, ids))
     dispatch(step, match)
+    if inbound.case_id is not None:
+        case = store.case_by_id(db, inbound.case_id)
+        timer_jobs.reschedule(db, case, settings)
     inbound.status = "processed"
     inbound.processed_at = now
     log.info("inbound %s processed: %s [%s; Message-ID %s]", inbound.id, inbound.disposition,

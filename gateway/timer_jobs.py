@@ -1,8 +1,31 @@
-"""Due timers of one case: reminders, escalation and auto-close (see cases/timers.py)."""
+"""Running due timers: claim due cases through the indexed `next_due_at`, then for each
+case run what is due (reminders, escalation, warnings, auto-close) exactly once.
+
+Each run is recorded in `timer_sends` under a unique (case, kind, period, sequence)
+before its mail is composed, in the same transaction, so a second scheduler or a retried
+job can never send a reminder twice.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway import rights, store
+from gateway.cases import timers
+from gateway.cases.machine import EventKind
+from gateway.clock import BusinessCalendar
+from gateway.config import Settings
+from gateway.flows import lifecycle
+from gateway.flows.step import Work
+from gateway.mail.templating import Renderer
+from gateway.models import Case, TimerSend
+from gateway.notices import Notice
+from gateway.outgoing import Mailer
 
 
 @dataclass
@@ -11,19 +34,109 @@ class TimerResult:
     actions: list[str] = field(default_factory=list)
 
 
-def run_due(db, case_id: int, *, settings, renderer, now) -> TimerResult:
-    """Run every timer of `case_id` that is due at `now`."""
-    return TimerResult()
+def calendar_for(settings: Settings) -> BusinessCalendar:
+    return BusinessCalendar(settings.timers.timezone, settings.timers.country)
 
 
-def claim_due_cases(db, *, now, lease_seconds: int, limit: int = 500) -> list[int]:
-    """Ids of cases whose next timer is due, claimed for `lease_seconds`."""
-    from datetime import timedelta
+def view_of(db: Session, case: Case) -> timers.TimerView:
+    done = frozenset(db.execute(select(TimerSend.kind, TimerSend.period, TimerSend.sequence)
+                                .where(TimerSend.case_id == case.id)).all())
+    return timers.TimerView(
+        state=case.state, category=case.category, dispute_type=case.dispute_type, escalated=case.escalated,
+        merchant_unreachable=case.merchant_unreachable, opened_at=case.opened_at, waiting_since=case.waiting_since,
+        transaction_date=case.transaction_date or case.opened_at,
+        last_customer_message_at=case.last_customer_message_at, last_staff_message_at=case.last_staff_message_at,
+        done=frozenset(tuple(row) for row in done),
+    )
 
-    from sqlalchemy import or_, select, update
 
-    from gateway.models import Case
+def _timer_kwargs(settings: Settings, calendar: BusinessCalendar) -> dict:
+    return {"calendar": calendar, "settings": settings.timers, "card_window_types": rights.CARD_WINDOW_TYPES}
 
+
+def reschedule(db: Session, case: Case, settings: Settings, calendar: BusinessCalendar | None = None) -> None:
+    """Store the case's next due time (the scheduler's index)."""
+    db.flush()
+    calendar = calendar or calendar_for(settings)
+    case.next_due_at = timers.next_due_at(view_of(db, case), **_timer_kwargs(settings, calendar))
+
+
+def _mark(db: Session, case: Case, timer: timers.Timer, outcome: str, now: datetime) -> bool:
+    """Record the timer once; False when it was recorded already (another scheduler ran it)."""
+    try:
+        with db.begin_nested():
+            db.add(TimerSend(case_id=case.id, kind=timer.kind, period=timer.period, sequence=timer.sequence,
+                             outcome=outcome, at=now))
+            db.flush()
+        return True
+    except IntegrityError:
+        return False
+
+
+def run_due(db: Session, case_id: int, *, settings: Settings, renderer: Renderer, now: datetime) -> TimerResult:
+    """Run every timer of `case_id` that is due at `now`; idempotent."""
+    result = TimerResult()
+    case = store.case_by_id(db, case_id, lock=True)
+    if case is None:
+        return result
+    calendar = calendar_for(settings)
+    mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
+    work = Work(db=db, settings=settings, mailer=mailer, now=now)
+    run, skip = timers.due(view_of(db, case), now, **_timer_kwargs(settings, calendar))
+    for timer in skip:
+        _mark(db, case, timer, "skipped", now)
+    for timer in run:
+        if not _mark(db, case, timer, "done", now):
+            continue
+        description = _perform(work, case, timer, calendar)
+        store.add_event(db, case, f"timer_{timer.kind}", at=now, party=None, sequence=timer.sequence,
+                        due_at=timer.at.isoformat())
+        result.actions.append(f"case {case.reference.upper()}: {description} (due {timer.at.isoformat(timespec='minutes')})")
+    case.timer_lease_until = None
+    reschedule(db, case, settings, calendar)
+    result.outbox_ids.extend(mailer.outbox_ids)
+    return result
+
+
+def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCalendar) -> str:
+    mailer = work.mailer
+    settings = work.settings.timers
+    if timer.kind == timers.MERCHANT_REMINDER:
+        escalation_date = calendar.add_business_days(case.waiting_since, settings.escalation_business_days)
+        extra = {"reminder": {"sequence": timer.sequence, "final": timer.sequence == len(settings.merchant_reminder_business_days),
+                              "escalation_date": escalation_date}}
+        extra.update(lifecycle.rights_context(work, case, escalation_date=escalation_date))
+        mailer.notice(Notice.MERCHANT_REMINDER, case, "m", extra)
+        return f"merchant reminder {timer.sequence} sent"
+    if timer.kind == timers.ESCALATION:
+        lifecycle.escalate(work, case, reason="merchant_silent", party=None)
+        return "escalated to staff: no answer from the merchant"
+    if timer.kind == timers.STAFF_REMINDER:
+        mailer.notice(Notice.STAFF_REMINDER, case, "s", {"reminder": {"sequence": timer.sequence}})
+        return f"staff reminder {timer.sequence} sent (payment case without a staff answer)"
+    if timer.kind == timers.CUSTOMER_REMINDER:
+        mailer.notice(Notice.CUSTOMER_REMINDER, case, "c", {"reminder": {"sequence": timer.sequence}})
+        return f"customer reminder {timer.sequence} sent"
+    if timer.kind == timers.CARD_WINDOW:
+        tx_date = case.transaction_date or case.opened_at
+        mailer.notice(Notice.CARD_WINDOW_WARNING, case, "c",
+                      {"window": {"closes_around": tx_date + timedelta(days=timers.CARD_WINDOW_CLOSES_DAYS)}})
+        return "card-dispute window warning sent to the customer"
+    if timer.kind == timers.PRECLOSE:
+        view = view_of(work.db, case)
+        extra = {"preclose": {"close_at": timers.autoclose_at(view, settings)}}
+        mailer.notice(Notice.PRECLOSE_NOTICE, case, "c", extra)
+        if lifecycle.merchant_reachable(work, case) and lifecycle.merchant_involved(work, case):
+            mailer.notice(Notice.PRECLOSE_NOTICE, case, "m", extra)
+        return "pre-close notice sent"
+    if timer.kind == timers.AUTOCLOSE:
+        lifecycle.close(work, case, EventKind.EXPIRED, party=None)
+        return "closed: 180 days after the transaction without a new request"
+    raise ValueError(f"unknown timer kind {timer.kind}")
+
+
+def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
+    """Ids of cases whose next timer is due, claimed for `lease_seconds` (SKIP LOCKED on PostgreSQL)."""
     query = (
         select(Case.id)
         .where(Case.next_due_at.is_not(None), Case.next_due_at <= now,
@@ -42,13 +155,18 @@ def claim_due_cases(db, *, now, lease_seconds: int, limit: int = 500) -> list[in
 def run_all_due(runtime) -> list[str]:
     """Claim and run every due case timer now (the `timers run` command); lines of what was done."""
     now = runtime.now()
-    with runtime.database.unit_of_work() as db:
-        case_ids = claim_due_cases(db, now=now, lease_seconds=runtime.settings.workers.lease_seconds)
     lines: list[str] = []
-    for case_id in case_ids:
+    seen: set[int] = set()
+    while True:
         with runtime.database.unit_of_work() as db:
-            result = run_due(db, case_id, settings=runtime.settings, renderer=runtime.renderer, now=now)
-        lines.extend(result.actions)
-        for outbox_id in result.outbox_ids:
-            runtime.enqueue_delivery(outbox_id)
-    return lines
+            case_ids = [i for i in claim_due_cases(db, now=now, lease_seconds=runtime.settings.workers.lease_seconds)
+                        if i not in seen]
+        if not case_ids:
+            return lines
+        seen.update(case_ids)
+        for case_id in case_ids:
+            with runtime.database.unit_of_work() as db:
+                result = run_due(db, case_id, settings=runtime.settings, renderer=runtime.renderer, now=now)
+            lines.extend(result.actions)
+            for outbox_id in result.outbox_ids:
+                runtime.enqueue_delivery(outbox_id)

@@ -7,6 +7,7 @@ between them allowed), case-insensitively, with English and French words accepte
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 _COMMAND_RE = re.compile(r"^#\s*([a-zà-ÿ_-]+)\b\s*(.*)$", re.IGNORECASE)
@@ -55,7 +56,7 @@ class Commands:
 
 def read(new_text: str) -> Commands:
     """The commands at the top of `new_text` and the text that follows them."""
-    lines = new_text.replace("\r\n", "\n").split("\n")
+    lines = unicodedata.normalize("NFC", new_text).replace("\r\n", "\n").split("\n")
     commands: list[Command] = []
     removed: list[str] = []
     index = 0

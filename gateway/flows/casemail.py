@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from gateway import store
+from gateway import addresses, rights, store
 from gateway.addresses import PARTY_NAMES
 from gateway.cases import commands as command_reader
 from gateway.cases.machine import CaseState, EventKind
-from gateway.flows import opening
+from gateway.flows import lifecycle, opening
 from gateway.flows.step import Step, sender_matches
 from gateway.mail.classify import Kind
 from gateway.mail.rewrite import remove_lines
@@ -43,10 +43,14 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
     if not sender_matches(step.parsed.from_address, registered_addresses(step, case, party), policy):
         _hold(step, case, party, policy)
         return
-    if case.state == CaseState.CLOSED.value:
+    if case.state == CaseState.CLOSED.value and not (party == "s" and _reopens(step)):
         message = opening.record_inbound(step, case, party)
         store.add_event(step.db, case, "mail_to_closed_case", at=step.now, party=party, message=message)
-        step.done(f"case {case.reference}: closed; message recorded, not relayed", case_id=case.id)
+        if party != "s":
+            step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
+                               {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
+                               inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+        step.done(f"case {case.reference}: closed; message recorded, not relayed; sender told", case_id=case.id)
         return
     if case.frozen:
         message = opening.record_inbound(step, case, party)
@@ -54,6 +58,10 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
         step.done(f"case {case.reference}: frozen; message recorded, not relayed", case_id=case.id)
         return
     {"c": _from_customer, "m": _from_merchant, "s": _from_staff}[party](step, case, joined)
+
+
+def _reopens(step: Step) -> bool:
+    return command_reader.read(step.parsed.new_text).first("reopen") is not None
 
 
 def _hold(step: Step, case: Case, party: str, policy: str) -> None:
@@ -78,11 +86,6 @@ def _relay_to(step: Step, case: Case, author: str, targets: list[str], transform
     return sent
 
 
-def _merchant_reachable(step: Step, case: Case) -> bool:
-    merchant = store.merchant(step.db, case.merchant_id)
-    return merchant is not None and not merchant.address_invalid
-
-
 def _from_customer(step: Step, case: Case, joined: bool) -> None:
     message = opening.record_inbound(step, case, "c")
     case.last_customer_message_at = step.now
@@ -96,20 +99,36 @@ def _from_customer(step: Step, case: Case, joined: bool) -> None:
         case.category = category
         opening.open_case(step, case, first_message=False)
         return
+    if case.dispute_type == "other":
+        case.dispute_type = rights.infer_type(f"{case.subject}\n{step.parsed.new_text}")
+    found = command_reader.read(step.parsed.new_text)
+    resolved, escalate = found.first("resolved"), found.first("escalate")
     targets = []
-    if case.category == "payment" or not _merchant_reachable(step, case):
+    if case.category == "payment" or not lifecycle.merchant_reachable(step, case):
         targets.append("s")
     else:
         targets.append("m")
-    if case.escalated:
+    if case.escalated or escalate:
         targets.append("s")
-    sent = _relay_to(step, case, "c", targets)
+    if (resolved or escalate) and not found.body:
+        sent = []  # a bare command: nothing to pass on
+    else:
+        sent = _relay_to(step, case, "c", targets, transform=remove_lines(found.lines_removed) if found.commands else None)
+    if resolved:
+        lifecycle.close(step, case, EventKind.RESOLVED, party="c", inbound_id=step.inbound.id)
+        step.done(f"case {case.reference}: closed by the customer (#resolved)", case_id=case.id)
+        return
+    if escalate:
+        lifecycle.escalate(step, case, reason="customer_request", party="c", inbound_id=step.inbound.id)
+        step.done(f"case {case.reference}: escalated by the customer (#escalate)", case_id=case.id)
+        return
     opening.move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=message)
     step.done(f"case {case.reference}: customer message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
 def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     message = opening.record_inbound(step, case, "m")
+    case.last_merchant_message_at = step.now
     store.add_event(step.db, case, "message_received", at=step.now, party="m", message=message)
     targets = ["c"] + (["s"] if case.escalated else [])
     sent = _relay_to(step, case, "m", targets)
@@ -117,23 +136,87 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     step.done(f"case {case.reference}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
+VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#close <note>", "#reopen",
+                        "#type <name>", "#release <id>", "#retry")
+
+
 def _from_staff(step: Step, case: Case, joined: bool) -> None:
     message = opening.record_inbound(step, case, "s")
+    case.last_staff_message_at = step.now
     found = command_reader.read(step.parsed.new_text)
     store.add_event(step.db, case, "message_received", at=step.now, party="s", message=message,
                     commands=[c.name for c in found.commands])
+    problem = _staff_command_problem(found)
+    if problem:
+        step.mailer.notice(Notice.STAFF_UNKNOWN_COMMAND, case, "s", {"problem": problem, "valid": VALID_STAFF_COMMANDS},
+                           inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+        step.done(f"case {case.reference}: staff command refused: {problem}", case_id=case.id)
+        return
     if found.first("note"):
         store.add_event(step.db, case, "staff_note", at=step.now, party="s", message=message)
         step.done(f"case {case.reference}: internal staff note recorded", case_id=case.id)
         return
+    if found.first("reopen"):
+        lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id)
+    if command := found.first("type"):
+        case.dispute_type = rights.parse_type_name(command.argument)
+        store.add_event(step.db, case, "type_set", at=step.now, party="s", dispute_type=case.dispute_type)
+    if command := found.first("release"):
+        _release(step, case, int(command.argument.lstrip("#")))
+    if found.first("retry"):
+        from gateway.flows import bounces
+
+        bounces.retry_merchant(step, case)
+    if command := found.first("close"):
+        lifecycle.close(step, case, EventKind.STAFF_CLOSED, party="s", note=command.argument or found.body,
+                        inbound_id=step.inbound.id)
+        step.done(f"case {case.reference}: closed by staff (#close)", case_id=case.id)
+        return
+    if found.commands and not found.body:
+        step.done(f"case {case.reference}: staff commands applied: {', '.join(c.name for c in found.commands)}",
+                  case_id=case.id)
+        return
     target = "both"
-    to_command = found.first("to")
-    if to_command is not None:
+    if to_command := found.first("to"):
         target = command_reader.to_target(to_command.argument) or "both"
     targets = ["c", "m"] if target == "both" else [target]
-    if "m" in targets and not _merchant_reachable(step, case):
+    if "m" in targets and not lifecycle.merchant_reachable(step, case):
         targets.remove("m")
     sent = _relay_to(step, case, "s", targets, transform=remove_lines(found.lines_removed))
     kind = {"c": EventKind.STAFF_ASKED_CUSTOMER, "m": EventKind.STAFF_ASKED_MERCHANT}.get(target, EventKind.STAFF_ASKED_BOTH)
     opening.move(step, case, kind, party="s", message=message)
     step.done(f"case {case.reference}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+
+
+def _staff_command_problem(found) -> str | None:
+    """Why staff commands cannot be applied, or None."""
+    if found.unknown:
+        return f"unknown command #{found.unknown[0].name}"
+    if (command := found.first("to")) and command_reader.to_target(command.argument) is None:
+        return f"#to needs customer, merchant or both, not {command.argument!r}"
+    if (command := found.first("type")) and rights.parse_type_name(command.argument) is None:
+        return f"unknown dispute type {command.argument!r} (valid: {', '.join(rights.DISPUTE_TYPES)})"
+    if (command := found.first("release")) and not command.argument.lstrip("#").isdigit():
+        return "#release needs the number of the held message"
+    return None
+
+
+def _release(step: Step, case: Case, message_id: int) -> None:
+    """Relay a held message as its author's, and record that staff released it."""
+    from gateway.models import Inbound, Message
+
+    held = step.db.get(Message, message_id)
+    if held is None or held.case_id != case.id or not held.held or held.released_at is not None:
+        store.add_event(step.db, case, "release_refused", at=step.now, party="s", held_id=message_id)
+        return
+    inbound = step.db.get(Inbound, held.inbound_id)
+    author = held.party
+    targets = {"c": ["m"] if case.category != "payment" else ["s"], "m": ["c"], "s": ["c", "m"]}[author]
+    if case.escalated and author != "s":
+        targets.append("s")
+    for target in dict.fromkeys(targets):
+        if target == "m" and not lifecycle.merchant_reachable(step, case):
+            continue
+        step.mailer.relay(case, inbound.raw, author=author, to_party=target, inbound_id=inbound.id)
+    held.released_at = step.now
+    store.add_event(step.db, case, "message_released", at=step.now, party="s", held_id=message_id, to=",".join(targets))

@@ -71,8 +71,7 @@ def _new_case(step: Step, tx, category: str | None) -> Case:
             opened_at=step.now,
             waiting_since=step.now,
             last_customer_message_at=step.now,
-            reminders_sent=0,
-            timer_marks={},
+            transaction_date=tx.transaction_date,
         )
         try:
             with step.db.begin_nested():

@@ -64,6 +64,9 @@ def record_inbound(step: Step, case: Case, party: str, *, kind: str = "human", h
 def open_case(step: Step, case: Case, *, first_message: bool) -> None:
     """Route a case whose category may now be known; `first_message` when the complaint is this mail."""
     if first_message:
+        from gateway import rights
+
+        case.dispute_type = rights.infer_type(f"{step.parsed.subject}\n{step.parsed.new_text}")
         message = record_inbound(step, case, "c")
         store.add_event(step.db, case, "case_opened", at=step.now, party="c", message=message,
                         transaction=case.transaction_reference, category=case.category or "")

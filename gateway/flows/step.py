@@ -15,11 +15,19 @@ from gateway.outgoing import Mailer
 
 
 @dataclass
-class Step:
+class Work:
+    """One unit of work on cases: the session, settings, the mailer and the instant."""
+
     db: Session
     settings: Settings
     mailer: Mailer
     now: datetime
+
+
+@dataclass
+class Step(Work):
+    """Work on one inbound message."""
+
     inbound: Inbound
     parsed: ParsedMessage
     classification: Classification

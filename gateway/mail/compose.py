@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from email.charset import QP, Charset
+from email.encoders import encode_base64
 from email.message import EmailMessage, Message
 from email.policy import SMTP, compat32
 from email.utils import format_datetime, formataddr
@@ -27,6 +29,7 @@ _CONTENT_HEADERS = frozenset(
     {"mime-version", "content-type", "content-transfer-encoding", "content-disposition", "content-language"}
 )
 MAX_REFERENCES = 10
+MAX_LINE = 998
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def loop_token(message_id: str, key: str) -> str:
 
 def loop_header_valid(value: str, keys: Sequence[str]) -> bool:
     """Whether a loop header value `<message-id> <token>` was written by us."""
-    message_id, _, token = value.strip().rpartition(" ")
+    message_id, _, token = " ".join(value.split()).rpartition(" ")  # unfold what the wire folded
     return bool(message_id) and any(hmac.compare_digest(loop_token(message_id, key), token) for key in keys)
 
 
@@ -117,5 +120,34 @@ def compose_relay(
         message["MIME-Version"] = "1.0"
     if transform is not None:
         transform(message)
+    _enforce_line_limit(message)
     _set_routing(message, envelope, key)
     return message.as_bytes(policy=_WIRE)
+
+
+def _enforce_line_limit(message: Message) -> None:
+    """Re-encode body parts whose lines exceed SMTP's 998 octets (some webmails send
+    whole HTML documents on one line): text as quoted-printable, anything else as base64."""
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        encoding = (part.get("Content-Transfer-Encoding") or "7bit").strip().lower()
+        if encoding in ("base64", "quoted-printable"):
+            continue
+        payload = part.get_payload()
+        if not isinstance(payload, str) or not any(len(line) > MAX_LINE for line in payload.splitlines()):
+            continue
+        data = part.get_payload(decode=True) or b""
+        del part["Content-Transfer-Encoding"]
+        if part.get_content_maintype() == "text":
+            charset = part.get_content_charset() or "utf-8"
+            try:
+                text = data.decode(charset)
+            except (LookupError, UnicodeDecodeError):
+                text, charset = data.decode("utf-8", "replace"), "utf-8"
+            cs = Charset(charset)
+            cs.body_encoding = QP
+            part.set_payload(text, cs)
+        else:
+            part.set_payload(data)
+            encode_base64(part)

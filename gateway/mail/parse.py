@@ -10,7 +10,7 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
@@ -55,14 +55,43 @@ class ParsedMessage:
         return name.lower() in self.headers
 
 
-def decode(value: str | None) -> str:
-    """A header value with RFC 2047 words decoded; never raises."""
+_FOLD_RE = re.compile(r"\r?\n[ \t]+")
+
+
+def _unescape_8bit(text: str) -> str:
+    """Raw 8-bit header bytes (kept as surrogates by compat32) read as UTF-8."""
+    try:
+        return text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text
+
+
+def decode(value) -> str:
+    """A header value, unfolded, with RFC 2047 words decoded and raw 8-bit bytes read as
+    UTF-8; never raises."""
     if value is None:
         return ""
     try:
-        return str(make_header(decode_header(str(value))))
-    except Exception:
-        return str(value)
+        if isinstance(value, Header):
+            chunks = decode_header(value)
+        else:
+            text = _FOLD_RE.sub(" ", _unescape_8bit(str(value)))
+            if "=?" not in text:
+                return text
+            return str(make_header(decode_header(text)))
+        parts = []
+        for chunk, charset in chunks:
+            if isinstance(chunk, bytes):
+                codec = charset if charset and charset not in ("unknown-8bit",) else "utf-8"
+                try:
+                    parts.append(chunk.decode(codec, errors="replace"))
+                except LookupError:
+                    parts.append(chunk.decode("utf-8", errors="replace"))
+            else:
+                parts.append(chunk)
+        return _FOLD_RE.sub(" ", "".join(parts))
+    except Exception:  # a header so broken even decode_header fails: keep it readable
+        return _FOLD_RE.sub(" ", str(value))
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:
@@ -80,25 +109,35 @@ def _payload_text(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
+def _leaves(part: Message):
+    """Body leaves in order; an attached message is one leaf (never read as our body)."""
+    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
+        yield part
+        return
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        for sub in payload:
+            yield from _leaves(sub)
+
+
 def _walk_body(message: Message) -> tuple[str | None, str | None, list[Attachment]]:
     plain: str | None = None
     html: str | None = None
     attachments: list[Attachment] = []
-    for part in message.walk():
-        if part.is_multipart():
-            continue
+    for part in _leaves(message):
         content_type = part.get_content_type()
         disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         filename = part.get_filename()
-        if filename or disposition == "attachment" or not content_type.startswith("text/"):
-            if part is message and content_type.startswith("text/"):
-                pass  # a single-part message is its own body
+        is_body = content_type in ("text/plain", "text/html") and not filename and disposition != "attachment"
+        if not is_body:
+            if part.is_multipart() or content_type == "message/rfc822":
+                size = len(part.as_bytes()) if content_type == "message/rfc822" else 0
             else:
                 payload = part.get_payload(decode=True)
-                attachments.append(
-                    Attachment(decode(filename) or "unnamed", content_type, len(payload) if isinstance(payload, bytes) else 0)
-                )
-                continue
+                size = len(payload) if isinstance(payload, bytes) else 0
+            attachments.append(Attachment(decode(filename) or ("message.eml" if content_type == "message/rfc822"
+                                                                else "unnamed"), content_type, size))
+            continue
         if content_type == "text/plain" and plain is None:
             plain = _payload_text(part)
         elif content_type == "text/html" and html is None:
@@ -120,17 +159,17 @@ def parse(raw: bytes) -> ParsedMessage:
         defects.append(f"body: {type(error).__name__}")
     text = plain if plain is not None else (html_to_text(html) if html else "")
     text = text[:MAX_TEXT_CHARS]
-    from_name, from_address = parseaddr(message.get("From") or "")
+    from_name, from_address = parseaddr(decode(message.get("From")))
     return ParsedMessage(
-        message_id=(message_ids(message.get("Message-ID")) or (None,))[0],
-        in_reply_to=message_ids(message.get("In-Reply-To")),
-        references=message_ids(message.get("References")),
+        message_id=(message_ids(decode(message.get("Message-ID"))) or (None,))[0],
+        in_reply_to=message_ids(decode(message.get("In-Reply-To"))),
+        references=message_ids(decode(message.get("References"))),
         subject=" ".join(decode(message.get("Subject")).split()),
         from_address=from_address.strip().lower() if "@" in from_address else "",
-        from_name=decode(from_name),
-        to=tuple(a.lower() for _, a in getaddresses(message.get_all("To") or []) if "@" in a),
-        cc=tuple(a.lower() for _, a in getaddresses(message.get_all("Cc") or []) if "@" in a),
-        date=message.get("Date"),
+        from_name=from_name,
+        to=tuple(a.lower() for _, a in getaddresses([decode(v) for v in message.get_all("To") or []]) if "@" in a),
+        cc=tuple(a.lower() for _, a in getaddresses([decode(v) for v in message.get_all("Cc") or []]) if "@" in a),
+        date=decode(message.get("Date")) or None,
         content_type=message.get_content_type(),
         text=text,
         html=html,

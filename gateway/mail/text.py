@@ -29,19 +29,20 @@ _HISTORY_STARTS = [
 ]
 
 
+_QUOTE_START, _QUOTE_END = "\x00qs\x00", "\x00qe\x00"
+
+
 class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skip = 0
-        self._in_quote = 0
 
     def handle_starttag(self, tag: str, attrs) -> None:
         if tag in _SKIP_TAGS:
             self._skip += 1
         elif tag == "blockquote":
-            self._in_quote += 1
-            self.parts.append("\n")
+            self.parts.append(f"\n{_QUOTE_START}\n")
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")
 
@@ -49,17 +50,13 @@ class _TextExtractor(HTMLParser):
         if tag in _SKIP_TAGS:
             self._skip = max(0, self._skip - 1)
         elif tag == "blockquote":
-            self._in_quote = max(0, self._in_quote - 1)
-            self.parts.append("\n")
+            self.parts.append(f"\n{_QUOTE_END}\n")
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        if self._in_quote:
-            data = "\n".join("> " + line for line in data.splitlines() if line.strip())
-        self.parts.append(data)
+        if not self._skip:
+            self.parts.append(data)
 
 
 def html_to_text(html: str) -> str:
@@ -70,21 +67,71 @@ def html_to_text(html: str) -> str:
         extractor.close()
     except Exception:  # html.parser is lenient; this guards against pathological input
         return re.sub(r"<[^>]+>", " ", html)
-    text = "".join(extractor.parts).replace("\xa0", " ")
-    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()]
+    depth = 0
+    lines = []
+    for line in "".join(extractor.parts).replace("\xa0", " ").splitlines():
+        if line == _QUOTE_START:
+            depth += 1
+            continue
+        if line == _QUOTE_END:
+            depth = max(0, depth - 1)
+            continue
+        line = re.sub(r"[ \t]+", " ", line).strip()
+        lines.append(f"> {line}" if depth and line else line)
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def _starts_history(lines: list[str], index: int) -> bool:
+    line = lines[index].strip()
+    if any(pattern.match(line) for pattern in _HISTORY_STARTS):
+        return True
+    # an attribution wrapped over two lines by the client ("Le ... <\naddr> a écrit :")
+    if index + 1 < len(lines) and re.match(r"^(on|le)\s.{4,200}$", line, re.IGNORECASE):
+        joined = f"{line} {lines[index + 1].strip()}"
+        return any(pattern.match(joined) for pattern in _HISTORY_STARTS[3:5])
+    return False
+
+
 def new_text(text: str) -> str:
-    """The part of a reply its author wrote now, without quoted history or signature."""
+    """The part of a reply its author wrote now, without quoted history.
+
+    A reply written above the history keeps what is above it; a reply written below or
+    between quoted lines (bottom-posting, inline answers) keeps the unquoted lines.
+    """
     text = text.replace("\r\n", "\n")
     try:
         latest = EmailReplyParser(languages=_LANGUAGES).parse_reply(text=text) or ""
     except Exception:  # the library's regexes must never stop a message; fall back to our rules
         latest = text
+    lines = latest.splitlines()
     kept: list[str] = []
-    for line in latest.splitlines():
-        if any(pattern.match(line.strip()) for pattern in _HISTORY_STARTS):
+    for index in range(len(lines)):
+        if _starts_history(lines, index):
             break
+        kept.append(lines[index])
+    result = "\n".join(kept).strip()
+    if result:
+        return result
+    return _unquoted_lines(text)
+
+
+def _unquoted_lines(text: str) -> str:
+    """Lines outside quotes and attributions: the answer of a bottom-posted or inline reply."""
+    lines = text.splitlines()
+    kept = []
+    skip_next = False
+    for index, line in enumerate(lines):
+        if skip_next:
+            skip_next = False
+            continue
+        stripped = line.strip()
+        if stripped.startswith(">"):
+            continue
+        if _starts_history(lines, index):
+            if not any(p.match(stripped) for p in _HISTORY_STARTS):
+                skip_next = True  # the second half of a wrapped attribution
+            if re.match(r"^-{2,}|^_{10,}", stripped):
+                break  # an Outlook header block: everything below is history
+            continue
         kept.append(line)
-    return "\n".join(kept).strip()
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()

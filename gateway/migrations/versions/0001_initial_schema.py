@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 05:05:05.654143
+Create Date: 2026-11-26 05:16:10.437602
 """
 
 from alembic import op
@@ -73,9 +73,10 @@ def upgrade() -> None:
     sa.Column('opened_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('waiting_since', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('transaction_date', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_customer_message_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('reminders_sent', sa.Integer(), nullable=False),
-    sa.Column('timer_marks', sa.JSON(), nullable=False),
+    sa.Column('last_merchant_message_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_staff_message_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('next_due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('timer_lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.merchant_id'], name=op.f('fk_cases_merchant_id_merchants')),
@@ -123,6 +124,21 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_parties')),
     sa.UniqueConstraint('case_id', 'role', name=op.f('uq_parties_case_id'))
     )
+    op.create_table('timer_sends',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('case_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('period', sa.String(length=40), nullable=False),
+    sa.Column('sequence', sa.Integer(), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_timer_sends_case_id_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_timer_sends')),
+    sa.UniqueConstraint('case_id', 'kind', 'period', 'sequence', name=op.f('uq_timer_sends_case_id'))
+    )
+    with op.batch_alter_table('timer_sends', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_timer_sends_case_id'), ['case_id'], unique=False)
+
     op.create_table('messages',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('case_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -234,6 +250,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_messages_case_id'))
 
     op.drop_table('messages')
+    with op.batch_alter_table('timer_sends', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_timer_sends_case_id'))
+
+    op.drop_table('timer_sends')
     op.drop_table('parties')
     with op.batch_alter_table('inbound', schema=None) as batch_op:
         batch_op.drop_index('ix_inbound_status_lease')

@@ -1,0 +1,139 @@
+"""Case timers as pure functions of the case and the calendar: what is scheduled, what is
+due at `now`, and when the next one falls.
+
+Each timer is (kind, period, sequence). `period` names the waiting period it belongs to
+(the instant the case started waiting), so a merchant that answers and is then asked
+again gets a fresh series of reminders; `sequence` numbers the steps of one series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gateway.clock import BusinessCalendar
+from gateway.config import TimerSettings
+
+MERCHANT_REMINDER = "merchant_reminder"
+ESCALATION = "escalation"
+STAFF_REMINDER = "staff_reminder"
+CUSTOMER_REMINDER = "customer_reminder"
+CARD_WINDOW = "card_window"
+PRECLOSE = "preclose"
+AUTOCLOSE = "autoclose"
+CASE_PERIOD = "case"
+CARD_WINDOW_CLOSES_DAYS = 120  # most scheme windows (DOMAIN.md C2-C6); no warning after it
+
+# Timers of one chain: when several are due at once (after downtime), only the last runs.
+CHAINS = {
+    MERCHANT_REMINDER: "merchant",
+    ESCALATION: "merchant",
+    STAFF_REMINDER: "staff",
+    CUSTOMER_REMINDER: "customer",
+}
+
+
+@dataclass(frozen=True)
+class TimerView:
+    """What timers need to know of a case."""
+
+    state: str
+    category: str | None
+    dispute_type: str
+    escalated: bool
+    merchant_unreachable: bool
+    opened_at: datetime
+    waiting_since: datetime
+    transaction_date: datetime
+    last_customer_message_at: datetime | None
+    last_staff_message_at: datetime | None
+    done: frozenset[tuple[str, str, int]] = frozenset()  # (kind, period, sequence) already run
+
+
+@dataclass(frozen=True, order=True)
+class Timer:
+    at: datetime
+    kind: str
+    period: str
+    sequence: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.kind, self.period, self.sequence)
+
+
+def _period(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
+
+
+def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSettings,
+              card_window_types: frozenset[str]) -> list[Timer]:
+    """Every timer that applies to the case and has not run yet, in time order."""
+    if case.state == "closed":
+        return []
+    timers: list[Timer] = []
+    if case.state == "awaiting_merchant" and case.category == "delivery" and not case.escalated \
+            and not case.merchant_unreachable:
+        period = _period(case.waiting_since)
+        for sequence, days in enumerate(settings.merchant_reminder_business_days, start=1):
+            timers.append(Timer(calendar.add_business_days(case.waiting_since, days), MERCHANT_REMINDER, period, sequence))
+        timers.append(Timer(calendar.add_business_days(case.waiting_since, settings.escalation_business_days),
+                            ESCALATION, period, 1))
+    if case.state == "with_staff" and case.category == "payment" and case.last_staff_message_at is None:
+        timers.extend(_staff_reminders(case, calendar, settings))
+    if case.state == "awaiting_customer":
+        period = _period(case.waiting_since)
+        for sequence, days in enumerate(settings.customer_reminder_days, start=1):
+            timers.append(Timer(case.waiting_since + timedelta(days=days), CUSTOMER_REMINDER, period, sequence))
+    if case.dispute_type in card_window_types:
+        warning = case.transaction_date + timedelta(days=settings.card_window_warning_days)
+        if case.opened_at < case.transaction_date + timedelta(days=CARD_WINDOW_CLOSES_DAYS):
+            timers.append(Timer(max(warning, case.opened_at), CARD_WINDOW, CASE_PERIOD, 1))
+    preclose = case.transaction_date + timedelta(days=settings.preclose_notice_days)
+    if case.opened_at < preclose:
+        timers.append(Timer(preclose, PRECLOSE, CASE_PERIOD, 1))
+    timers.append(Timer(autoclose_at(case, settings), AUTOCLOSE, CASE_PERIOD, 1))
+    return sorted(t for t in timers if t.key not in case.done)
+
+
+def _staff_reminders(case: TimerView, calendar: BusinessCalendar, settings: TimerSettings) -> list[Timer]:
+    """End of the business day the payment case arrived (the next one after the cut-off), then each next day."""
+    local = calendar.local(case.opened_at)
+    cutoff = settings.hour_minute(settings.payment_cutoff)
+    day = local.date()
+    if not calendar.is_business_day(day) or (local.hour, local.minute) >= cutoff:
+        day = calendar.next_business_day(day) if calendar.is_business_day(day) else calendar.business_day_on_or_after(day)
+    end = settings.hour_minute(settings.business_day_end)
+    timers = []
+    for sequence in range(1, settings.payment_staff_reminders + 1):
+        timers.append(Timer(calendar.at_local_time(day, *end), STAFF_REMINDER, _period(case.opened_at), sequence))
+        day = calendar.next_business_day(day)
+    return timers
+
+
+def autoclose_at(case: TimerView, settings: TimerSettings) -> datetime:
+    """Transaction date + 180 days, or 14 days after the customer's last message if later."""
+    at = case.transaction_date + timedelta(days=settings.autoclose_days)
+    if case.last_customer_message_at is not None:
+        at = max(at, case.last_customer_message_at + timedelta(days=settings.autoclose_quiet_days))
+    return at
+
+
+def due(case: TimerView, now: datetime, **kwargs) -> tuple[list[Timer], list[Timer]]:
+    """(to run, to skip) at `now`: of several due timers of one chain only the last runs."""
+    ready = [t for t in scheduled(case, **kwargs) if t.at <= now]
+    last_of_chain: dict[str, Timer] = {}
+    for timer in ready:
+        chain = CHAINS.get(timer.kind)
+        if chain:
+            last_of_chain[chain] = timer
+    run = [t for t in ready if CHAINS.get(t.kind) is None or last_of_chain[CHAINS[t.kind]] == t]
+    if any(t.kind == AUTOCLOSE for t in run):
+        run = [t for t in run if t.kind == AUTOCLOSE]  # closing makes every other notice moot
+    skip = [t for t in ready if t not in run]
+    return run, skip
+
+
+def next_due_at(case: TimerView, **kwargs) -> datetime | None:
+    timers = scheduled(case, **kwargs)
+    return timers[0].at if timers else None

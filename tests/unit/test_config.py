@@ -1,0 +1,238 @@
+"""Settings from TOML: every mistake is one ConfigError line naming the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+from gateway.config import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent.parent
+KEY = "a-secret-key-of-32-characters-00"
+
+GATEWAY = f"""
+[gateway]
+domain = "disputes.test"
+secret_keys = ["{KEY}"]
+staff_addresses = ["staff@ops.test"]
+"""
+OUTBOUND = """
+[outbound]
+maildir = "outbox"
+"""
+MINIMAL = GATEWAY + OUTBOUND
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _load(tmp_path: Path, text: str, environ: dict[str, str] | None = None):
+    return config.load(_write(tmp_path, text), environ=environ or {})
+
+
+def _error(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as error:
+        _load(tmp_path, text, environ)
+    return str(error.value)
+
+
+def test_minimal_file_loads_with_defaults(tmp_path):
+    settings = _load(tmp_path, MINIMAL)
+    assert settings.gateway.domain == "disputes.test"
+    assert settings.gateway.secret_keys == (KEY,)
+    assert settings.gateway.staff_addresses == ("staff@ops.test",)
+    assert settings.gateway.default_locale == "en"
+    assert settings.smtp_ingress.port == 2525
+    assert settings.outbound.maildir == (tmp_path / "outbox").resolve()  # relative to the file
+    assert settings.outbound.smtp is None
+    assert settings.broker.embedded
+    assert settings.source == str(tmp_path / "gateway.toml")
+
+
+def test_example_config_loads(tmp_path):
+    settings = config.load(REPO / "config.example.toml", environ={})
+    assert settings.gateway.domain == "disputes.example.org"
+    assert settings.gateway.templates_dir.is_dir()
+    assert settings.outbound.maildir is not None
+
+
+def test_example_config_with_smarthost_uncommented_loads(tmp_path):
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    start = text.index("# [outbound.smtp]")
+    end = text.index("\n\n", start)
+    block = "\n".join(line[2:] if line.startswith("# ") else line for line in text[start:end].splitlines())
+    settings = _load(tmp_path, text[:start] + block + text[end:])
+    assert settings.outbound.smtp is not None
+    assert settings.outbound.smtp.host == "127.0.0.1"
+    assert settings.outbound.maildir is None  # the smarthost replaces the maildir
+
+
+def test_domain_is_lower_cased(tmp_path):
+    assert _load(tmp_path, MINIMAL.replace("disputes.test", "Disputes.TEST")).gateway.domain == "disputes.test"
+
+
+# (file text, key the message must name)
+BROKEN = [
+    # missing
+    pytest.param(MINIMAL.replace('domain = "disputes.test"\n', ""), "domain", id="missing-domain"),
+    pytest.param(MINIMAL.replace(f'secret_keys = ["{KEY}"]\n', ""), "secret_keys", id="missing-secret-keys"),
+    pytest.param(MINIMAL.replace('staff_addresses = ["staff@ops.test"]\n', ""), "staff_addresses",
+                 id="missing-staff"),
+    pytest.param(OUTBOUND, "gateway", id="missing-gateway-table"),
+    pytest.param(MINIMAL + '[outbound.smtp]\nport = 25\n', "host", id="missing-smtp-host"),
+    # bad types
+    pytest.param(MINIMAL.replace('"disputes.test"', "5"), "domain", id="domain-int"),
+    pytest.param(MINIMAL.replace(f'["{KEY}"]', f'"{KEY}"'), "secret_keys", id="keys-string"),
+    pytest.param(MINIMAL.replace(f'["{KEY}"]', "[1234567890123456789]"), "secret_keys", id="keys-int-list"),
+    pytest.param(MINIMAL.replace('["staff@ops.test"]', '"staff@ops.test"'), "staff_addresses", id="staff-string"),
+    pytest.param(MINIMAL + '[ingress.smtp]\nport = "2525"\n', "port", id="port-string"),
+    pytest.param(MINIMAL + "[ingress.smtp]\nport = true\n", "port", id="port-bool"),
+    pytest.param(MINIMAL + "[ingress.smtp]\nport = 25.5\n", "port", id="port-float"),
+    pytest.param(MINIMAL + '[outbound.smtp]\nhost = "h"\nstarttls = "yes"\n', "starttls", id="starttls-string"),
+    pytest.param(MINIMAL + "[workers]\nthreads = 1.5\n", "threads", id="threads-float"),
+    pytest.param(MINIMAL + '[workers]\nthreads = "4"\n', "threads", id="threads-string"),
+    pytest.param('gateway = "x"\n' + OUTBOUND, "gateway", id="gateway-not-a-table"),
+    pytest.param(MINIMAL + "[ingress]\nsmtp = 5\n", "smtp", id="ingress-smtp-not-a-table"),
+    # bad values
+    pytest.param(MINIMAL.replace('"disputes.test"', '"not a domain"'), "domain", id="domain-with-spaces"),
+    pytest.param(MINIMAL.replace('"disputes.test"', '"localhost"'), "domain", id="domain-without-dot"),
+    pytest.param(MINIMAL.replace('"staff@ops.test"', '"nobody"'), "staff_addresses", id="staff-not-an-address"),
+    pytest.param(MINIMAL.replace('["staff@ops.test"]', "[]"), "staff_addresses", id="staff-empty"),
+    pytest.param(MINIMAL.replace("[gateway]", '[gateway]\ndefault_locale = "de"'), "default_locale", id="locale"),
+    pytest.param(MINIMAL + '[gateway.sender_policy]\ncustomer = "lax"\n', "customer", id="sender-policy"),
+    pytest.param(MINIMAL.replace("[gateway]", '[gateway]\ntemplates_dir = "no-such-folder"'), "templates_dir",
+                 id="templates-dir"),
+    pytest.param(MINIMAL + '[database]\nurl = "mysql://x"\n', "url", id="database-url"),
+    pytest.param(MINIMAL + '[broker]\nurl = "amqp://x"\n', "url", id="broker-url"),
+    pytest.param(MINIMAL + "[workers]\nthreads = 0\n", "threads", id="threads-zero"),
+    pytest.param(MINIMAL + "[workers]\nlease_seconds = 5\n", "lease_seconds", id="lease-short"),
+    pytest.param(MINIMAL.replace('maildir = "outbox"', 'maildir = "outbox"\nretry_base_seconds = 100\n'
+                                 "retry_max_seconds = 10"), "retry_max_seconds", id="retry-ceiling"),
+    pytest.param(MINIMAL.replace('maildir = "outbox"', 'maildir = "outbox"\nmax_attempts = 0'), "max_attempts",
+                 id="max-attempts"),
+    pytest.param(MINIMAL + '[outbound.smtp]\nhost = "h"\nstarttls = true\nssl = true\n', "starttls",
+                 id="starttls-and-ssl"),
+    pytest.param(MINIMAL + "[ingress.smtp]\nmax_message_bytes = 10\n", "max_message_bytes", id="max-message-small"),
+    # bad ports
+    pytest.param(MINIMAL + "[ingress.smtp]\nport = 70000\n", "port", id="ingress-port-too-big"),
+    pytest.param(MINIMAL + "[ingress.smtp]\nport = 65536\n", "port", id="ingress-port-65536"),
+    pytest.param(MINIMAL + "[ingress.smtp]\nport = -1\n", "port", id="ingress-port-negative"),
+    pytest.param(MINIMAL + '[outbound.smtp]\nhost = "h"\nport = 0\n', "port", id="outbound-port-zero"),
+    pytest.param(MINIMAL + '[outbound.smtp]\nhost = "h"\nport = 65536\n', "port", id="outbound-port-too-big"),
+    # short or missing secret keys
+    pytest.param(MINIMAL.replace(KEY, "short"), "secret_keys", id="short-key"),
+    pytest.param(MINIMAL.replace(KEY, "x" * 15), "secret_keys", id="fifteen-characters"),
+    pytest.param(MINIMAL.replace(f'"{KEY}"', f'"{KEY}", "short"'), "secret_keys", id="one-short-key-of-two"),
+    pytest.param(MINIMAL.replace(f'["{KEY}"]', "[]"), "secret_keys", id="no-keys"),
+    pytest.param(MINIMAL.replace(f'["{KEY}"]', '[""]'), "secret_keys", id="empty-key"),
+    # unknown keys, at every level
+    pytest.param(MINIMAL.replace("[gateway]", '[gateway]\ncolour = "red"'), "colour", id="unknown-gateway-key"),
+    pytest.param('colour = "red"\n' + MINIMAL, "colour", id="unknown-top-level-key"),
+    pytest.param(MINIMAL + "[workers]\nthread = 4\n", "thread", id="unknown-workers-key"),
+    pytest.param(MINIMAL + "[ingress.smtp]\nportt = 25\n", "portt", id="unknown-ingress-smtp-key"),
+    pytest.param(MINIMAL + "[ingress.smtpp]\nport = 25\n", "smtpp", id="unknown-ingress-table"),
+    pytest.param(MINIMAL + '[outbound.smtp]\nhost = "h"\npasword = "x"\n', "pasword", id="unknown-smtp-key"),
+    pytest.param(MINIMAL + '[gateway.sender_policy]\nvisitor = "strict"\n', "visitor", id="unknown-policy-key"),
+    pytest.param(MINIMAL + '[database]\nurl = "sqlite:///x.db"\npool = 5\n', "pool", id="unknown-database-key"),
+    pytest.param(MINIMAL + "[smtp]\nport = 25\n", "smtp", id="unknown-table"),
+]
+
+
+@pytest.mark.parametrize("text, key", BROKEN)
+def test_error_is_one_line_naming_the_key_and_the_file(tmp_path, text, key):
+    message = _error(tmp_path, text)
+    assert "\n" not in message
+    assert str(tmp_path / "gateway.toml") in message
+    assert key in message
+
+
+@pytest.mark.parametrize("text, key", BROKEN)
+def test_from_dict_names_the_source(text, key):
+    import tomllib
+
+    with pytest.raises(ConfigError) as error:
+        config.from_dict(tomllib.loads(text), source="my-source.toml", environ={}, base_dir=REPO)
+    assert str(error.value).startswith("my-source.toml: ")
+    assert key in str(error.value)
+
+
+def test_missing_outbound_names_the_file(tmp_path):
+    message = _error(tmp_path, GATEWAY)
+    assert str(tmp_path / "gateway.toml") in message and "outbound" in message
+
+
+def test_outbound_without_smarthost_or_maildir(tmp_path):
+    message = _error(tmp_path, GATEWAY + "[outbound]\nmax_attempts = 3\n")
+    assert "\n" not in message and str(tmp_path / "gateway.toml") in message and "maildir" in message
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[gateway\n", "not valid TOML"),
+    ('[gateway]\ndomain = \n', "not valid TOML"),
+    ('[gateway]\ndomain = "a"\ndomain = "b"\n', "not valid TOML"),
+])
+def test_invalid_toml(tmp_path, text, problem):
+    message = _error(tmp_path, text)
+    assert "\n" not in message and str(tmp_path / "gateway.toml") in message and problem in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found") as error:
+        config.load(tmp_path / "nope.toml", environ={})
+    assert str(tmp_path / "nope.toml") in str(error.value)
+
+
+# ---------------------------------------------------------------- environment
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(MINIMAL, id="file-has-keys"),
+    pytest.param(MINIMAL.replace(f'secret_keys = ["{KEY}"]\n', ""), id="file-has-no-keys"),
+    pytest.param(MINIMAL.replace(KEY, "short"), id="file-has-a-short-key"),
+])
+def test_secret_keys_from_the_environment_replace_the_file(tmp_path, text):
+    environ = {"DISPUTE_GATEWAY_SECRET_KEYS": " new-key-from-the-environment , older-key-from-the-env ,"}
+    settings = _load(tmp_path, text, environ)
+    assert settings.gateway.secret_keys == ("new-key-from-the-environment", "older-key-from-the-env")
+
+
+def test_short_secret_key_from_the_environment_is_refused(tmp_path):
+    message = _error(tmp_path, MINIMAL, {"DISPUTE_GATEWAY_SECRET_KEYS": "short"})
+    assert "secret_keys" in message and "16" in message
+
+
+def test_empty_environment_variable_does_not_override(tmp_path):
+    assert _load(tmp_path, MINIMAL, {"DISPUTE_GATEWAY_SECRET_KEYS": ""}).gateway.secret_keys == (KEY,)
+
+
+def test_load_reads_the_process_environment_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISPUTE_GATEWAY_SECRET_KEYS", "key-from-os-environ-0001")
+    monkeypatch.delenv("DISPUTE_GATEWAY_DATABASE_URL", raising=False)
+    settings = config.load(_write(tmp_path, MINIMAL))
+    assert settings.gateway.secret_keys == ("key-from-os-environ-0001",)
+
+
+@pytest.mark.parametrize("text", [MINIMAL, MINIMAL + '[database]\nurl = "sqlite:///file.db"\n'])
+def test_database_url_from_the_environment(tmp_path, text):
+    environ = {"DISPUTE_GATEWAY_DATABASE_URL": "postgresql+psycopg://gw@db/gw"}
+    assert _load(tmp_path, text, environ).database.url == "postgresql+psycopg://gw@db/gw"
+
+
+def test_smtp_password_from_the_file(tmp_path):
+    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nusername = "gw"\npassword = "in-file"\n'
+    assert _load(tmp_path, text).outbound.smtp.password == "in-file"
+
+
+def test_smtp_password_from_the_environment_without_one_in_the_file(tmp_path):
+    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nusername = "gw"\n'
+    assert _load(tmp_path, text, {"DISPUTE_GATEWAY_SMTP_PASSWORD": "from-env"}).outbound.smtp.password == "from-env"
+
+
+def test_smtp_password_from_the_environment_replaces_the_file(tmp_path):
+    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nusername = "gw"\npassword = "in-file"\n'
+    assert _load(tmp_path, text, {"DISPUTE_GATEWAY_SMTP_PASSWORD": "from-env"}).outbound.smtp.password == "from-env"
