@@ -66,7 +66,8 @@ _SIGNALS: tuple[tuple[str, int, str], ...] = (
                                rf"(?:my|the|a|any|our)(?: {_T})? (?:refund|money back|credit)\b"),
     ("refund_not_received", 3, r"\b(?:not|never) (?:yet |even )?(?:been )?(?:refunded|reimbursed)\b"),
     ("refund_not_received", 3, r"\b(?:still|yet) no refund\b|\bno refund (?:yet|so far|received)\b|"
-                               r"\bwhere(?: is|'s) (?:my|the) refund\b|\bwaiting (?:for|on) (?:my|the|a)(?: \w+)? refund\b"),
+                               r"\bwhere(?: is|'s) (?:my|the) refund\b|"
+                               r"\bwaiting (?:for|on) (?:my|the|a)(?: \w+)? refund\b"),
     ("refund_not_received", 3, r"\bpromised (?:me )?(?:a |to |that they would |they would )?refund"),
     ("refund_not_received", 3, r"\b(?:pas|jamais|rien|toujours pas) (?:encore )?(?:ete )?rembourse"),
     ("refund_not_received", 3, r"\b(?:pas|jamais|toujours pas|rien) (?:encore )?(?:recu|eu|vu|touche|obtenu) "
@@ -92,7 +93,8 @@ _SIGNALS: tuple[tuple[str, int, str], ...] = (
     ("unrecognised_charge", 3, r"\b(?:not|never|cannot) recogni[sz]e|\bunrecogni[sz]ed\b"),
     ("unrecognised_charge", 3, r"\bunknown (?:charge|payment|transaction|debit|merchant|company)\b"),
     ("unrecognised_charge", 3, r"\b(?:not|never) (?:make|made|authori[sz]e|authori[sz]ed|place|placed) "
-                               r"(?:this|that|the|any|these)(?: \w+)? (?:purchase|payment|order|transaction|charge)s?\b"),
+                               r"(?:this|that|the|any|these)(?: \w+)? "
+                               r"(?:purchase|payment|order|transaction|charge)s?\b"),
     ("unrecognised_charge", 3, r"\bunauthori[sz]ed\b|\bnot authori[sz]ed\b|\bfraud(?:ulent)?\b|"
                                r"\b(?:stolen|cloned|hacked|compromised) (?:card|account)\b|\bcard (?:was |has been )?"
                                r"(?:stolen|cloned|hacked|compromised)\b|\bsomeone(?: \w+){0,2}? used my "
@@ -125,7 +127,8 @@ _SIGNALS: tuple[tuple[str, int, str], ...] = (
                             r"\bnot what i (?:ordered|bought|paid for)\b|\b(?:not|never) (?:receive|received|get|"
                             r"got) (?:the )?(?:right|correct) \w+"),
     ("not_as_described", 3, r"\bdifferent (?:from|than|to)(?: \w+){0,3}? (?:description|picture|photo|photos|"
-                            r"website|advert|ad|listing|ordered|described)\b|\b(?:does|do|did) not (?:match|correspond)\b|"
+                            r"website|advert|ad|listing|ordered|described)\b|"
+                            r"\b(?:does|do|did) not (?:match|correspond)\b|"
                             r"\b(?:fake|counterfeit|replica|knock ?off)\b|\breceived (?:a|an|the)(?: \w+){0,3}? "
                             r"instead of\b"),
     ("not_as_described", 3, r"\bmissing (?:parts?|pieces?|items?|accessor\w*|cables?|chargers?|manual|screws?|"
@@ -168,7 +171,8 @@ _SIGNALS: tuple[tuple[str, int, str], ...] = (
     ("not_delivered", 3, r"\bou (?:est|en est) (?:ma|mon) (?:commande|colis|paquet|livraison)\b|\b(?:indique|marque|"
                          r"note|affiche|signale)e?s? (?:comme )?livree?s?\b|\bj'attends (?:toujours |encore )?"
                          r"(?:ma|mon) (?:commande|colis|livraison|paquet)\b"),
-    ("not_delivered", 2, r"\bretard de livraison\b|\b(?:date|delai) de livraison (?:est )?(?:depasse|non respecte)e?\b|\b(?:livraison|commande|colis) (?:est |a )?(?:en retard|"
+    ("not_delivered", 2, r"\bretard de livraison\b|\b(?:date|delai) de livraison (?:est )?(?:depasse|non respecte)e?\b|"
+                         r"\b(?:livraison|commande|colis) (?:est |a )?(?:en retard|"
                          r"retardee?)\b|\b(?:pas|aucune) (?:de )?nouvelles? (?:de|concernant) (?:ma|mon) "
                          r"(?:commande|colis)\b|\bpas (?:encore )?(?:ete )?(?:expediee?|envoyee?)s?\b"),
 )

@@ -246,3 +246,18 @@ class Gateway:
         if self.worker is not None:
             self.worker.stop()
         self.runtime.close()
+
+
+def write_config(path: Path, settings: config.Settings) -> Path:
+    """The TOML an administrator would write for `settings` (for driving the CLI in tests)."""
+    g = settings.gateway
+    smtp = settings.outbound.smtp
+    outbound = (f'[outbound.smtp]\nhost = "{smtp.host}"\nport = {smtp.port}\ntimeout_seconds = 5\n' if smtp
+                else f'[outbound]\nmaildir = "{settings.outbound.maildir}"\n')
+    path.write_text(
+        f'[gateway]\ndomain = "{g.domain}"\nsecret_keys = {list(g.secret_keys)!r}\n'
+        f'staff_addresses = {list(g.staff_addresses)!r}\ndefault_locale = "{g.default_locale}"\n\n'
+        f'[database]\nurl = "{settings.database.url}"\n\n[broker]\nurl = "{settings.broker.url}"\n\n'
+        f'[ingress.smtp]\nport = {settings.smtp_ingress.port}\n\n{outbound}'
+        .replace("'", '"'))
+    return path

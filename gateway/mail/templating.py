@@ -55,7 +55,10 @@ class Renderer:
 
     def render(self, folder: str, locale: str, context: dict) -> Rendered:
         context = {**context, "locale": locale}
-        subject = self.env.get_template(f"{folder}/{locale}/subject.txt").render(context)
+        subject = " ".join(self.env.get_template(f"{folder}/{locale}/subject.txt").render(context).split())
+        # Case mail keeps the case's thread subject, so the notice's own subject is shown
+        # as the headline of its body.
+        context["headline"] = subject
         text = self.env.get_template(f"{folder}/{locale}/body.txt").render(context)
         html = self.env.get_template(f"{folder}/{locale}/body.html").render(context)
-        return Rendered(subject=" ".join(subject.split()), text=text.strip() + "\n", html=html)
+        return Rendered(subject=subject, text=text.strip() + "\n", html=html)

@@ -22,12 +22,26 @@ TX = Transaction(reference="TX-1001", merchant_id="shop1", customer_email="c@x.t
 MERCHANT = Merchant(merchant_id="shop1", name="Shop & Co", support_email="s@shop.test", locale="fr")
 ADDRESSES = {p: f"case+k3q8xa2b-{p}-aaaaaaaaaaaaaaaa@d.test" for p in "cms"}
 
+RIGHTS = {"legal_deadline": NOW, "legal_rule": "D1", "escalation_date": NOW, "gateway_reply_deadline": NOW}
+
 # Values for the variables a notice needs beyond the case context.
 EXTRAS = {
     Notice.UNKNOWN_REFERENCE: {"reason": "missing", "intake_address": "disputes@d.test", "transactions": [
         {"reference": "TX-1001", "merchant": "Shop & Co", "date": NOW, "amount": Decimal("12"), "currency": "EUR"}]},
     Notice.STAFF_HELD_MESSAGE: {"held": {"id": 7, "party": "merchant", "reason": "From mismatch", "subject": "x"}},
     Notice.STAFF_QUARANTINE: {"inbound_id": 3, "problem": "could not be placed", "mail_from": "", "received_at": NOW},
+    Notice.MERCHANT_REMINDER: {"reminder": {"sequence": 2, "final": True, "escalation_date": NOW}, "rights": RIGHTS},
+    Notice.STAFF_REMINDER: {"reminder": {"sequence": 1}},
+    Notice.CUSTOMER_REMINDER: {"reminder": {"sequence": 1}},
+    Notice.STAFF_ESCALATION: {"escalation": {"reason": "merchant_silent"}, "transcript": [
+        {"at": NOW, "who": "customer", "what": "case opened", "text": "My parcel <never> came"}]},
+    Notice.ESCALATION_CUSTOMER: {"escalation": {"reason": "customer_request"}, "rights": RIGHTS},
+    Notice.ESCALATION_MERCHANT: {"escalation": {"reason": "merchant_bounced"}, "rights": RIGHTS},
+    Notice.CASE_CLOSED: {"closing": {"reason": "staff_agreement", "note": "Refund agreed"}},
+    Notice.CLOSED_CASE_REPLY: {"intake_address": "disputes@d.test"},
+    Notice.STAFF_UNKNOWN_COMMAND: {"problem": "unknown command #x", "valid": ("#note", "#close <note>")},
+    Notice.CARD_WINDOW_WARNING: {"window": {"closes_around": NOW}},
+    Notice.PRECLOSE_NOTICE: {"preclose": {"close_at": NOW}},
 }
 OUTSIDE_CASE = {Notice.UNKNOWN_REFERENCE, Notice.STAFF_QUARANTINE}
 

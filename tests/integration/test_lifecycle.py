@@ -1,0 +1,256 @@
+"""Case lifecycle over real SMTP: reminders, escalation, commands, closure, auto-close,
+with time travel through `dispute-gateway timers run --now`."""
+
+from __future__ import annotations
+
+import threading
+
+from dramatiq.brokers.stub import StubBroker
+from datetime import datetime, timedelta, timezone
+
+from gateway import addresses, reports
+from gateway.cli import main
+from gateway.clock import BusinessCalendar, FixedClock
+from gateway import timer_jobs
+from workers.runtime import Runtime
+from tests.harness import CUSTOMER, DOMAIN, KEYS, MERCHANT, STAFF, build_mail, write_config
+
+CAL = BusinessCalendar("Europe/Paris", "FR")
+
+
+def _open(gateway, sink, alias="delivery", body="My parcel TX-1001 never arrived."):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"{alias}@{DOMAIN}", subject="TX-1001 problem", body=body),
+                 to=f"{alias}@{DOMAIN}")
+    gateway.settle()
+    return _case(gateway)
+
+
+def _case(gateway, reference=None):
+    with gateway.runtime.database.unit_of_work() as db:
+        reference = reference or reports.list_cases(db)[0]["reference"]
+        return reports.show_case(db, reference)
+
+
+def _address(case, party):
+    return addresses.case_address(case["reference"].lower(), party, domain=DOMAIN, keys=KEYS)
+
+
+def _timers(gateway, tmp_path, at: datetime, capsys=None) -> str:
+    config = write_config(tmp_path / "cli.toml", gateway.settings)
+    assert main(["--config", str(config), "timers", "run", "--now", at.isoformat()]) == 0
+    return capsys.readouterr().out if capsys else ""
+
+
+def _subjects(sink, address):
+    """The notice headline of each message (case mail keeps the thread subject)."""
+    return [r.text().split("\n", 1)[0] for r in sink.to(address)]
+
+
+def _texts(sink, address):
+    return [r.text() for r in sink.to(address)]
+
+
+def test_silent_merchant_is_reminded_twice_then_escalated_and_staff_are_cced(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink)
+    opened = datetime.fromisoformat(case["opened_at"])
+    assert case["dispute_type"] == "not_delivered"
+    before = len(sink.to(MERCHANT))
+    out = _timers(gateway, tmp_path, CAL.add_business_days(opened, 2) - timedelta(minutes=1), capsys)
+    assert "0 timer action" in out and len(sink.to(MERCHANT)) == before
+    out = _timers(gateway, tmp_path, CAL.add_business_days(opened, 2), capsys)
+    assert "merchant reminder 1 sent" in out
+    assert len(sink.to(MERCHANT)) == before + 1 and "waiting for your answer" in _texts(sink, MERCHANT)[-1]
+    _timers(gateway, tmp_path, CAL.add_business_days(opened, 2) + timedelta(hours=1))  # nothing twice
+    assert len(sink.to(MERCHANT)) == before + 1
+    _timers(gateway, tmp_path, CAL.add_business_days(opened, 5))
+    second = _texts(sink, MERCHANT)[-1]
+    escalation_day = CAL.add_business_days(opened, 7)
+    assert "second reminder" in second and escalation_day.strftime("%-d %B %Y") in second
+    assert "general information" in second.lower()
+    customer_before = len(sink.to(CUSTOMER))
+    out = _timers(gateway, tmp_path, escalation_day, capsys)
+    assert "escalated" in out
+    case = _case(gateway)
+    assert case["escalated"] and case["state"] == "with_staff"
+    history = [r for r in sink.to(STAFF[0]) if r.text().startswith("Escalated")]
+    assert history and "My parcel TX-1001 never arrived." in history[-1].text()
+    assert len(sink.to(CUSTOMER)) == customer_before + 1
+    assert "SignalConso" in _texts(sink, CUSTOMER)[-1]
+    assert "ODR" not in _texts(sink, CUSTOMER)[-1]
+    # from now on staff get a copy of every relay, from the staff case address
+    staff_before = len(sink.to(STAFF[0]))
+    gateway.send(build_mail(sender=MERCHANT, to=_address(case, "m"), subject="Re", body="Sorry, refund on its way."),
+                 to=_address(case, "m"), sender=MERCHANT)
+    gateway.settle()
+    assert "refund on its way" in _texts(sink, CUSTOMER)[-1]
+    copy = sink.to(STAFF[0])[staff_before]
+    assert "refund on its way" in copy.text() and "-s-" in copy.header("From")
+
+
+def test_customer_resolved_closes_and_confirms_to_both(gateway, sink):
+    case = _open(gateway, sink)
+    merchant_before, customer_before = len(sink.to(MERCHANT)), len(sink.to(CUSTOMER))
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="#resolved\nThanks!"),
+                 to=_address(case, "c"))
+    gateway.settle()
+    case = _case(gateway)
+    assert case["state"] == "closed" and case["closed_reason"] == "customer_resolved"
+    assert "is closed" in _subjects(sink, CUSTOMER)[-1] and "is closed" in _subjects(sink, MERCHANT)[-1]
+    assert len(sink.to(MERCHANT)) == merchant_before + 2  # the rest of the message, then the closing notice
+    assert "#resolved" not in sink.to(MERCHANT)[-2].text() and "Thanks!" in sink.to(MERCHANT)[-2].text()
+
+
+def test_quoted_resolved_does_not_close(gateway, sink):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re",
+                            body="Still nothing arrived.\n\nOn Mon, Shop wrote:\n> #resolved\n> please confirm"),
+                 to=_address(case, "c"))
+    gateway.settle()
+    assert _case(gateway)["state"] == "awaiting_merchant"
+
+
+def test_customer_escalate_brings_staff_in(gateway, sink):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender=MERCHANT, to=_address(case, "m"), subject="Re", body="We will not refund."),
+                 to=_address(case, "m"), sender=MERCHANT)
+    gateway.settle()
+    assert _case(gateway)["state"] == "awaiting_customer"
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="#escalade\nC'est inacceptable."),
+                 to=_address(case, "c"))
+    gateway.settle()
+    case = _case(gateway)
+    assert case["escalated"] and case["state"] == "with_staff"
+    assert any("Escalated" in s for s in _subjects(sink, STAFF[1]))
+    assert "inacceptable" in sink.to(MERCHANT)[-2].text() or "inacceptable" in sink.to(MERCHANT)[-1].text()
+
+
+def test_merchant_cannot_close_or_escalate(gateway, sink):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender=MERCHANT, to=_address(case, "m"), subject="Re", body="#resolved\n#escalate\nDone."),
+                 to=_address(case, "m"), sender=MERCHANT)
+    gateway.settle()
+    case = _case(gateway)
+    assert case["state"] == "awaiting_customer" and not case["escalated"]
+    assert "#resolved" in sink.to(CUSTOMER)[-1].text()  # relayed as text
+
+
+def test_staff_close_and_mail_to_a_closed_case(gateway, sink):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re",
+                            body="#close Merchant refunded 49.90 EUR on 1 Dec."), to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    closed = _case(gateway)
+    assert closed["state"] == "closed" and closed["closed_reason"] == "staff_agreement"
+    assert "Merchant refunded 49.90 EUR" in _texts(sink, CUSTOMER)[-1]
+    assert "Merchant refunded 49.90 EUR" in _texts(sink, MERCHANT)[-1]
+    merchant_before = len(sink.to(MERCHANT))
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="One more thing"),
+                 to=_address(case, "c"))
+    gateway.settle()
+    assert len(sink.to(MERCHANT)) == merchant_before
+    assert "not passed on" in _texts(sink, CUSTOMER)[-1]
+    assert any(e["kind"] == "mail_to_closed_case" for e in _case(gateway)["events"])
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#reopen"),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    assert _case(gateway)["state"] == "with_staff"
+
+
+def test_staff_type_release_and_unknown_commands(gateway, sink):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender="helper@shop.example", to=_address(case, "c"), subject="Re", body="I am Carol really"),
+                 to=_address(case, "c"), sender="helper@shop.example")
+    gateway.settle()
+    held = _case(gateway)["held_messages"][0]
+    merchant_before = len(sink.to(MERCHANT))
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re",
+                            body=f"#type damaged\n#release {held['id']}"), to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    case_now = _case(gateway)
+    assert case_now["dispute_type"] == "damaged" and case_now["held_messages"][0]["released_at"]
+    assert "I am Carol really" in sink.to(MERCHANT)[merchant_before].text()
+    gateway.send(build_mail(sender=STAFF[1], to=_address(case, "s"), subject="Re", body="#frobnicate\nhello"),
+                 to=_address(case, "s"), sender=STAFF[1])
+    gateway.settle()
+    answer = sink.to(STAFF[1])[-1]
+    assert "#frobnicate" in answer.text() and "#close" in answer.text()
+    assert "not understood" in answer.text().split("\n")[0]
+    assert "not understood" not in _subjects(sink, STAFF[0])[-1]  # only the sender is answered
+
+
+def test_payment_case_reminds_staff_at_the_end_of_the_business_day(gateway, sink, tmp_path):
+    _open(gateway, sink, alias="payment", body="I was charged twice for TX-1001.")
+    case = _case(gateway)
+    assert case["dispute_type"] == "double_charge"
+    due = datetime.fromisoformat(case["next_due_at"])
+    assert due.astimezone(CAL.tz).hour == 17
+    before = len(sink.to(STAFF[0]))
+    _timers(gateway, tmp_path, due)
+    assert "no staff answer" in _subjects(sink, STAFF[0])[-1]
+    assert len(sink.to(STAFF[0])) == before + 1
+
+
+def test_customer_reminders_after_the_merchant_answered(gateway, sink, tmp_path):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender=MERCHANT, to=_address(case, "m"), subject="Re", body="Can you send a photo?"),
+                 to=_address(case, "m"), sender=MERCHANT)
+    gateway.settle()
+    answered = datetime.fromisoformat(_case(gateway)["next_due_at"]) - timedelta(days=7)
+    _timers(gateway, tmp_path, answered + timedelta(days=7))
+    assert "waiting for your answer" in _subjects(sink, CUSTOMER)[-1]
+    _timers(gateway, tmp_path, answered + timedelta(days=14))
+    assert len([s for s in _subjects(sink, CUSTOMER) if "waiting for your answer" in s]) == 2
+    assert _case(gateway)["state"] == "awaiting_customer"  # silence never closes early
+
+
+def test_auto_close_180_days_after_the_transaction(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender=MERCHANT, to=_address(case, "m"), subject="Re", body="Refund sent."),
+                 to=_address(case, "m"), sender=MERCHANT)
+    gateway.settle()
+    tx_date = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    _timers(gateway, tmp_path, tx_date + timedelta(days=100))
+    assert "card" in _subjects(sink, CUSTOMER)[-1].lower()
+    _timers(gateway, tmp_path, tx_date + timedelta(days=170))
+    assert "will close on" in _subjects(sink, CUSTOMER)[-1] and "will close on" in _subjects(sink, MERCHANT)[-1]
+    out = _timers(gateway, tmp_path, tx_date + timedelta(days=180), capsys)
+    assert "closed" in out
+    case = _case(gateway)
+    assert case["state"] == "closed" and case["closed_reason"] == "expired"
+    assert "is closed" in _subjects(sink, CUSTOMER)[-1] and "is closed" in _subjects(sink, MERCHANT)[-1]
+
+
+def test_recent_customer_message_postpones_auto_close(gateway, sink, tmp_path):
+    case = _open(gateway, sink)
+    tx_date = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    clock_runtime_now = tx_date + timedelta(days=175)
+    gateway.runtime.clock = FixedClock(clock_runtime_now)
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="Still waiting!"),
+                 to=_address(case, "c"))
+    gateway.settle()
+    _timers(gateway, tmp_path, tx_date + timedelta(days=181))
+    assert _case(gateway)["state"] != "closed"
+    _timers(gateway, tmp_path, clock_runtime_now + timedelta(days=14))
+    assert _case(gateway)["state"] == "closed"
+
+
+def test_two_schedulers_at_once_send_each_reminder_exactly_once(gateway, sink, tmp_path):
+    case = _open(gateway, sink)
+    at = CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 2)
+    before = len(sink.to(MERCHANT))
+    runtimes = [Runtime(gateway.settings, clock=FixedClock(at), inline=True, broker=StubBroker())
+                for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def run(runtime):
+        barrier.wait()
+        timer_jobs.run_all_due(runtime)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in runtimes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for runtime in runtimes:
+        runtime.database.dispose()
+    assert len(sink.to(MERCHANT)) == before + 1
