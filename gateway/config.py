@@ -76,6 +76,23 @@ class SmtpIngressSettings:
 
 
 @dataclass(frozen=True)
+class ImapMailbox:
+    """One mailbox the IMAP ingress reads."""
+
+    host: str
+    username: str
+    password: str
+    port: int = 993
+    security: str = "tls"  # tls | starttls | plain
+    folder: str = "INBOX"
+    processed_folder: str | None = "Processed"  # None: flag \\Seen instead of moving
+    verify_certificates: bool = True
+    batch_size: int = 100
+    poll_interval_seconds: float = 60.0
+    idle_timeout_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class SmtpOutboundSettings:
     host: str = "127.0.0.1"
     port: int = 25
@@ -136,6 +153,7 @@ class Settings:
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     timers: TimerSettings = field(default_factory=TimerSettings)
+    imap: tuple[ImapMailbox, ...] = ()
     source: str = "<defaults>"
 
 
@@ -223,8 +241,9 @@ def from_dict(
     broker = _broker(root.table("broker"))
     ingress = root.table("ingress")
     smtp_ingress = _smtp_ingress(ingress.table("smtp") if ingress else None)
+    imap: tuple[ImapMailbox, ...] = ()
     if ingress:
-        ingress.table("imap")  # read by the IMAP ingress settings
+        imap = _imap(ingress, environ)
         ingress.reject_unknown()
     outbound = _outbound(root.table("outbound"), environ, base_dir, source)
     workers = _workers(root.table("workers"))
@@ -240,6 +259,7 @@ def from_dict(
         outbound=outbound,
         workers=workers,
         timers=timers,
+        imap=imap,
         source=source,
     )
 
@@ -420,3 +440,37 @@ def _timers(table: _Reader | None) -> TimerSettings:
     table.reject_unknown()
     return TimerSettings(timezone=tz, country=country, merchant_reminder_business_days=reminders,
                          escalation_business_days=escalation, customer_reminder_days=customer, **values, **ints)
+
+
+def _imap(ingress: _Reader, environ: dict[str, str]) -> tuple[ImapMailbox, ...]:
+    """[[ingress.imap]] tables (or one [ingress.imap] table): the mailboxes to read."""
+    ingress._used.add("imap")
+    raw = ingress._data.get("imap")
+    if raw is None:
+        return ()
+    tables = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        ingress.check("imap", False, "expected a table or an array of tables")
+    mailboxes = []
+    for number, data in enumerate(tables, start=1):
+        table = _Reader(data, f"ingress.imap #{number}" if len(tables) > 1 else "ingress.imap", ingress._source)
+        security = table.get("security", str, "tls")
+        table.check("security", security in ("tls", "starttls", "plain"), "must be tls, starttls or plain")
+        port = table.get("port", int, 993 if security == "tls" else 143)
+        table.check("port", 0 < port < 65536, "must be a TCP port")
+        username = table.get("username", str, required=True)
+        password = environ.get("DISPUTE_GATEWAY_IMAP_PASSWORD") if len(tables) == 1 else None
+        password = _secret(password, table.get("password", str, None))
+        table.check("password", bool(password), "missing (or set DISPUTE_GATEWAY_IMAP_PASSWORD)")
+        processed = table.get("processed_folder", str, "Processed")
+        batch = table.get("batch_size", int, 100)
+        table.check("batch_size", 1 <= batch <= 5000, "must be between 1 and 5000")
+        mailboxes.append(ImapMailbox(
+            host=table.get("host", str, required=True), username=username, password=password, port=port,
+            security=security, folder=table.get("folder", str, "INBOX"), processed_folder=processed or None,
+            verify_certificates=table.get("verify_certificates", bool, True), batch_size=batch,
+            poll_interval_seconds=table.get("poll_interval_seconds", float, 60.0),
+            idle_timeout_seconds=table.get("idle_timeout_seconds", float, 300.0),
+        ))
+        table.reject_unknown()
+    return tuple(mailboxes)
