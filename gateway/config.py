@@ -145,6 +145,22 @@ class TimerSettings:
 
 
 @dataclass(frozen=True)
+class HygieneSettings:
+    """Loop protection, sender trust and content safety (README: Mail hygiene)."""
+
+    notices_per_address_per_hour: int = 5
+    notices_per_address_per_day: int = 20
+    freeze_after_messages: int = 30  # messages into one case within freeze_window_minutes
+    freeze_window_minutes: int = 10
+    soft_bounce_hard_after_hours: int = 24
+    authserv_id: str | None = None  # Authentication-Results are trusted only from this id
+    block_remote_images: bool = True
+    max_attachments: int = 20
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    blocked_extensions: tuple[str, ...] | None = None  # None: the built-in list
+
+
+@dataclass(frozen=True)
 class Settings:
     gateway: GatewaySettings
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -154,6 +170,7 @@ class Settings:
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     timers: TimerSettings = field(default_factory=TimerSettings)
     imap: tuple[ImapMailbox, ...] = ()
+    hygiene: HygieneSettings = field(default_factory=HygieneSettings)
     source: str = "<defaults>"
 
 
@@ -248,7 +265,8 @@ def from_dict(
     outbound = _outbound(root.table("outbound"), environ, base_dir, source)
     workers = _workers(root.table("workers"))
     timers = _timers(root.table("timers"))
-    for known in ("hygiene", "metrics"):
+    hygiene = _hygiene(root.table("hygiene"))
+    for known in ("metrics",):
         root.table(known)
     root.reject_unknown()
     return Settings(
@@ -260,6 +278,7 @@ def from_dict(
         workers=workers,
         timers=timers,
         imap=imap,
+        hygiene=hygiene,
         source=source,
     )
 
@@ -474,3 +493,22 @@ def _imap(ingress: _Reader, environ: dict[str, str]) -> tuple[ImapMailbox, ...]:
         ))
         table.reject_unknown()
     return tuple(mailboxes)
+
+
+def _hygiene(table: _Reader | None) -> HygieneSettings:
+    if table is None:
+        return HygieneSettings()
+    d = HygieneSettings()
+    ints = {}
+    for key in ("notices_per_address_per_hour", "notices_per_address_per_day", "freeze_after_messages",
+                "freeze_window_minutes", "soft_bounce_hard_after_hours", "max_attachments", "max_attachment_bytes"):
+        ints[key] = table.get(key, int, getattr(d, key))
+        table.check(key, ints[key] >= 1, "must be at least 1")
+    authserv = table.get("authserv_id", str, "") or None
+    extensions = table.get("blocked_extensions", list, None)
+    if extensions is not None:
+        table.check("blocked_extensions", all(isinstance(e, str) and e for e in extensions), "a list of extensions")
+        extensions = tuple(e.lower().lstrip(".") for e in extensions)
+    block = table.get("block_remote_images", bool, True)
+    table.reject_unknown()
+    return HygieneSettings(authserv_id=authserv, blocked_extensions=extensions, block_remote_images=block, **ints)

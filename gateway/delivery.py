@@ -54,6 +54,10 @@ def deliver(
     try:
         detail = relay.send(mail_from, recipient, raw)
     except TemporaryFailure as error:
+        if _failing_too_long(database, outbox_id, settings, clock):
+            return _record_failure(database, outbox_id, f"{error} (still failing after "
+                                   f"{settings.hygiene.soft_bounce_hard_after_hours} hours)", error.code, clock,
+                                   on_permanent_failure)
         return _record_retry(database, outbox_id, str(error), error.code, attempts, settings, clock), []
     except PermanentFailure as error:
         return _record_failure(database, outbox_id, str(error), error.code, clock, on_permanent_failure)
@@ -68,6 +72,14 @@ def deliver(
         row.smtp_code = 250
     log.info("outbox %s sent to party %s: %s", outbox_id, row.party, detail)
     return Attempt(outbox_id, "sent", detail), []
+
+
+def _failing_too_long(database: Database, outbox_id: int, settings: Settings, clock) -> bool:
+    """A temporary failure that has lasted `soft_bounce_hard_after_hours` counts as hard."""
+    with database.unit_of_work() as db:
+        first = db.get(Outbox, outbox_id).first_failure_at
+    limit = timedelta(hours=settings.hygiene.soft_bounce_hard_after_hours)
+    return first is not None and clock() - first >= limit
 
 
 def _record_retry(database: Database, outbox_id: int, error: str, code: int | None, attempts: int,

@@ -27,6 +27,8 @@ class Notice(str, Enum):
     STAFF_UNKNOWN_COMMAND = "staff_unknown_command"  # staff: the valid commands
     CARD_WINDOW_WARNING = "card_window_warning"  # customer: card-dispute windows close around day 120
     PRECLOSE_NOTICE = "preclose_notice"  # both: the case closes soon
+    STAFF_DELIVERY_PROBLEM = "staff_delivery_problem"  # staff: mail to a party failed
+    STAFF_CASE_FROZEN = "staff_case_frozen"  # staff: too many messages, relaying stopped
 
     @property
     def folder(self) -> str:

@@ -212,6 +212,12 @@ class Mailer:
         store.remember_in_thread(row, message_id)
         return ids
 
+    def requeue(self, row: Outbox, *, raw: bytes, recipient: str) -> int:
+        """Queue a copy of an earlier outbox row (same Message-ID) for a new recipient address."""
+        case = self.db.get(Case, row.case_id) if row.case_id else None
+        return self._queue(raw=raw, recipient=recipient, kind=row.kind, party=row.party, case=case,
+                           message_id=row.message_id, inbound_id=row.inbound_id)
+
     def notice_outside_case(self, notice: Notice, recipient: str, locale: str, context: dict, *,
                             in_reply_to: str | None, inbound_id: int | None) -> int:
         """A notice to an address that has no case (yet), sent from the intake address."""

@@ -17,7 +17,8 @@ from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch,
 from gateway.config import Settings
 from gateway.flows import bounces, casemail, intake
 from gateway.flows.step import Step
-from gateway.mail.classify import Signals, classify
+from gateway.mail import bounces as bounces_detection
+from gateway.mail.classify import Kind, Signals, classify
 from gateway.mail.parse import parse
 from gateway.mail.templating import Renderer
 from gateway.models import Inbound
@@ -48,8 +49,9 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
     mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
     parsed = parse(inbound.raw)
     classification = classify(parsed, Signals(mail_from=inbound.mail_from, keys=settings.gateway.secret_keys))
+    classification, verdict = bounces_detection.confirm(classification, inbound.raw)
     step = Step(db=db, settings=settings, mailer=mailer, now=now, inbound=inbound, parsed=parsed,
-                classification=classification)
+                classification=classification, verdict=verdict)
     match = identify(recipients_of(settings, inbound.rcpt_tos), parsed.in_reply_to + parsed.references,
                      lambda ids: store.sent_message_owner(db, ids))
     dispatch(step, match)
@@ -67,6 +69,8 @@ def dispatch(step: Step, match) -> None:
     """Send the message down the flow its match names."""
     if isinstance(match, BounceMatch):
         bounces.handle_verp(step, match.token)
+    elif step.classification.kind is Kind.BOUNCE:
+        bounces.handle_unaddressed(step)  # a bounce sent to the intake or a case address
     elif isinstance(match, CaseMatch):
         case = (store.case_by_reference(step.db, match.reference, lock=True) if match.reference
                 else store.case_by_id(step.db, match.case_id, lock=True))
@@ -75,10 +79,7 @@ def dispatch(step: Step, match) -> None:
         else:
             casemail.handle(step, case, match.party)
     elif isinstance(match, IntakeMatch):
-        if step.classification.kind.value == "bounce":
-            bounces.handle_unaddressed(step)
-        else:
-            intake.handle(step, match.local_part)
+        intake.handle(step, match.local_part)
     elif isinstance(match, NoMatch):
         _unplaced(step, match.how)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.mail.bounces.base import Verdict
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedMessage
 from gateway.models import Inbound
@@ -31,6 +32,7 @@ class Step(Work):
     inbound: Inbound
     parsed: ParsedMessage
     classification: Classification
+    verdict: Verdict = field(default_factory=Verdict.none)  # what a bounce reports
 
     def done(self, disposition: str, *, case_id: int | None = None) -> None:
         """Record what was decided for this message."""

@@ -40,19 +40,35 @@ class Signals:
 
 
 _NULL_SENDERS = {"", "<>"}
-_DAEMON_RE = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.IGNORECASE)
+_DAEMON_RE = re.compile(
+    r"^(mailer-daemon|mailer_daemon|postmaster|mail-daemon|mailerdaemon|mdaemon|mail\.delivery\.system|ndr|"
+    r"bounces?|nobody-bounce)@", re.IGNORECASE)
+_DAEMON_NAME_RE = re.compile(
+    r"mail delivery|delivery subsystem|postmaster|mailer|system administrator|mail administrator|"
+    r"mail ?server|antivirus", re.IGNORECASE)
 _BOUNCE_SUBJECT_RE = re.compile(
-    r"(undeliver|undelivered mail|delivery status notification|delivery (has )?failed|returned mail|"
-    r"failure notice|mail delivery (failed|system)|non remis|non distribuable|échec de (la )?remise|"
-    r"unzustellbar|nicht zustellbar|no se puede entregar|mancata consegna)",
+    r"(undeliver|not (been )?delivered|could not be delivered|delivery (status )?(notification|failure|report|problem)|"
+    r"delivery (has )?failed|mail delivery|returned mail|return(ing|ed) (mail|message|to sender)|failure notice|"
+    r"failed mail|mail failure|mail error|non[- ]?delivery|delayed mail|message delayed|delivery warning|"
+    r"warning: message|processing error|automatically rejected|permanent delivery|failure delivery|"
+    r"non remis|non distribuable|échec de (la )?(remise|distribution)|impossible de remettre|"
+    r"unzustellbar|nicht zustellbar|no se puede entregar|no entregado|mancata consegna|non recapitat)",
     re.IGNORECASE,
 )
-_OOO_SUBJECT_RE = re.compile(
-    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|absence|absent|"
-    r"r[ée]ponse automatique|message d'absence|abwesenheit|fuera de la oficina|respuesta autom[áa]tica|"
-    r"fuori sede|risposta automatica|assente|vacation|congés|on leave|i am away|je suis absent)",
-    re.IGNORECASE,
+WEAK_BOUNCE_REASON = "a bounce subject on a message that answers nothing"
+_REPLY_PREFIX_RE = re.compile(r"^\s*(re|fwd?|tr|aw|wg)\s*:", re.IGNORECASE)
+_OOO_PREFIX = (
+    r"auto(matic)?[ -]?(reply|response|antwort|answer)|autoreply|out of (the )?office( auto ?reply)?|out-of-office|"
+    r"ooo|auto|ticket re[çc]u|ticket received|request received|demande re[çc]ue|"
+    r"[^:]{0,40}autom[aā]tisk[aā] atbilde|"
+    r"absence|absent|away|on vacation|vacation( reply)?|r[ée]ponse automatique|message d'absence|"
+    r"abwesenheit(snotiz)?|automatische antwort|fuera de la oficina|respuesta autom[áa]tica|ausencia|"
+    r"fuori sede|risposta automatica|assente|fuori ufficio|congés|en congé"
 )
+_OOO_SUBJECT_RE = re.compile(rf"^\s*(\[?({_OOO_PREFIX})\]?)\s*(:|-|$)", re.IGNORECASE)
+_OOO_ANYWHERE_RE = re.compile(
+    r"(automatic reply|auto[- ]?reply|out of (the )?office|away from (my )?(mail|e-?mail|desk)|"
+    r"r[ée]ponse automatique|abwesenheitsnotiz|respuesta autom[áa]tica|risposta automatica)", re.IGNORECASE)
 
 
 def _loop(message: ParsedMessage, signals: Signals) -> Classification | None:
@@ -62,32 +78,52 @@ def _loop(message: ParsedMessage, signals: Signals) -> Classification | None:
     return None
 
 
-def _bounce(message: ParsedMessage, signals: Signals) -> Classification | None:
-    report = message.content_type == "multipart/report"
-    null_sender = signals.mail_from.strip() in _NULL_SENDERS
-    daemon = bool(_DAEMON_RE.match(message.from_address))
-    if report and "delivery-status" in (message.header("content-type") or "").lower():
-        return Classification(Kind.BOUNCE, "multipart/report delivery-status")
-    if (null_sender or daemon) and _BOUNCE_SUBJECT_RE.search(message.subject):
-        return Classification(Kind.BOUNCE, "null sender or mailer-daemon with a bounce subject")
+def looks_like_bounce(message: ParsedMessage, mail_from: str) -> str | None:
+    """Why the message looks like a bounce, or None. Gates the bounce detectors (flufl.bounce
+    guesses; it must only see messages that are bounces by their envelope, sender or subject)."""
+    if message.content_type == "multipart/report":
+        report_type = (message.header("content-type") or "").lower()
+        if "disposition-notification" not in report_type:
+            return "multipart/report"
+    if message.has_header("x-failed-recipients"):
+        return "X-Failed-Recipients header"
+    null_sender = mail_from.strip() in _NULL_SENDERS
+    daemon = bool(_DAEMON_RE.match(message.from_address)) or bool(_DAEMON_NAME_RE.search(message.from_name)) \
+        or not message.from_address
+    subject = message.subject
+    bounce_subject = bool(_BOUNCE_SUBJECT_RE.search(subject)) and not _REPLY_PREFIX_RE.match(subject)
+    if (null_sender or daemon) and (bounce_subject or not subject.strip()):
+        return "null sender or mailer-daemon with a bounce subject"
+    if bounce_subject and not message.in_reply_to and not message.references:
+        return WEAK_BOUNCE_REASON
+    if daemon and _DAEMON_RE.match(message.from_address):
+        return "sent by a mailer-daemon address"
     return None
+
+
+def _bounce(message: ParsedMessage, signals: Signals) -> Classification | None:
+    reason = looks_like_bounce(message, signals.mail_from)
+    return Classification(Kind.BOUNCE, reason) if reason else None
 
 
 def _auto_reply(message: ParsedMessage, signals: Signals) -> Classification | None:
     auto = (message.header("auto-submitted") or "").strip().lower()
     if auto and not auto.startswith("no"):
         return Classification(Kind.AUTO_REPLY, f"Auto-Submitted: {auto}")
-    for name in ("x-autoreply", "x-autorespond", "x-autoresponder", "x-ms-exchange-inbox-rules-loop", "x-autogenerated"):
+    for name in ("x-autoreply", "x-autorespond", "x-autoresponder", "x-autogenerated", "x-autoresponse"):
         if message.has_header(name):
             return Classification(Kind.AUTO_REPLY, f"{name} header")
-    suppress = (message.header("x-auto-response-suppress") or "").lower()
-    if suppress and any(word in suppress for word in ("all", "oof", "autoreply")) and _OOO_SUBJECT_RE.search(message.subject):
+    if (message.header("x-auto-response-suppress") or "").strip() and _OOO_ANYWHERE_RE.search(message.subject):
         return Classification(Kind.AUTO_REPLY, "X-Auto-Response-Suppress with an out-of-office subject")
     precedence = (message.header("precedence") or "").strip().lower()
     if precedence in ("auto_reply", "auto-reply"):
         return Classification(Kind.AUTO_REPLY, f"Precedence: {precedence}")
     if _OOO_SUBJECT_RE.search(message.subject):
         return Classification(Kind.AUTO_REPLY, "out-of-office subject")
+    if precedence in ("bulk", "junk") and _OOO_ANYWHERE_RE.search(message.subject):
+        return Classification(Kind.AUTO_REPLY, f"Precedence: {precedence} with an out-of-office subject")
+    if message.has_header("x-ms-exchange-inbox-rules-loop") and _OOO_ANYWHERE_RE.search(message.subject):
+        return Classification(Kind.AUTO_REPLY, "Exchange inbox rule with an out-of-office subject")
     if signals.mail_from.strip() in _NULL_SENDERS:
         return Classification(Kind.AUTO_REPLY, "null envelope sender")
     return None

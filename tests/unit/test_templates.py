@@ -42,6 +42,9 @@ EXTRAS = {
     Notice.STAFF_UNKNOWN_COMMAND: {"problem": "unknown command #x", "valid": ("#note", "#close <note>")},
     Notice.CARD_WINDOW_WARNING: {"window": {"closes_around": NOW}},
     Notice.PRECLOSE_NOTICE: {"preclose": {"close_at": NOW}},
+    Notice.STAFF_DELIVERY_PROBLEM: {"problem": {"role": "merchant", "kind": "spam", "status": "5.7.1",
+                                                "diagnostic": "550 5.7.1 rejected as spam"}},
+    Notice.STAFF_CASE_FROZEN: {"frozen": {"count": 31, "window_minutes": 10}},
 }
 OUTSIDE_CASE = {Notice.UNKNOWN_REFERENCE, Notice.STAFF_QUARANTINE}
 

@@ -1,0 +1,33 @@
+"""Bounces in other formats (Exchange, qmail, Exim, Yahoo, old MTAs) through GNU Mailman's
+flufl.bounce detectors. Run only on messages that already look like bounces, and with
+its exceptions contained: a detector that trips on a strange message finds nothing."""
+
+from __future__ import annotations
+
+import logging
+from email.message import Message
+
+from flufl.bounce import all_failures
+
+from gateway.mail.bounces.base import Failure, FailureKind, Verdict
+
+log = logging.getLogger(__name__)
+# flufl.bounce logs a traceback for every detector that trips on an odd message and then
+# carries on with the next one; those are expected here, so keep them out of the logs.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+
+
+def detect(message: Message) -> Verdict:
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # flufl.bounce's detectors are regex heavy and old; never let one stop a message
+        log.warning("flufl.bounce raised on a message; treated as no failures", exc_info=True)
+        return Verdict.none("flufl.bounce")
+    failures = [Failure(_text(a), FailureKind.HARD) for a in sorted(permanent)]
+    failures += [Failure(_text(a), FailureKind.SOFT) for a in sorted(temporary - permanent)]
+    return Verdict(tuple(f for f in failures if "@" in f.recipient), "flufl.bounce")
+
+
+def _text(address: bytes | str) -> str:
+    text = address.decode("utf-8", "replace") if isinstance(address, bytes) else str(address)
+    return text.strip().strip("<>").lower()

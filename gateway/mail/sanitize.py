@@ -1,0 +1,409 @@
+"""Hostile HTML made safe to relay: an email allow-list enforced by nh3 (Ammonia). Pure.
+
+Three passes, so that no hand-written parser ever has the last word:
+
+1. nh3 with the allow-list below; `_AttributePolicy` checks every URL and inline style.
+2. `_ImagePass` reads nh3's well-formed output with html.parser and rewrites whole
+   `<img>` elements: remote images become their alt text, tracking pixels disappear.
+3. nh3 again with the same allow-list. When images are blocked this pass drops every
+   remote image URL it still sees, so a difference between html.parser and html5ever
+   can never let one through.
+
+A separate scan of the *input* (`_Inventory`) only describes what was taken out, for
+the report; it decides nothing.
+
+Decisions:
+- Inline `style` is kept: Outlook and Gmail lay mail out with it. Only properties in
+  `STYLE_PROPERTIES` survive, values with CSS escapes, comments, `expression` or any
+  function other than colours, `calc` and gradients are dropped, and `url()` keeps
+  `cid:` and `data:image/...` always, http(s) only when remote images are allowed.
+  `position` and `z-index` are not allowed, so a mail cannot lay itself over the
+  reader's webmail.
+- `class` and `id` are dropped: with no `<style>` element left they style nothing, but
+  they could match the webmail's own CSS.
+- Relative URLs are dropped: a relayed mail has no base to resolve them against.
+- An `<img>` without a usable source (remote while blocked, unsafe, or none) stays as
+  `<img alt="...">` with its alt text or `[image blocked]`, and counts as blocked.
+  A remote image of at most 1x1 pixels (or hidden) is removed outright and counts too,
+  even when remote images are allowed.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+import nh3
+
+BLOCKED_IMAGE_TEXT = "[image blocked]"
+LINK_REL = "noopener noreferrer nofollow"
+
+# What `SanitizedHtml.removed` may say, in the order things are found.
+SCRIPT = "script"
+STYLE_ELEMENT = "style element"
+STYLESHEET = "external stylesheet"
+META_REFRESH = "meta refresh"
+FRAME = "iframe"
+EMBEDDED = "embedded object"
+FORM = "form"
+SVG = "svg"
+MATH = "math"
+BASE = "base"
+EVENT_HANDLER = "event handler"
+SCRIPT_LINK = "script link"
+DATA_LINK = "data link"
+UNSAFE_STYLE = "unsafe style"
+CONDITIONAL_COMMENT = "conditional comment"
+UNPARSEABLE = "unparseable html"
+
+TAGS = frozenset({
+    "p", "div", "span", "br", "b", "i", "u", "s", "strike", "strong", "em", "a", "ul", "ol", "li",
+    "dl", "dt", "dd", "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "colgroup",
+    "col", "blockquote", "pre", "code", "tt", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img",
+    "font", "center", "small", "big", "sub", "sup", "cite", "q", "abbr", "mark", "del", "ins",
+})
+# Dropped together with their content (text inside a <script> or <title> is not mail text).
+CLEAN_CONTENT_TAGS = frozenset({
+    "script", "style", "title", "iframe", "frame", "frameset", "noframes", "object", "embed",
+    "applet", "noembed", "svg", "math", "select", "textarea", "template", "xmp",
+})
+_CELL = {"width", "height", "align", "valign", "bgcolor", "background", "colspan", "rowspan", "nowrap"}
+ATTRIBUTES: dict[str, set[str]] = {
+    "*": {"style", "align", "dir", "lang", "title"},
+    "a": {"href"},
+    "img": {"src", "srcset", "alt", "width", "height", "border", "hspace", "vspace"},
+    "table": {"width", "height", "border", "cellpadding", "cellspacing", "bgcolor", "background"},
+    "tr": {"valign", "bgcolor", "height", "background"},
+    "td": _CELL,
+    "th": _CELL | {"scope"},
+    "col": {"span", "width", "valign"},
+    "colgroup": {"span", "width", "valign"},
+    "font": {"color", "face", "size"},
+    "ol": {"start", "type"},
+    "ul": {"type"},
+    "li": {"value", "type"},
+    "hr": {"size", "width", "noshade", "color"},
+    "blockquote": {"type"},  # Thunderbird quotes with <blockquote type="cite">
+}
+STYLE_PROPERTIES = frozenset({
+    "color", "background", "background-color", "background-image", "background-position",
+    "background-repeat", "background-size", "border", "border-top", "border-right", "border-bottom",
+    "border-left", "border-color", "border-style", "border-width", "border-top-color",
+    "border-right-color", "border-bottom-color", "border-left-color", "border-top-style",
+    "border-right-style", "border-bottom-style", "border-left-style", "border-top-width",
+    "border-right-width", "border-bottom-width", "border-left-width", "border-radius",
+    "border-collapse", "border-spacing", "font", "font-family", "font-size", "font-style",
+    "font-weight", "font-variant", "text-align", "text-decoration", "text-indent", "text-transform",
+    "line-height", "letter-spacing", "word-spacing", "white-space", "word-wrap", "word-break",
+    "overflow-wrap", "vertical-align", "margin", "margin-top", "margin-right", "margin-bottom",
+    "margin-left", "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
+    "width", "height", "min-width", "max-width", "min-height", "max-height", "display", "direction",
+    "list-style-type", "table-layout", "caption-side", "empty-cells", "float", "clear", "overflow",
+})
+_HOSTILE_PROPERTIES = frozenset({"behavior", "-moz-binding", "-ms-behavior"})
+_CSS_FUNCTIONS = frozenset({
+    "rgb", "rgba", "hsl", "hsla", "calc", "url", "linear-gradient", "radial-gradient",
+    "repeating-linear-gradient", "repeating-radial-gradient",
+})
+_CSS_FORBIDDEN = ("\\", "/*", "expression", "javascript:", "vbscript:")
+_LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+_REMOTE_SCHEMES = frozenset({"http", "https"})
+_SCRIPT_SCHEMES = frozenset({"javascript", "vbscript", "livescript"})
+_DATA_IMAGE = re.compile(r"data:image/(png|gif|jpe?g|webp|bmp)[;,]", re.IGNORECASE)
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+_CSS_FUNCTION = re.compile(r"([a-z0-9_-]*)\s*\(")
+_CSS_URL = re.compile(r"""url\(\s*(['"]?)(.*?)\1\s*\)""", re.IGNORECASE | re.DOTALL)
+_TAG_DESCRIPTIONS = {
+    "script": SCRIPT, "style": STYLE_ELEMENT, "iframe": FRAME, "frame": FRAME, "frameset": FRAME,
+    "object": EMBEDDED, "embed": EMBEDDED, "applet": EMBEDDED, "form": FORM, "input": FORM,
+    "button": FORM, "select": FORM, "textarea": FORM, "svg": SVG, "math": MATH, "base": BASE,
+}
+
+
+@dataclass(frozen=True)
+class SanitizedHtml:
+    """Safe HTML, how many images were blocked, and short notes of what was removed."""
+
+    html: str
+    blocked_images: int
+    removed: tuple[str, ...]
+
+
+def sanitize_html(html: str, *, block_remote_images: bool = True) -> SanitizedHtml:
+    """Sanitise one HTML body for relaying. Never raises: input nothing can parse
+    comes back as escaped text."""
+    try:
+        return _sanitize(_valid_text(html), block_remote_images)
+    except Exception:  # a parser meeting something new must not stop the relay
+        return SanitizedHtml(_text_only(html), 0, (UNPARSEABLE,))
+
+
+def _sanitize(html: str, block: bool) -> SanitizedHtml:
+    notes = _Inventory.scan(html)
+    first = _AttributePolicy(block, final=False)
+    cleaned = _clean(html, first)
+    images = _ImagePass(block)
+    images.feed(cleaned)
+    images.close()
+    final = _clean("".join(images.out), _AttributePolicy(block, final=True))
+    removed = tuple(dict.fromkeys(notes + first.notes))
+    return SanitizedHtml(final, images.blocked + first.style_images, removed)
+
+
+def _clean(html: str, policy: _AttributePolicy) -> str:
+    return nh3.clean(
+        html,
+        tags=set(TAGS),
+        clean_content_tags=set(CLEAN_CONTENT_TAGS),
+        attributes={tag: set(names) for tag, names in ATTRIBUTES.items()},
+        attribute_filter=policy,
+        strip_comments=True,
+        link_rel=LINK_REL,
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+        url_schemes={"http", "https", "mailto", "tel", "cid", "data"},  # narrowed per attribute below
+        url_relative="deny",
+        filter_style_properties=set(STYLE_PROPERTIES),
+    )
+
+
+def _valid_text(html: str) -> str:
+    """Lone surrogates (from a broken charset decode) cannot cross into Rust."""
+    return html.encode("utf-8", "replace").decode("utf-8")
+
+
+def _text_only(html: object) -> str:
+    try:
+        return nh3.clean(_valid_text(str(html)), tags=set(), clean_content_tags=set(CLEAN_CONTENT_TAGS))
+    except Exception:
+        return htmllib.escape(str(html).encode("utf-8", "replace").decode("utf-8"))
+
+
+def _url(value: str) -> tuple[str, str]:
+    """(scheme, url) read the way a browser does: tabs and newlines anywhere and
+    leading or trailing controls and spaces do not count ("jav&#x09;ascript:")."""
+    url = re.sub(r"[\t\n\r]", "", value).strip("".join(map(chr, range(0x21))))
+    match = _SCHEME.match(url)
+    return (match.group(1).lower() if match else ""), url
+
+
+def _image_source(value: str) -> str | None:
+    """'remote', 'local' (cid: or an inline raster data: image) or None (not an image URL)."""
+    scheme, url = _url(value)
+    if scheme in _REMOTE_SCHEMES:
+        return "remote"
+    if scheme == "cid" or (scheme == "data" and _DATA_IMAGE.match(url)):
+        return "local"
+    return None
+
+
+def _srcset_source(value: str) -> str | None:
+    """The worst source in a srcset: data: candidates are refused (their commas are ambiguous)."""
+    kinds = set()
+    for candidate in value.split(","):
+        words = candidate.split()
+        if not words:
+            continue
+        scheme, _ = _url(words[0])
+        if scheme not in _REMOTE_SCHEMES and scheme != "cid":
+            return None
+        kinds.add("remote" if scheme in _REMOTE_SCHEMES else "local")
+    return "remote" if "remote" in kinds else ("local" if kinds else None)
+
+
+class _AttributePolicy:
+    """nh3's attribute_filter: narrows URLs per attribute and filters inline CSS.
+
+    With `final`, remote image URLs are dropped outright when images are blocked."""
+
+    def __init__(self, block: bool, *, final: bool) -> None:
+        self.block, self.final = block, final
+        self.notes: list[str] = []
+        self.style_images = 0
+
+    def __call__(self, element: str, attribute: str, value: str) -> str | None:
+        try:
+            return self._check(attribute, value)
+        except Exception:  # drop what we could not judge
+            return None
+
+    def _check(self, attribute: str, value: str) -> str | None:
+        if attribute == "href":
+            scheme, _ = _url(value)
+            if scheme == "data":
+                self.notes.append(DATA_LINK)
+            return value if scheme in _LINK_SCHEMES else None
+        if attribute in ("src", "background", "srcset"):
+            source = (_srcset_source if attribute == "srcset" else _image_source)(value)
+            if source is None:
+                if _url(value)[0] in _SCRIPT_SCHEMES:
+                    self.notes.append(SCRIPT_LINK)
+                return None
+            if source == "remote" and self.block and self.final:
+                return None
+            return value
+        if attribute == "style":
+            return self._style(value) or None
+        return value
+
+    def _style(self, style: str) -> str:
+        kept = []
+        for declaration in _declarations(style):
+            name, colon, value = declaration.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if not colon or not value:
+                continue
+            if name not in STYLE_PROPERTIES:
+                if name in _HOSTILE_PROPERTIES:
+                    self.notes.append(UNSAFE_STYLE)
+                continue
+            if self._css_value_ok(value):
+                kept.append(f"{name}:{value}")
+        return ";".join(kept)
+
+    def _css_value_ok(self, value: str) -> bool:
+        lowered = value.lower()
+        functions = _CSS_FUNCTION.findall(lowered)
+        if any(bad in lowered for bad in _CSS_FORBIDDEN) or any(f not in _CSS_FUNCTIONS for f in functions):
+            self.notes.append(UNSAFE_STYLE)
+            return False
+        urls = _CSS_URL.findall(value)
+        if len(urls) != functions.count("url"):
+            self.notes.append(UNSAFE_STYLE)
+            return False
+        sources = [_image_source(url) for _, url in urls]
+        if None in sources:
+            self.notes.append(UNSAFE_STYLE)
+            return False
+        if "remote" in sources and self.block:
+            if not self.final:
+                self.style_images += 1
+            return False
+        return True
+
+
+def _declarations(style: str) -> list[str]:
+    """Split an inline style on the semicolons outside quotes and parentheses."""
+    parts, current, depth, quote = [], [], 0, ""
+    for char in style:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == ";" and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+class _Inventory(HTMLParser):
+    """Notes what the input holds that the allow-list will remove. Reports only."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.notes: list[str] = []
+
+    @classmethod
+    def scan(cls, html: str) -> list[str]:
+        inventory = cls()
+        try:
+            inventory.feed(html)
+            inventory.close()
+        except Exception:  # html.parser gives up on some garbage; nh3 still cleans it
+            pass
+        return inventory.notes
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag in _TAG_DESCRIPTIONS:
+            self.notes.append(_TAG_DESCRIPTIONS[tag])
+        elif tag == "link" and "stylesheet" in values.get("rel", "").lower():
+            self.notes.append(STYLESHEET)
+        elif tag == "meta" and values.get("http-equiv", "").strip().lower() == "refresh":
+            self.notes.append(META_REFRESH)
+        for name, value in values.items():
+            if name.startswith("on"):
+                self.notes.append(EVENT_HANDLER)
+            elif _url(value)[0] in _SCRIPT_SCHEMES:
+                self.notes.append(SCRIPT_LINK)
+
+    handle_startendtag = handle_starttag
+
+    def handle_comment(self, data: str) -> None:
+        if data.lstrip().lower().startswith("[if"):
+            self.notes.append(CONDITIONAL_COMMENT)
+
+
+class _ImagePass(HTMLParser):
+    """Rewrites nh3 output element by element: blocks remote images and background
+    attributes, removes tracking pixels, and re-escapes everything it writes."""
+
+    def __init__(self, block: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.block = block
+        self.out: list[str] = []
+        self.blocked = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        pairs = [(name, value or "") for name, value in attrs]
+        if tag == "img":
+            pairs = self._image(pairs)
+            if pairs is None:
+                return
+        elif self.block and any(n == "background" and _image_source(v) == "remote" for n, v in pairs):
+            pairs = [(n, v) for n, v in pairs if n != "background"]
+            self.blocked += 1
+        self.out.append(f"<{tag}" + "".join(f' {n}="{htmllib.escape(v)}"' for n, v in pairs) + ">")
+
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag: str) -> None:
+        self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(htmllib.escape(data, quote=False))
+
+    def _image(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+        values = dict(pairs)
+        sources = {_image_source(values.get("src", "")), _srcset_source(values.get("srcset", ""))}
+        remote = "remote" in sources
+        if remote and _is_tracking_pixel(values):
+            self.blocked += 1
+            return None
+        if (remote and self.block) or sources == {None}:
+            self.blocked += 1
+            alt = values.get("alt", "").strip() or BLOCKED_IMAGE_TEXT
+            return [("alt", alt)] + [(n, v) for n, v in pairs if n == "title"]
+        return pairs
+
+
+def _is_tracking_pixel(values: dict[str, str]) -> bool:
+    """At most 1x1 pixels (by attribute or inline style), zero in one dimension, or hidden."""
+    style = values.get("style", "").lower().replace(" ", "")
+    if "display:none" in style:
+        return True
+    known = []
+    for name in ("width", "height"):
+        size = _pixels(values.get(name))
+        size = _style_pixels(style, name) if size is None else size
+        if size is not None:
+            known.append(size)
+    return bool(known) and all(size <= 1 for size in known) and (len(known) == 2 or 0 in known)
+
+
+def _pixels(value: str | None) -> float | None:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*", value or "")
+    return float(match.group(1)) if match else None
+
+
+def _style_pixels(style: str, name: str) -> float | None:
+    match = re.search(rf"(?:^|;){name}:(\d+(?:\.\d+)?)(?:px)?(?:;|!|$)", style)
+    return float(match.group(1)) if match else None
