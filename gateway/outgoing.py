@@ -7,21 +7,24 @@ after the commit.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message as MimeMessage
 from typing import Callable
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway import addresses, store
 from gateway.config import Settings
 from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, thread_references
 from gateway.mail.templating import Renderer
-from gateway.models import Case, Merchant, Outbox, Transaction
+from gateway.models import Case, Merchant, Outbox, SendLog, Transaction
 from gateway.notices import Notice
 
+log = logging.getLogger(__name__)
 ROLE_LABELS = {"en": {"c": "customer", "m": "merchant", "s": "staff"}, "fr": {"c": "client", "m": "marchand", "s": "équipe"}}
 _TAG_RE = re.compile(r"\[(case|dossier)\s+[a-z2-7]+\]\s*", re.IGNORECASE)
 _REPLY_PREFIX_RE = re.compile(r"^((re|fwd?|tr|aw|wg|sv|rif|r)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
@@ -173,6 +176,9 @@ class Mailer:
             recipients = [r for r in recipients if r.lower() == only_to.lower()] or recipients[:1]
         if not recipients:
             return []
+        recipients = [r for r in recipients if self.within_ladder(r, notice, case=case)]
+        if not recipients:
+            return []
         locale = self.locale_for(case, party)
         rendered = self.renderer.render(notice.folder, locale, {**self.case_context(case, party), **(extra or {})})
         message_id = new_message_id(self.settings.gateway.domain, case.reference)
@@ -191,6 +197,28 @@ class Mailer:
                                     held=False, created_at=self.now)
         store.add_event(self.db, case, "notice_sent", at=self.now, party=party, message=message, notice=notice.value)
         return ids
+
+    def within_ladder(self, recipient: str, notice: Notice, *, case: Case | None) -> bool:
+        """Whether one more automatic notice may go to `recipient` now (the per-hour and
+        per-day ladder that stops two autoresponders from answering each other for ever).
+        Staff addresses are exempt: a busy day is not a loop, and case freezing covers floods."""
+        if recipient.lower() in self.settings.gateway.staff_addresses:
+            return True
+        hygiene = self.settings.hygiene
+        recipient = recipient.lower()
+        day = self.db.scalar(select(func.count()).select_from(SendLog).where(
+            SendLog.recipient == recipient, SendLog.at > self.now - timedelta(days=1))) or 0
+        hour = self.db.scalar(select(func.count()).select_from(SendLog).where(
+            SendLog.recipient == recipient, SendLog.at > self.now - timedelta(hours=1))) or 0
+        if hour >= hygiene.notices_per_address_per_hour or day >= hygiene.notices_per_address_per_day:
+            log.warning("notice %s to a recipient suppressed: %s in the last hour, %s in the last day",
+                        notice.value, hour, day)
+            if case is not None:
+                store.add_event(self.db, case, "notice_suppressed", at=self.now, notice=notice.value,
+                                last_hour=hour, last_day=day)
+            return False
+        self.db.add(SendLog(recipient=recipient, at=self.now, kind=notice.value))
+        return True
 
     def relay(self, case: Case, raw: bytes, *, author: str, to_party: str, inbound_id: int,
               transform: Callable[[MimeMessage], None] | None = None) -> list[int]:
@@ -219,9 +247,11 @@ class Mailer:
                            message_id=row.message_id, inbound_id=row.inbound_id)
 
     def notice_outside_case(self, notice: Notice, recipient: str, locale: str, context: dict, *,
-                            in_reply_to: str | None, inbound_id: int | None) -> int:
+                            in_reply_to: str | None, inbound_id: int | None) -> int | None:
         """A notice to an address that has no case (yet), sent from the intake address."""
         gateway = self.settings.gateway
+        if not self.within_ladder(recipient, notice, case=None):
+            return None
         rendered = self.renderer.render(notice.folder, locale, {"brand": gateway.display_name, **context})
         message_id = new_message_id(gateway.domain)
         envelope = Envelope(
@@ -241,5 +271,6 @@ class Mailer:
 
     def staff_notice_outside_case(self, notice: Notice, context: dict, *, inbound_id: int | None) -> list[int]:
         locale = self.settings.gateway.default_locale
-        return [self.notice_outside_case(notice, address, locale, context, in_reply_to=None, inbound_id=inbound_id)
-                for address in self.settings.gateway.staff_addresses]
+        ids = [self.notice_outside_case(notice, address, locale, context, in_reply_to=None, inbound_id=inbound_id)
+               for address in self.settings.gateway.staff_addresses]
+        return [i for i in ids if i is not None]

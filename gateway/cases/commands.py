@@ -23,6 +23,7 @@ ALIASES: dict[str, str] = {
     "type": "type",
     "release": "release", "liberer": "release", "libérer": "release",
     "retry": "retry", "reessayer": "retry", "réessayer": "retry",
+    "unfreeze": "unfreeze", "degeler": "unfreeze", "dégeler": "unfreeze",
 }
 TO_TARGETS: dict[str, str] = {
     "customer": "c", "client": "c", "cliente": "c",
@@ -30,7 +31,7 @@ TO_TARGETS: dict[str, str] = {
     "both": "both", "all": "both", "tous": "both", "les deux": "both",
 }
 CUSTOMER_COMMANDS = frozenset({"resolved", "escalate"})
-STAFF_COMMANDS = frozenset({"to", "note", "close", "reopen", "type", "release", "retry"})
+STAFF_COMMANDS = frozenset({"to", "note", "close", "reopen", "type", "release", "retry", "unfreeze"})
 
 
 @dataclass(frozen=True)

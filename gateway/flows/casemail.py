@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
 from gateway import addresses, rights, store
 from gateway.addresses import PARTY_NAMES
 from gateway.cases import commands as command_reader
 from gateway.cases.machine import CaseState, EventKind
 from gateway.flows import lifecycle, opening
 from gateway.flows.step import Step, sender_matches
+from gateway.mail import trust
 from gateway.mail.classify import Kind
+from gateway.mail.trust import Trust
 from gateway.mail.rewrite import remove_lines
-from gateway.models import Case
+from gateway.models import Case, Message
 from gateway.notices import Notice
 
 
@@ -39,10 +45,24 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
         step.done(f"case {case.reference}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
                   case_id=case.id)
         return
-    policy = step.settings.gateway.sender_policy.for_party(party)
-    if not sender_matches(step.parsed.from_address, registered_addresses(step, case, party), policy):
-        _hold(step, case, party, policy)
+    if _frozen_by_flood(step, case, party):
         return
+    policy = step.settings.gateway.sender_policy.for_party(party)
+    matches = sender_matches(step.parsed.from_address, registered_addresses(step, case, party), policy)
+    auth = trust.trusted_results(step.parsed.headers.get("authentication-results", ()),
+                                 step.settings.hygiene.authserv_id)
+    verdict = trust.decide(from_matches=matches, from_address=step.parsed.from_address, auth=auth)
+    if verdict.trust is Trust.REJECT:
+        message = opening.record_inbound(step, case, party, held_reason=verdict.reason)
+        store.add_event(step.db, case, "message_rejected", at=step.now, party=party, message=message,
+                        reason=verdict.reason)
+        step.done(f"case {case.reference}: rejected: {verdict.reason}", case_id=case.id)
+        return
+    if verdict.trust is Trust.HOLD:
+        _hold(step, case, party, verdict.reason if matches else f"{verdict.reason} ({policy} policy)")
+        return
+    if verdict.trust is Trust.ACCEPT_FLAGGED:
+        store.add_event(step.db, case, "sender_unverified", at=step.now, party=party, reason=verdict.reason)
     if case.state == CaseState.CLOSED.value and not (party == "s" and _reopens(step)):
         message = opening.record_inbound(step, case, party)
         store.add_event(step.db, case, "mail_to_closed_case", at=step.now, party=party, message=message)
@@ -52,7 +72,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
                                inbound_id=step.inbound.id, only_to=step.parsed.from_address)
         step.done(f"case {case.reference}: closed; message recorded, not relayed; sender told", case_id=case.id)
         return
-    if case.frozen:
+    if case.frozen and not (party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")):
         message = opening.record_inbound(step, case, party)
         store.add_event(step.db, case, "frozen_message_kept", at=step.now, party=party, message=message)
         step.done(f"case {case.reference}: frozen; message recorded, not relayed", case_id=case.id)
@@ -64,8 +84,29 @@ def _reopens(step: Step) -> bool:
     return command_reader.read(step.parsed.new_text).first("reopen") is not None
 
 
-def _hold(step: Step, case: Case, party: str, policy: str) -> None:
-    reason = f"From address does not match the registered {PARTY_NAMES[party]} address ({policy} policy)"
+def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
+    """Freeze a case that receives more messages than a person writes (a loop or a flood)."""
+    hygiene = step.settings.hygiene
+    if case.frozen:
+        return False  # already frozen: the frozen branch below records the message
+    since = step.now - timedelta(minutes=hygiene.freeze_window_minutes)
+    recent = step.db.scalar(select(func.count()).select_from(Message).where(
+        Message.case_id == case.id, Message.direction == "in", Message.created_at >= since)) or 0
+    if recent + 1 <= hygiene.freeze_after_messages:
+        return False
+    case.frozen = True
+    message = opening.record_inbound(step, case, party)
+    store.add_event(step.db, case, "case_frozen", at=step.now, party=party, message=message, messages=recent + 1,
+                    window_minutes=hygiene.freeze_window_minutes)
+    step.mailer.notice(Notice.STAFF_CASE_FROZEN, case, "s",
+                       {"frozen": {"count": recent + 1, "window_minutes": hygiene.freeze_window_minutes}},
+                       inbound_id=step.inbound.id)
+    step.done(f"case {case.reference}: frozen after {recent + 1} messages in {hygiene.freeze_window_minutes} min",
+              case_id=case.id)
+    return True
+
+
+def _hold(step: Step, case: Case, party: str, reason: str) -> None:
     message = opening.record_inbound(step, case, party, held_reason=reason)
     store.add_event(step.db, case, "message_held", at=step.now, party=party, message=message, reason=reason)
     step.mailer.notice(Notice.STAFF_HELD_MESSAGE, case, "s",
@@ -137,7 +178,7 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
 
 
 VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#close <note>", "#reopen",
-                        "#type <name>", "#release <id>", "#retry")
+                        "#type <name>", "#release <id>", "#retry", "#unfreeze")
 
 
 def _from_staff(step: Step, case: Case, joined: bool) -> None:
@@ -158,6 +199,9 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
         return
     if found.first("reopen"):
         lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id)
+    if found.first("unfreeze"):
+        case.frozen = False
+        store.add_event(step.db, case, "case_unfrozen", at=step.now, party="s")
     if command := found.first("type"):
         case.dispute_type = rights.parse_type_name(command.argument)
         store.add_event(step.db, case, "type_set", at=step.now, party="s", dispute_type=case.dispute_type)

@@ -9,8 +9,10 @@ Three passes, so that no hand-written parser ever has the last word:
    remote image URL it still sees, so a difference between html.parser and html5ever
    can never let one through.
 
-A separate scan of the *input* (`_Inventory`) only describes what was taken out, for
-the report; it decides nothing.
+A separate permissive nh3 pass over the input (`_inventory`) only describes what was
+taken out, for the report; it decides nothing. Before any of it, `_nesting_work` bounds
+html5ever's cost on deeply nested tags, which grows with depth squared: past the bound the
+part is relayed as escaped text.
 
 Decisions:
 - Inline `style` is kept: Outlook and Gmail lay mail out with it. Only properties in
@@ -57,6 +59,9 @@ DATA_LINK = "data link"
 UNSAFE_STYLE = "unsafe style"
 CONDITIONAL_COMMENT = "conditional comment"
 UNPARSEABLE = "unparseable html"
+TOO_DEEP = "deeply nested html"
+
+MAX_NESTING_WORK = 20_000_000  # about 0.1 s of html5ever per pass; real mail stays under 10**7
 
 TAGS = frozenset({
     "p", "div", "span", "br", "b", "i", "u", "s", "strike", "strong", "em", "a", "ul", "ol", "li",
@@ -115,6 +120,17 @@ _DATA_IMAGE = re.compile(r"data:image/(png|gif|jpe?g|webp|bmp)[;,]", re.IGNORECA
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
 _CSS_FUNCTION = re.compile(r"([a-z0-9_-]*)\s*\(")
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)(.*?)\1\s*\)""", re.IGNORECASE | re.DOTALL)
+_URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "data", "background", "poster", "xlink:href"})
+_MARK = "data-gateway-watched"
+_CONDITIONAL_COMMENT = re.compile(r"<!--\s*\[if", re.IGNORECASE)
+_TAG_TOKEN = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)")
+_ANY_TAG = re.compile(r"<[^<>]*>")
+_VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta",
+                        "param", "source", "track", "wbr"})
+# html5ever closes an open <p>, <li>, <td>... when the next one starts, so leaving them
+# unclosed (as old HTML generators do) does not nest them.
+_SIBLING_CLOSED_TAGS = frozenset({"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead",
+                                  "tbody", "tfoot", "rb", "rt", "rp"})
 _TAG_DESCRIPTIONS = {
     "script": SCRIPT, "style": STYLE_ELEMENT, "iframe": FRAME, "frame": FRAME, "frameset": FRAME,
     "object": EMBEDDED, "embed": EMBEDDED, "applet": EMBEDDED, "form": FORM, "input": FORM,
@@ -135,13 +151,16 @@ def sanitize_html(html: str, *, block_remote_images: bool = True) -> SanitizedHt
     """Sanitise one HTML body for relaying. Never raises: input nothing can parse
     comes back as escaped text."""
     try:
-        return _sanitize(_valid_text(html), block_remote_images)
+        html = _valid_text(html)
+        if _nesting_work(html) > MAX_NESTING_WORK:
+            return SanitizedHtml(_text_only(html), 0, (TOO_DEEP,))
+        return _sanitize(html, block_remote_images)
     except Exception:  # a parser meeting something new must not stop the relay
         return SanitizedHtml(_text_only(html), 0, (UNPARSEABLE,))
 
 
 def _sanitize(html: str, block: bool) -> SanitizedHtml:
-    notes = _Inventory.scan(html)
+    notes = _inventory(html)
     first = _AttributePolicy(block, final=False)
     cleaned = _clean(html, first)
     images = _ImagePass(block)
@@ -173,11 +192,13 @@ def _valid_text(html: str) -> str:
     return html.encode("utf-8", "replace").decode("utf-8")
 
 
-def _text_only(html: object) -> str:
+def _text_only(html: str) -> str:
+    """The fallback: tags stripped by a linear regex, the rest escaped as text."""
     try:
-        return nh3.clean(_valid_text(str(html)), tags=set(), clean_content_tags=set(CLEAN_CONTENT_TAGS))
+        text = htmllib.unescape(_ANY_TAG.sub(" ", _valid_text(str(html))))
+        return "<div>" + htmllib.escape(" ".join(text.split())) + "</div>"
     except Exception:
-        return htmllib.escape(str(html).encode("utf-8", "replace").decode("utf-8"))
+        return ""
 
 
 def _url(value: str) -> tuple[str, str]:
@@ -304,42 +325,63 @@ def _declarations(style: str) -> list[str]:
     return parts
 
 
-class _Inventory(HTMLParser):
-    """Notes what the input holds that the allow-list will remove. Reports only."""
+def _inventory(html: str) -> list[str]:
+    """What the input holds that the allow-list will remove, for the report only.
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.notes: list[str] = []
+    A permissive nh3 pass with the watched tags marked by an attribute, so the attribute
+    filter sees each of them and every on* handler; html5ever does the parsing."""
+    notes: list[str] = []
 
-    @classmethod
-    def scan(cls, html: str) -> list[str]:
-        inventory = cls()
-        try:
-            inventory.feed(html)
-            inventory.close()
-        except Exception:  # html.parser gives up on some garbage; nh3 still cleans it
-            pass
-        return inventory.notes
+    def watch(element: str, attribute: str, value: str) -> str:
+        if attribute == _MARK:
+            notes.append(_TAG_DESCRIPTIONS[element])
+        elif attribute.startswith("on"):
+            notes.append(EVENT_HANDLER)
+        elif attribute == "rel" and "stylesheet" in value.lower():
+            notes.append(STYLESHEET)
+        elif attribute == "http-equiv" and value.strip().lower() == "refresh":
+            notes.append(META_REFRESH)
+        elif _url(value)[0] in _SCRIPT_SCHEMES:
+            notes.append(SCRIPT_LINK)
+        return value
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {name: value or "" for name, value in attrs}
-        if tag in _TAG_DESCRIPTIONS:
-            self.notes.append(_TAG_DESCRIPTIONS[tag])
-        elif tag == "link" and "stylesheet" in values.get("rel", "").lower():
-            self.notes.append(STYLESHEET)
-        elif tag == "meta" and values.get("http-equiv", "").strip().lower() == "refresh":
-            self.notes.append(META_REFRESH)
-        for name, value in values.items():
-            if name.startswith("on"):
-                self.notes.append(EVENT_HANDLER)
-            elif _url(value)[0] in _SCRIPT_SCHEMES:
-                self.notes.append(SCRIPT_LINK)
+    kept = nh3.clean(
+        html,
+        tags=set(TAGS | _TAG_DESCRIPTIONS.keys() | {"link", "meta"}),
+        clean_content_tags=set(),
+        attributes={"*": set(_URL_ATTRIBUTES), "link": {"rel"}, "meta": {"http-equiv"}},
+        generic_attribute_prefixes={"on"},
+        set_tag_attribute_values={tag: {_MARK: "1"} for tag in _TAG_DESCRIPTIONS},
+        attribute_filter=watch,
+        strip_comments=False,
+        link_rel=None,
+        url_schemes=set(_SCRIPT_SCHEMES),
+    )
+    if _CONDITIONAL_COMMENT.search(kept):
+        notes.append(CONDITIONAL_COMMENT)
+    return notes
 
-    handle_startendtag = handle_starttag
 
-    def handle_comment(self, data: str) -> None:
-        if data.lstrip().lower().startswith("[if"):
-            self.notes.append(CONDITIONAL_COMMENT)
+def _nesting_work(html: str) -> int:
+    """An upper estimate of html5ever's work on nesting: the sum, over start tags, of the
+    elements still open. html5ever scans its stack of open elements for many start tags,
+    so 100,000 nested <div>s take it minutes; stops counting past the limit."""
+    open_by_name: dict[str, int] = {}
+    depth = work = 0
+    for match in _TAG_TOKEN.finditer(html):
+        name = match.group(2).lower()
+        if name in _VOID_TAGS or name in _SIBLING_CLOSED_TAGS:
+            continue
+        if not match.group(1):
+            work += depth
+            depth += 1
+            open_by_name[name] = open_by_name.get(name, 0) + 1
+            if work > MAX_NESTING_WORK:
+                break
+        elif open_by_name.get(name):
+            open_by_name[name] -= 1
+            depth -= 1
+    return work
 
 
 class _ImagePass(HTMLParser):
