@@ -223,7 +223,7 @@ class Gateway:
     def sweep(self):
         return scheduler.sweep(self.runtime)
 
-    def settle(self, timeout: float = 15.0) -> None:
+    def settle(self, timeout: float = 30.0) -> None:
         """Wait until every inbound message is processed and every due delivery attempted."""
         from sqlalchemy import func, select
 

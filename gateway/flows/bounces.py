@@ -178,8 +178,12 @@ def retry_merchant(step: Step, case: Case) -> int:
         store.add_event(step.db, case, "retry_refused", at=step.now, party="s",
                         reason="the merchant's address is still marked invalid; re-import it first")
         return 0
-    failed = step.db.scalars(select(Outbox).where(Outbox.case_id == case.id, Outbox.party == "m",
-                                                  Outbox.status == "failed").order_by(Outbox.id)).all()
+    dead = set(step.db.scalars(select(Bounce.recipient).where(
+        Bounce.case_id == case.id, Bounce.kind.in_((FailureKind.HARD.value, FailureKind.SPAM.value)))))
+    failed = step.db.scalars(select(Outbox).where(
+        Outbox.case_id == case.id, Outbox.party == "m",
+        (Outbox.status == "failed") | (Outbox.recipient.in_(dead) & (Outbox.status == "sent")))
+        .order_by(Outbox.id)).all()
     sent_ids = set()
     for row in failed:
         if row.message_id in sent_ids:

@@ -17,7 +17,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from email.charset import QP, Charset
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import Iterator
@@ -271,13 +271,24 @@ def _replace_with_text(message: Message, text: str) -> None:
 
 
 def _decoded(value: str) -> str:
-    """RFC 2047 encoded words, which many clients put in file names against the RFCs."""
+    """RFC 2047 encoded words, which many clients put in file names against the RFCs.
+    An unknown charset is read as Latin-1, as a lenient client would, rather than hiding the name."""
     if "=?" not in value:
         return value
     try:
-        return str(make_header(decode_header(value)))
-    except Exception:  # unknown charset or broken encoding: the raw words are still a name
+        pieces = decode_header(value)
+    except Exception:  # broken base64 or quoting: the raw words are still a name
         return value
+    decoded = []
+    for data, charset in pieces:
+        if isinstance(data, str):
+            decoded.append(data)
+            continue
+        try:
+            decoded.append(data.decode(charset or "ascii", errors="replace"))
+        except LookupError:
+            decoded.append(data.decode("latin-1"))
+    return "".join(decoded)
 
 
 def _printable(name: str) -> str:

@@ -135,6 +135,10 @@ def _body_parts(message: Message) -> Iterator[Message]:
 def set_text(part: Message, text: str) -> None:
     """rewrite.set_text without the MIME-Version header that compat32's set_charset adds
     to a body part that lacked one (only the top level should carry it)."""
+    if not isinstance(part.get("Content-Type", ""), str):
+        # raw 8-bit bytes in the header make compat32 hold a Header, which set_charset
+        # cannot edit; keep the type, lose the (undecodable) parameters
+        part.replace_header("Content-Type", part.get_content_type())
     had_version = "MIME-Version" in part
     _set_payload_text(part, text)
     if not had_version:

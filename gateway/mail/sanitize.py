@@ -123,6 +123,7 @@ _CSS_URL = re.compile(r"""url\(\s*(['"]?)(.*?)\1\s*\)""", re.IGNORECASE | re.DOT
 _URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "data", "background", "poster", "xlink:href"})
 _MARK = "data-gateway-watched"
 _CONDITIONAL_COMMENT = re.compile(r"<!--\s*\[if", re.IGNORECASE)
+_DOCUMENT_HANDLER = re.compile(r"<(?:body|html)\b[^<>]{0,2000}?[\s/\"']on[a-z]+\s*=", re.IGNORECASE)
 _TAG_TOKEN = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)")
 _ANY_TAG = re.compile(r"<[^<>]*>")
 _VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta",
@@ -168,7 +169,7 @@ def _sanitize(html: str, block: bool) -> SanitizedHtml:
     images.close()
     final = _clean("".join(images.out), _AttributePolicy(block, final=True))
     removed = tuple(dict.fromkeys(notes + first.notes))
-    return SanitizedHtml(final, images.blocked + first.style_images, removed)
+    return SanitizedHtml(final.strip(), images.blocked + first.style_images, removed)
 
 
 def _clean(html: str, policy: _AttributePolicy) -> str:
@@ -359,6 +360,8 @@ def _inventory(html: str) -> list[str]:
     )
     if _CONDITIONAL_COMMENT.search(kept):
         notes.append(CONDITIONAL_COMMENT)
+    if _DOCUMENT_HANDLER.search(html):  # fragment parsing drops <body>, and its onload with it
+        notes.append(EVENT_HANDLER)
     return notes
 
 
