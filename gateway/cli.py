@@ -46,6 +46,7 @@ def cmd_run(args) -> int:
     runtime = Runtime(settings)
     worker = runtime.start_worker()
     controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+    metrics_server = _serve_metrics(runtime)
     stop = threading.Event()
     sweeper = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), name="scheduler", daemon=True)
     sweeper.start()
@@ -59,8 +60,36 @@ def cmd_run(args) -> int:
         controller.stop()
         stop.set()
         worker.stop()
+        if metrics_server:
+            metrics_server.shutdown()
         runtime.close()
     return 0
+
+
+def _serve_metrics(runtime):
+    from gateway import metrics
+
+    try:
+        return metrics.serve(runtime)
+    except OSError as error:
+        settings = runtime.settings.metrics
+        raise config_module.ConfigError(
+            f"{runtime.settings.source}: [metrics] port: cannot listen on {settings.host}:{settings.port}: {error}")
+
+
+def cmd_health(args) -> int:
+    from gateway import metrics
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    runtime = Runtime(settings, inline=True)
+    try:
+        checks = metrics.health(runtime)
+    finally:
+        runtime.close()
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def _require_shared_broker(settings, command: str) -> None:
@@ -78,6 +107,7 @@ def cmd_serve_smtp(args) -> int:
     _require_shared_broker(settings, "serve-smtp")
     runtime = Runtime(settings)
     controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+    _serve_metrics(runtime)
     print(f"SMTP ingress on {settings.smtp_ingress.host}:{settings.smtp_ingress.port}", flush=True)
     try:
         _wait_for_signal()
@@ -94,6 +124,7 @@ def cmd_worker(args) -> int:
     _require_shared_broker(settings, "worker")
     runtime = Runtime(settings)
     worker = runtime.start_worker(args.threads)
+    _serve_metrics(runtime)
     print(f"worker running with {args.threads or settings.workers.threads} threads on {settings.broker.url}", flush=True)
     try:
         _wait_for_signal()
@@ -222,6 +253,82 @@ def cmd_timers(args) -> int:
     return 0
 
 
+def cmd_trace(args) -> int:
+    from gateway import trace
+
+    settings = _settings(args)
+    raw = Path(args.file).read_bytes()
+    lines = trace.trace(settings, raw, rcpt=args.rcpt, mail_from=args.mail_from, now=datetime.now(timezone.utc))
+    print("\n".join(lines))
+    return 0
+
+
+def _print(data, as_json: bool, text) -> None:
+    print(json.dumps(data, indent=2, default=str) if as_json else text(data))
+
+
+def _table(rows: list[dict], columns: tuple[str, ...]) -> str:
+    if not rows:
+        return "nothing"
+    return "\n".join(["  ".join(columns)] + ["  ".join(str(r.get(c) or "-")[:60] for c in columns) for r in rows])
+
+
+def cmd_quarantine(args) -> int:
+    from gateway import reports, repair
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    runtime = Runtime(settings, inline=settings.broker.embedded)
+    try:
+        with runtime.database.unit_of_work() as db:
+            if args.action == "list":
+                _print(reports.list_quarantine(db), args.json,
+                       lambda rows: _table(rows, ("id", "status", "received_at", "mail_from", "disposition", "error")))
+                return 0
+            if args.action == "show":
+                found = reports.show_inbound(db, args.id)
+                if found is None:
+                    print(f"error: no inbound message {args.id}", file=sys.stderr)
+                    return 1
+                _print(found, args.json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+                return 0
+            requeued = repair.requeue_inbound(db, args.id, now=runtime.now(),
+                                              lease_seconds=settings.workers.lease_seconds)
+        if not requeued:
+            print(f"error: inbound {args.id} does not exist or is already queued", file=sys.stderr)
+            return 1
+        runtime.enqueue_inbound(args.id)
+        print(f"inbound {args.id} queued for processing again")
+        return 0
+    finally:
+        runtime.close()
+
+
+def cmd_outbox(args) -> int:
+    from gateway import reports, repair
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    runtime = Runtime(settings, inline=settings.broker.embedded)
+    try:
+        if args.action == "list":
+            with runtime.database.unit_of_work() as db:
+                rows = reports.list_outbox(db, status=args.status)
+            _print(rows, args.json, lambda r: _table(r, ("id", "status", "kind", "party", "recipient", "attempts",
+                                                         "last_error")))
+            return 0
+        with runtime.database.unit_of_work() as db:
+            requeued = repair.requeue_outbox(db, args.id, now=runtime.now(), lease_seconds=settings.workers.lease_seconds)
+        if not requeued:
+            print(f"error: outbox {args.id} does not exist or has not failed", file=sys.stderr)
+            return 1
+        runtime.enqueue_delivery(args.id)
+        print(f"outbox {args.id} queued for delivery again")
+        return 0
+    finally:
+        runtime.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispute-gateway", description=__doc__)
     parser.add_argument("--config", required=True, help="the TOML configuration file")
@@ -262,6 +369,30 @@ def build_parser() -> argparse.ArgumentParser:
     trun = timers_sub.add_parser("run")
     trun.add_argument("--now", help="ISO 8601 time to run as (default: the real clock)")
     timers.set_defaults(func=cmd_timers)
+    sub.add_parser("health", help="check database, broker, smarthost and outbox; exit 1 if any fails").set_defaults(
+        func=cmd_health)
+    quarantine = sub.add_parser("quarantine", help="messages that failed processing or could not be placed")
+    q_sub = quarantine.add_subparsers(dest="action", required=True)
+    q_list = q_sub.add_parser("list")
+    q_list.add_argument("--json", action="store_true")
+    for name in ("show", "retry"):
+        q_one = q_sub.add_parser(name)
+        q_one.add_argument("id", type=int)
+        q_one.add_argument("--json", action="store_true")
+    quarantine.set_defaults(func=cmd_quarantine)
+    outbox = sub.add_parser("outbox", help="outgoing mail: list, retry a failed delivery")
+    o_sub = outbox.add_subparsers(dest="action", required=True)
+    o_list = o_sub.add_parser("list")
+    o_list.add_argument("--status", choices=["pending", "sending", "sent", "failed", "superseded"])
+    o_list.add_argument("--json", action="store_true")
+    o_retry = o_sub.add_parser("retry")
+    o_retry.add_argument("id", type=int)
+    outbox.set_defaults(func=cmd_outbox)
+    tr = sub.add_parser("trace", help="show what the gateway would do with one message (sends and keeps nothing)")
+    tr.add_argument("file", help="a raw message (.eml)")
+    tr.add_argument("--rcpt", action="append", help="envelope recipient (repeatable); default: our addresses in the headers")
+    tr.add_argument("--from", dest="mail_from", help="envelope sender; default: Return-Path, else From")
+    tr.set_defaults(func=cmd_trace)
     return parser
 
 

@@ -161,6 +161,16 @@ class HygieneSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics and the health endpoint, on loopback by default."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9464
+    outbox_stuck_seconds: int = 900  # health fails when a due delivery waits longer than this
+
+
+@dataclass(frozen=True)
 class Settings:
     gateway: GatewaySettings
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -171,6 +181,7 @@ class Settings:
     timers: TimerSettings = field(default_factory=TimerSettings)
     imap: tuple[ImapMailbox, ...] = ()
     hygiene: HygieneSettings = field(default_factory=HygieneSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: str = "<defaults>"
 
 
@@ -266,8 +277,7 @@ def from_dict(
     workers = _workers(root.table("workers"))
     timers = _timers(root.table("timers"))
     hygiene = _hygiene(root.table("hygiene"))
-    for known in ("metrics",):
-        root.table(known)
+    metrics = _metrics(root.table("metrics"))
     root.reject_unknown()
     return Settings(
         gateway=gateway,
@@ -279,6 +289,7 @@ def from_dict(
         timers=timers,
         imap=imap,
         hygiene=hygiene,
+        metrics=metrics,
         source=source,
     )
 
@@ -512,3 +523,16 @@ def _hygiene(table: _Reader | None) -> HygieneSettings:
     block = table.get("block_remote_images", bool, True)
     table.reject_unknown()
     return HygieneSettings(authserv_id=authserv, blocked_extensions=extensions, block_remote_images=block, **ints)
+
+
+def _metrics(table: _Reader | None) -> MetricsSettings:
+    if table is None:
+        return MetricsSettings()
+    port = table.get("port", int, 9464)
+    table.check("port", 0 < port < 65536, "must be a TCP port")
+    stuck = table.get("outbox_stuck_seconds", int, 900)
+    table.check("outbox_stuck_seconds", stuck >= 60, "must be at least 60")
+    settings = MetricsSettings(enabled=table.get("enabled", bool, True), host=table.get("host", str, "127.0.0.1"),
+                               port=port, outbox_stuck_seconds=stuck)
+    table.reject_unknown()
+    return settings

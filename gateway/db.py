@@ -79,6 +79,18 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def rolled_back(self) -> Iterator[Session]:
+        """A session whose work is always rolled back: for dry runs (`trace`)."""
+        session = self._sessions()
+        try:
+            yield session
+        except OperationalError as error:
+            raise DatabaseUnavailable(str(error.orig or error).splitlines()[0]) from error
+        finally:
+            session.rollback()
+            session.close()
+
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless a trivial query succeeds."""
         try:

@@ -8,6 +8,7 @@ a 5xx marks the row 'failed' and is handled exactly like a hard bounce.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
@@ -54,16 +55,20 @@ def deliver(
     try:
         detail = relay.send(mail_from, recipient, raw)
     except TemporaryFailure as error:
-        if _failing_too_long(database, outbox_id, settings, clock):
-            return _record_failure(database, outbox_id, f"{error} (still failing after "
-                                   f"{settings.hygiene.soft_bounce_hard_after_hours} hours)", error.code, clock,
-                                   on_permanent_failure)
-        return _record_retry(database, outbox_id, str(error), error.code, attempts, settings, clock), []
+        with _released_on_error(database, outbox_id, clock):
+            if _failing_too_long(database, outbox_id, settings, clock):
+                return _record_failure(database, outbox_id, f"{error} (still failing after "
+                                       f"{settings.hygiene.soft_bounce_hard_after_hours} hours)", error.code, clock,
+                                       on_permanent_failure)
+            return _record_retry(database, outbox_id, str(error), error.code, attempts, settings, clock), []
     except PermanentFailure as error:
-        return _record_failure(database, outbox_id, str(error), error.code, clock, on_permanent_failure)
+        with _released_on_error(database, outbox_id, clock):
+            return _record_failure(database, outbox_id, str(error), error.code, clock, on_permanent_failure)
     except Exception as error:  # a transport fault (disk full, bug): never leave the row 'sending'
         log.exception("outbox %s: unexpected error while sending", outbox_id)
-        return _record_retry(database, outbox_id, f"{type(error).__name__}: {error}", None, attempts, settings, clock), []
+        with _released_on_error(database, outbox_id, clock):
+            return _record_retry(database, outbox_id, f"{type(error).__name__}: {error}", None, attempts, settings,
+                                 clock), []
     with database.unit_of_work() as db:
         row = db.get(Outbox, outbox_id)
         row.status = "sent"
@@ -72,6 +77,24 @@ def deliver(
         row.smtp_code = 250
     log.info("outbox %s sent to party %s: %s", outbox_id, row.party, detail)
     return Attempt(outbox_id, "sent", detail), []
+
+
+@contextmanager
+def _released_on_error(database: Database, outbox_id: int, clock):
+    """If recording a refused delivery fails (a deadlock, the database gone), put the row
+    back to 'pending' so the actor's retry can try again at once: nothing was delivered."""
+    try:
+        yield
+    except Exception:
+        try:
+            with database.unit_of_work() as db:
+                row = db.get(Outbox, outbox_id)
+                if row is not None and row.status == "sending":
+                    row.status = "pending"
+                    row.next_attempt_at = clock()
+        except Exception:  # the sweep puts it back after its lease
+            log.exception("outbox %s: could not put the row back to pending", outbox_id)
+        raise
 
 
 def _failing_too_long(database: Database, outbox_id: int, settings: Settings, clock) -> bool:

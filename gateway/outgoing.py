@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from gateway import addresses, store
 from gateway.config import Settings
+from gateway.mail.attachments import BLOCKED_EXTENSIONS, AttachmentPolicy
+from gateway.mail.hygiene import relay_transform
 from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, thread_references
 from gateway.mail.templating import Renderer
 from gateway.models import Case, Merchant, Outbox, SendLog, Transaction
@@ -229,16 +231,29 @@ class Mailer:
         locale = self.locale_for(case, to_party)
         message_id = new_message_id(self.settings.gateway.domain, case.reference)
         key = self.settings.gateway.secret_keys[0]
+        safe, report = relay_transform(policy=self.attachment_policy(), locale=locale, also=transform,
+                                       block_remote_images=self.settings.hygiene.block_remote_images)
         ids = []
         row = None
         for recipient in recipients:
             envelope, row = self._envelope(case, to_party, recipient, from_name=self.author_name(case, author, locale),
                                            message_id=message_id, auto=None)
-            ids.append(self._queue(raw=compose_relay(raw, envelope, key=key, transform=transform), recipient=recipient,
+            ids.append(self._queue(raw=compose_relay(raw, envelope, key=key, transform=safe), recipient=recipient,
                                    kind="relay", party=to_party, case=case, message_id=message_id,
                                    inbound_id=inbound_id))
         store.remember_in_thread(row, message_id)
+        if report.removed_attachments or report.blocked_images or report.html_removed:
+            store.add_event(self.db, case, "content_filtered", at=self.now, party=author, to=to_party,
+                            removed=[f"{r.filename} ({r.reason})" for r in report.removed_attachments],
+                            blocked_images=report.blocked_images, html_removed=sorted(set(report.html_removed)))
         return ids
+
+    def attachment_policy(self) -> AttachmentPolicy:
+        hygiene = self.settings.hygiene
+        blocked = frozenset(hygiene.blocked_extensions) if hygiene.blocked_extensions is not None \
+            else BLOCKED_EXTENSIONS
+        return AttachmentPolicy(max_count=hygiene.max_attachments, max_total_bytes=hygiene.max_attachment_bytes,
+                                blocked_extensions=blocked)
 
     def requeue(self, row: Outbox, *, raw: bytes, recipient: str) -> int:
         """Queue a copy of an earlier outbox row (same Message-ID) for a new recipient address."""

@@ -120,3 +120,41 @@ def format_case(case: dict) -> str:
             lines.append(f"  {bounce['at'][:19]} {bounce['kind']} {bounce['recipient']} {bounce['status'] or ''} "
                          f"({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200])
     return "\n".join(lines)
+
+
+def list_quarantine(db: Session, *, limit: int = 200) -> list[dict]:
+    """Messages that failed processing, and mail the gateway could not place."""
+    from gateway.models import Inbound
+
+    query = (select(Inbound).where((Inbound.status == "quarantined") | Inbound.disposition.like("unplaced:%"))
+             .order_by(Inbound.id.desc()).limit(limit))
+    return [_inbound_summary(row) for row in db.scalars(query)]
+
+
+def _inbound_summary(row) -> dict:
+    return {"id": row.id, "status": row.status, "received_at": _iso(row.received_at), "source": row.source,
+            "mail_from": row.mail_from, "rcpt_tos": row.rcpt_tos, "message_id": row.message_id, "size": row.size,
+            "disposition": row.disposition, "error": (row.error or "").strip().splitlines()[-1:] and
+            (row.error or "").strip().splitlines()[-1]}
+
+
+def show_inbound(db: Session, inbound_id: int) -> dict | None:
+    from gateway.models import Inbound
+
+    row = db.get(Inbound, inbound_id)
+    if row is None:
+        return None
+    return {**_inbound_summary(row), "attempts": row.attempts, "case_id": row.case_id, "traceback": row.error,
+            "raw": row.raw.decode("utf-8", "replace")}
+
+
+def list_outbox(db: Session, *, status: str | None = None, limit: int = 200) -> list[dict]:
+    from gateway.models import Outbox
+
+    query = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
+    if status:
+        query = query.where(Outbox.status == status)
+    return [{"id": r.id, "status": r.status, "kind": r.kind, "party": r.party, "recipient": r.recipient,
+             "attempts": r.attempts, "created_at": _iso(r.created_at), "next_attempt_at": _iso(r.next_attempt_at),
+             "sent_at": _iso(r.sent_at), "smtp_code": r.smtp_code, "last_error": r.last_error}
+            for r in db.scalars(query)]

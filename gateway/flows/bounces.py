@@ -93,10 +93,12 @@ def handle_unaddressed(step: Step) -> None:
 
 def apply_failure(work: Work, row: Outbox, failure: Failure, *, detected_by: str, inbound_id: int | None) -> None:
     """Record a failure of `row` and act on it."""
+    # Lock the case before inserting anything that references it: two failures of the same
+    # case recorded at once would otherwise both hold a key-share lock and deadlock on FOR UPDATE.
+    case = store.case_by_id(work.db, row.case_id, lock=True) if row.case_id else None
     work.db.add(Bounce(outbox_id=row.id, inbound_id=inbound_id, case_id=row.case_id, recipient=row.recipient,
                        kind=failure.kind.value, status=failure.status, diagnostic=(failure.diagnostic or "")[:2000],
                        detected_by=detected_by, created_at=work.now))
-    case = store.case_by_id(work.db, row.case_id, lock=True) if row.case_id else None
     detail = {"recipient_party": row.party, "status": failure.status, "failure": failure.kind.value}
     if failure.kind is FailureKind.DELAYED:
         if case is not None:

@@ -36,13 +36,13 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
         message = opening.record_inbound(step, case, party, kind="loop")
         store.add_event(step.db, case, "loop_dropped", at=step.now, party=party, message=message,
                         reason=step.classification.reason)
-        step.done(f"case {case.reference}: our own mail came back; recorded, dropped", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: our own mail came back; recorded, dropped", case_id=case.id)
         return
     if step.classification.automatic:
         message = opening.record_inbound(step, case, party, kind=kind.value)
         store.add_event(step.db, case, f"{kind.value}_recorded", at=step.now, party=party, message=message,
                         reason=step.classification.reason)
-        step.done(f"case {case.reference}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
+        step.done(f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
                   case_id=case.id)
         return
     if _frozen_by_flood(step, case, party):
@@ -56,7 +56,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
         message = opening.record_inbound(step, case, party, held_reason=verdict.reason)
         store.add_event(step.db, case, "message_rejected", at=step.now, party=party, message=message,
                         reason=verdict.reason)
-        step.done(f"case {case.reference}: rejected: {verdict.reason}", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
         return
     if verdict.trust is Trust.HOLD:
         _hold(step, case, party, verdict.reason if matches else f"{verdict.reason} ({policy} policy)")
@@ -70,12 +70,12 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
             step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
                                {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
                                inbound_id=step.inbound.id, only_to=step.parsed.from_address)
-        step.done(f"case {case.reference}: closed; message recorded, not relayed; sender told", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; sender told", case_id=case.id)
         return
     if case.frozen and not (party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")):
         message = opening.record_inbound(step, case, party)
         store.add_event(step.db, case, "frozen_message_kept", at=step.now, party=party, message=message)
-        step.done(f"case {case.reference}: frozen; message recorded, not relayed", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
         return
     {"c": _from_customer, "m": _from_merchant, "s": _from_staff}[party](step, case, joined)
 
@@ -101,7 +101,7 @@ def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
     step.mailer.notice(Notice.STAFF_CASE_FROZEN, case, "s",
                        {"frozen": {"count": recent + 1, "window_minutes": hygiene.freeze_window_minutes}},
                        inbound_id=step.inbound.id)
-    step.done(f"case {case.reference}: frozen after {recent + 1} messages in {hygiene.freeze_window_minutes} min",
+    step.done(f"case {case.reference.upper()}: frozen after {recent + 1} messages in {hygiene.freeze_window_minutes} min",
               case_id=case.id)
     return True
 
@@ -113,7 +113,7 @@ def _hold(step: Step, case: Case, party: str, reason: str) -> None:
                        {"held": {"id": message.id, "party": PARTY_NAMES[party], "reason": reason,
                                  "subject": step.parsed.subject[:200]}},
                        inbound_id=step.inbound.id)
-    step.done(f"case {case.reference}: held for staff: {reason}", case_id=case.id)
+    step.done(f"case {case.reference.upper()}: held for staff: {reason}", case_id=case.id)
 
 
 def _relay_to(step: Step, case: Case, author: str, targets: list[str], transform=None) -> list[str]:
@@ -135,7 +135,7 @@ def _from_customer(step: Step, case: Case, joined: bool) -> None:
         category = opening.category_answer(step.parsed.new_text or step.parsed.subject)
         if category is None:
             step.mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
-            step.done(f"case {case.reference}: category still unknown; asked again", case_id=case.id)
+            step.done(f"case {case.reference.upper()}: category still unknown; asked again", case_id=case.id)
             return
         case.category = category
         opening.open_case(step, case, first_message=False)
@@ -157,14 +157,14 @@ def _from_customer(step: Step, case: Case, joined: bool) -> None:
         sent = _relay_to(step, case, "c", targets, transform=remove_lines(found.lines_removed) if found.commands else None)
     if resolved:
         lifecycle.close(step, case, EventKind.RESOLVED, party="c", inbound_id=step.inbound.id)
-        step.done(f"case {case.reference}: closed by the customer (#resolved)", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: closed by the customer (#resolved)", case_id=case.id)
         return
     if escalate:
         lifecycle.escalate(step, case, reason="customer_request", party="c", inbound_id=step.inbound.id)
-        step.done(f"case {case.reference}: escalated by the customer (#escalate)", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: escalated by the customer (#escalate)", case_id=case.id)
         return
     opening.move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=message)
-    step.done(f"case {case.reference}: customer message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+    step.done(f"case {case.reference.upper()}: customer message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
 def _from_merchant(step: Step, case: Case, joined: bool) -> None:
@@ -174,7 +174,7 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     targets = ["c"] + (["s"] if case.escalated else [])
     sent = _relay_to(step, case, "m", targets)
     opening.move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)
-    step.done(f"case {case.reference}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+    step.done(f"case {case.reference.upper()}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
 VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#close <note>", "#reopen",
@@ -191,11 +191,11 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
     if problem:
         step.mailer.notice(Notice.STAFF_UNKNOWN_COMMAND, case, "s", {"problem": problem, "valid": VALID_STAFF_COMMANDS},
                            inbound_id=step.inbound.id, only_to=step.parsed.from_address)
-        step.done(f"case {case.reference}: staff command refused: {problem}", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
         return
     if found.first("note"):
         store.add_event(step.db, case, "staff_note", at=step.now, party="s", message=message)
-        step.done(f"case {case.reference}: internal staff note recorded", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
         return
     if found.first("reopen"):
         lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id)
@@ -214,10 +214,10 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
     if command := found.first("close"):
         lifecycle.close(step, case, EventKind.STAFF_CLOSED, party="s", note=command.argument or found.body,
                         inbound_id=step.inbound.id)
-        step.done(f"case {case.reference}: closed by staff (#close)", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
         return
     if found.commands and not found.body:
-        step.done(f"case {case.reference}: staff commands applied: {', '.join(c.name for c in found.commands)}",
+        step.done(f"case {case.reference.upper()}: staff commands applied: {', '.join(c.name for c in found.commands)}",
                   case_id=case.id)
         return
     target = "both"
@@ -229,7 +229,7 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
     sent = _relay_to(step, case, "s", targets, transform=remove_lines(found.lines_removed))
     kind = {"c": EventKind.STAFF_ASKED_CUSTOMER, "m": EventKind.STAFF_ASKED_MERCHANT}.get(target, EventKind.STAFF_ASKED_BOTH)
     opening.move(step, case, kind, party="s", message=message)
-    step.done(f"case {case.reference}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+    step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
 def _staff_command_problem(found) -> str | None:

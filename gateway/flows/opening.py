@@ -74,7 +74,7 @@ def open_case(step: Step, case: Case, *, first_message: bool) -> None:
     mailer = step.mailer
     if case.category is None:
         mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
-        step.done(f"case {case.reference}: opened; asked the customer payment or delivery", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: opened; asked the customer payment or delivery", case_id=case.id)
         return
     if case.category == "delivery":
         move(step, case, EventKind.CATEGORY_DELIVERY, party="c")
@@ -85,14 +85,14 @@ def open_case(step: Step, case: Case, *, first_message: bool) -> None:
             store.add_event(step.db, case, "relayed", at=step.now, party="c", to="m")
         mailer.notice(Notice.ACK_DELIVERY, case, "c", inbound_id=step.inbound.id)
         mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
-        step.done(f"case {case.reference}: delivery case opened; relayed to the merchant", case_id=case.id)
+        step.done(f"case {case.reference.upper()}: delivery case opened; relayed to the merchant", case_id=case.id)
         return
     move(step, case, EventKind.CATEGORY_PAYMENT, party="c")
     mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
     mailer.relay(case, complaint.raw, author="c", to_party="s", inbound_id=complaint.id)
     store.add_event(step.db, case, "relayed", at=step.now, party="c", to="s")
     mailer.notice(Notice.ACK_PAYMENT, case, "c", inbound_id=step.inbound.id)
-    step.done(f"case {case.reference}: payment case opened with staff", case_id=case.id)
+    step.done(f"case {case.reference.upper()}: payment case opened with staff", case_id=case.id)
 
 
 def _complaint_raw(step: Step, case: Case) -> Inbound:

@@ -12,6 +12,7 @@ is set, or `poll_once()` for a single pass.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import ssl
@@ -55,6 +56,10 @@ class ConnectionLost(Exception):
     """The server said BYE (shutdown, restart, autologout) while we were idling."""
 
 
+class NoBody(Exception):
+    """FETCH returned no body for a UID: expunged by another client since the SEARCH."""
+
+
 @dataclass(frozen=True)
 class Envelope:
     mail_from: str
@@ -67,8 +72,10 @@ def envelope_of(raw: bytes) -> Envelope:
 
     IMAP keeps no envelope: MAIL FROM and RCPT TO ended at final delivery. The delivery
     agent records them as headers, so they are read back from there. Return-Path is
-    the envelope sender (RFC 5321 4.4; the topmost one is the last delivery's), and
-    empty when absent, which `classify` treats like the null sender. X-Original-To
+    the envelope sender (RFC 5321 4.4; the topmost one is the last delivery's); `<>`
+    there is the null sender. A message without Return-Path (put in the mailbox by a
+    client or an import) takes its From address, so a customer's mail is never mistaken
+    for an automatic one. X-Original-To
     (Postfix: the recipient before alias expansion), Delivered-To (Postfix, Dovecot,
     qmail) and Envelope-To (Exim) carry the envelope recipients; this matters when the
     mailbox receives a copy addressed in Bcc, or through an alias, where To and Cc do
@@ -77,7 +84,10 @@ def envelope_of(raw: bytes) -> Envelope:
     """
     headers = _HEADER_PARSER.parsebytes(raw, headersonly=True)
     return_path = headers.get("Return-Path")
-    mail_from = parseaddr(str(return_path))[1] if return_path is not None else ""
+    if return_path is not None:
+        mail_from = parseaddr(str(return_path))[1]
+    else:
+        mail_from = parseaddr(str(headers.get("From") or ""))[1].lower()
     rcpt_tos = _addresses(headers, ENVELOPE_RECIPIENT_HEADERS) or _addresses(headers, ("to", "cc"))
     ids = message_ids(str(headers.get("Message-ID") or ""))
     return Envelope(mail_from, rcpt_tos, ids[0] if ids else None)
@@ -99,7 +109,15 @@ def make_store(settings: Settings, database: Database, clock: Clock, on_stored: 
     """
     lease_seconds = settings.workers.lease_seconds
 
+    domain = settings.gateway.domain
+
     def store_message(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> int:
+        if not any(r.endswith("@" + domain) for r in rcpt_tos):
+            # Written to the mailbox itself (its own address in X-Original-To/Delivered-To):
+            # the addresses of ours in To and Cc say where it is going.
+            headers = _HEADER_PARSER.parsebytes(raw, headersonly=True)
+            ours = [a for a in _addresses(headers, ("to", "cc")) if a.endswith("@" + domain)]
+            rcpt_tos = ours or rcpt_tos
         with database.unit_of_work() as db:
             inbound_id, duplicate = save_inbound(db, raw=raw, mail_from=mail_from, rcpt_tos=rcpt_tos,
                                                  source="imap", now=clock.now(), lease_seconds=lease_seconds)
@@ -181,7 +199,8 @@ class ImapPoller:
                 client.starttls(context)  # raises CapabilityError rather than go on in plain text
             client.login(mailbox.username, mailbox.password)
         except BaseException:
-            client.shutdown()
+            with contextlib.suppress(Exception):
+                client.shutdown()
             raise
         return client
 
@@ -285,16 +304,17 @@ class ImapPoller:
         done: list[int] = []
         for uid in uids:
             raw = fetched.get(uid, {}).get(BODY)
-            if raw is None:  # expunged by someone else since the SEARCH
-                continue
-            envelope = envelope_of(raw)
+            envelope = None
             try:
+                if raw is None:
+                    raise NoBody("the server returned no body")
+                envelope = envelope_of(raw)
                 inbound_id = self._store(raw, envelope.mail_from, list(envelope.rcpt_tos))
             except DatabaseUnavailable as error:
                 self._hold(uid, envelope, error)
                 self._blocked_until = time.monotonic() + self.mailbox.poll_interval_seconds
                 break
-            except Exception as error:
+            except Exception as error:  # this message only: the others go on
                 self._hold(uid, envelope, error)
                 continue
             self._held.pop(uid, None)
@@ -303,13 +323,15 @@ class ImapPoller:
             done.append(uid)
         return done
 
-    def _hold(self, uid: int, envelope: Envelope, error: Exception) -> None:
-        first = uid not in self._held
+    def _hold(self, uid: int, envelope: Envelope | None, error: Exception) -> None:
+        """Leave the message in the mailbox and skip it until the poll interval has passed."""
+        first = uid not in self._held  # the traceback once, then one line per retry
+        expected = isinstance(error, (DatabaseUnavailable, NoBody))
         self._held[uid] = time.monotonic() + self.mailbox.poll_interval_seconds
         log.log(logging.ERROR if first else logging.WARNING,
                 "%s: UID %s [Message-ID %s] not stored (%s: %s); left in the mailbox, next try in %.0f s",
-                self.name, uid, envelope.message_id, type(error).__name__, error, self.mailbox.poll_interval_seconds,
-                exc_info=first and not isinstance(error, DatabaseUnavailable))
+                self.name, uid, envelope.message_id if envelope else None, type(error).__name__, error,
+                self.mailbox.poll_interval_seconds, exc_info=first and not expected)
 
     def _finish(self, client: IMAPClient, uids: list[int]) -> None:
         """Move stored messages to the processed folder, or flag them \\Seen."""

@@ -19,6 +19,7 @@ from gateway import addresses, store
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
+from gateway.metrics import SMTP_ANSWERS
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class IngressHandler:
                                   intake=tuple(gateway.intake_local_parts))
         if isinstance(verdict, addresses.Rejected):
             log.info("RCPT refused (%s) from %s", verdict.reason, session.peer)
+            SMTP_ANSWERS.labels(f"rcpt_refused_{verdict.reason.replace(' ', '_')}").inc()
             return SMTP_550_NOT_OUR_DOMAIN if verdict.reason == "not our domain" else SMTP_550_NO_SUCH_USER
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return SMTP_452_TOO_MANY
@@ -61,13 +63,17 @@ class IngressHandler:
             inbound_id, duplicate = await asyncio.to_thread(self._accept, envelope)
         except DatabaseUnavailable as error:
             log.error("database unavailable at DATA, answered 451: %s", error)
+            SMTP_ANSWERS.labels("tempfail_database").inc()
             return SMTP_451_TRY_LATER
         except Exception:
             log.exception("storing a message failed, answered 451")
+            SMTP_ANSWERS.labels("tempfail_error").inc()
             return SMTP_451_TRY_LATER
         if duplicate:
             log.info("inbound %s: duplicate delivery recognised, not processed again", inbound_id)
+            SMTP_ANSWERS.labels("duplicate").inc()
             return SMTP_250_DUPLICATE
+        SMTP_ANSWERS.labels("accepted").inc()
         try:
             self.on_stored(inbound_id)
         except Exception:  # the row is committed; the sweep enqueues it after its lease

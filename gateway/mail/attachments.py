@@ -82,6 +82,12 @@ class AttachmentPolicy:
     blocked_extensions: frozenset[str] = BLOCKED_EXTENSIONS
     blocked_content_types: frozenset[str] = BLOCKED_CONTENT_TYPES
 
+    def __post_init__(self) -> None:  # accept ".EXE" or "exe" from a config file
+        object.__setattr__(self, "blocked_extensions",
+                           frozenset(ext.strip().lstrip(".").lower() for ext in self.blocked_extensions))
+        object.__setattr__(self, "blocked_content_types",
+                           frozenset(kind.strip().lower() for kind in self.blocked_content_types))
+
 
 @dataclass(frozen=True)
 class Removed:

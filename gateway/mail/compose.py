@@ -17,10 +17,11 @@ from email.charset import QP, Charset
 from email.encoders import encode_base64
 from email.message import EmailMessage, Message
 from email.policy import SMTP, compat32
-from email.utils import format_datetime, formataddr
+from email.utils import collapse_rfc2231_value, encode_rfc2231, format_datetime, formataddr
 from datetime import datetime
 from typing import Callable, Sequence
 
+from gateway.mail.parse import decode
 from gateway.mail.templating import Rendered
 
 LOOP_HEADER = "X-Dispute-Gateway-Loop"
@@ -118,11 +119,41 @@ def compose_relay(
             del message[name]
     if "MIME-Version" not in message:
         message["MIME-Version"] = "1.0"
+    _ascii_content_headers(message)
     if transform is not None:
         transform(message)
     _enforce_line_limit(message)
     _set_routing(message, envelope, key)
     return message.as_bytes(policy=_WIRE)
+
+
+def _ascii_content_headers(message: Message) -> None:
+    """Rewrite content headers that carry raw 8-bit bytes (a file name typed in UTF-8 by a
+    sloppy client) as RFC 2231 parameters, so the relay is valid 7-bit header text."""
+    for part in message.walk():
+        for name in list(dict.fromkeys(part.keys())):
+            if name.lower() not in _CONTENT_HEADERS:
+                continue
+            raw_value = part.get(name)
+            text = decode(raw_value)
+            if isinstance(raw_value, str) and raw_value.isascii():
+                continue
+            if name.lower() in ("content-type", "content-disposition"):
+                holder = Message()
+                holder["X"] = text
+                params = holder.get_params(header="X") or []
+                main = params[0][0] if params else "application/octet-stream"
+                pieces = [main if main.isascii() else "application/octet-stream"]
+                for key, value in params[1:]:
+                    value = collapse_rfc2231_value(value)
+                    if value.isascii():
+                        pieces.append(f'{key}="{value}"')
+                    else:
+                        pieces.append(f"{key}*={encode_rfc2231(value, 'utf-8')}")
+                new_value = "; ".join(pieces)
+            else:
+                new_value = text.encode("ascii", "ignore").decode().strip() or "7bit"
+            part.replace_header(name, new_value)
 
 
 def _enforce_line_limit(message: Message) -> None:
@@ -131,7 +162,7 @@ def _enforce_line_limit(message: Message) -> None:
     for part in message.walk():
         if part.is_multipart():
             continue
-        encoding = (part.get("Content-Transfer-Encoding") or "7bit").strip().lower()
+        encoding = str(part.get("Content-Transfer-Encoding") or "7bit").strip().lower()
         if encoding in ("base64", "quoted-printable"):
             continue
         payload = part.get_payload()

@@ -26,10 +26,11 @@ from gateway.mail.attachments import (
     apply_policy,
     is_attachment,
 )
-from gateway.mail.rewrite import set_text as _set_payload_text
+from gateway.mail.rewrite import set_text
 from gateway.mail.sanitize import sanitize_html
 
 DEFAULT_LOCALE = "en"
+MAX_NAME_IN_NOTICE = 120  # characters of a file name; the rest becomes "…"
 # locale -> (notice around the list, separator between files, reason texts)
 NOTICES: dict[str, tuple[str, str, dict[str, str]]] = {
     "en": ("[Removed by the dispute service: {files}]", ", ", {}),  # reasons are English already
@@ -82,9 +83,13 @@ def relay_transform(
 def notice(removed: list[Removed], locale: str) -> str:
     """One line naming each removed file and why, in the recipient's language."""
     template, separator, reasons = NOTICES.get(_language(locale), NOTICES[DEFAULT_LOCALE])
-    files = separator.join(f"{item.filename or item.content_type} ({reasons.get(item.reason, item.reason)})"
-                           for item in removed)
+    files = separator.join(f"{_shortened(item.filename or item.content_type)} "
+                           f"({reasons.get(item.reason, item.reason)})" for item in removed)
     return template.format(files=files)
+
+
+def _shortened(name: str) -> str:
+    return name if len(name) <= MAX_NAME_IN_NOTICE else name[:MAX_NAME_IN_NOTICE - 1] + "…"
 
 
 def _language(locale: str) -> str:
@@ -99,7 +104,7 @@ def _sanitize_part(part: Message, block_remote_images: bool, report: Report) -> 
     report.blocked_images += result.blocked_images
     report.html_removed.extend(item for item in result.removed if item not in report.html_removed)
     if result.html != original:
-        set_text(part, result.html)
+        _set_text(part, result.html)
 
 
 def _add_notice(message: Message, line: str) -> None:
@@ -111,12 +116,12 @@ def _add_notice(message: Message, line: str) -> None:
     for kind, part in last.items():
         text = _text_of(part) or ""
         if kind == "text/plain":
-            set_text(part, f"{text.rstrip()}\n\n{line}\n" if text.strip() else f"{line}\n")
+            _set_text(part, f"{text.rstrip()}\n\n{line}\n" if text.strip() else f"{line}\n")
         else:
-            set_text(part, f"{text}\n<p>{htmllib.escape(line)}</p>\n")
+            _set_text(part, f"{text}\n<p>{htmllib.escape(line)}</p>\n")
     if not last and message.is_multipart():
         part = Message()
-        set_text(part, f"{line}\n")
+        _set_text(part, f"{line}\n")
         message.get_payload().insert(0, part)
 
 
@@ -132,7 +137,7 @@ def _body_parts(message: Message) -> Iterator[Message]:
             yield node
 
 
-def set_text(part: Message, text: str) -> None:
+def _set_text(part: Message, text: str) -> None:
     """rewrite.set_text without the MIME-Version header that compat32's set_charset adds
     to a body part that lacked one (only the top level should carry it)."""
     if not isinstance(part.get("Content-Type", ""), str):
@@ -140,7 +145,7 @@ def set_text(part: Message, text: str) -> None:
         # cannot edit; keep the type, lose the (undecodable) parameters
         part.replace_header("Content-Type", part.get_content_type())
     had_version = "MIME-Version" in part
-    _set_payload_text(part, text)
+    set_text(part, text)
     if not had_version:
         del part["MIME-Version"]
 

@@ -266,3 +266,19 @@ def test_a_merchant_without_dmarc_can_still_answer(backend, make_gateway, sink):
     gateway.settle()
     assert len(sink.to(CUSTOMER)) == customer_before + 1
     assert any(e["kind"] == "sender_unverified" for e in _case(gateway)["events"])
+
+
+def test_hostile_content_is_made_safe_and_what_was_removed_is_listed(gateway, sink):
+    case = _open(gateway)
+    for sample, author in (("executable_attachment.eml", b"Carol Private <carol@customer.example>"),
+                           ("hostile_html.eml", b"Mallory <mallory@attacker.example>")):
+        raw = (MAIL / sample).read_bytes().replace(author, MERCHANT.encode())
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        gateway.send(raw, to=_address(case, "m"), sender=MERCHANT)
+    gateway.settle()
+    events = [e for e in _case(gateway)["events"] if e["kind"] == "content_filtered"]
+    assert events, "the filtering is recorded on the case for staff"
+    for message in sink.to(CUSTOMER)[-2:]:
+        raw_out = message.raw.decode("utf-8", "replace").lower()
+        assert "<script" not in raw_out and "javascript:" not in raw_out and "onerror" not in raw_out
+    assert any("removed by the dispute service" in m.text().lower() for m in sink.to(CUSTOMER)[-2:])
