@@ -16,6 +16,17 @@ from gateway import config as config_module
 log = logging.getLogger("gateway")
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the error, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def _settings(args) -> config_module.Settings:
     return config_module.load(args.config)
 
@@ -50,6 +61,7 @@ def cmd_run(args) -> int:
     stop = threading.Event()
     sweeper = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), name="scheduler", daemon=True)
     sweeper.start()
+    pollers = _start_pollers(runtime, stop)
     where = settings.outbound.smtp and f"smarthost {settings.outbound.smtp.host}:{settings.outbound.smtp.port}"
     print(f"dispute-gateway running: SMTP on {settings.smtp_ingress.host}:{settings.smtp_ingress.port}, "
           f"database {settings.database.url}, outbound to {where or settings.outbound.maildir}. Ctrl-C stops.",
@@ -59,11 +71,60 @@ def cmd_run(args) -> int:
     finally:
         controller.stop()
         stop.set()
+        for poller in pollers:
+            poller.join(timeout=5)
         worker.stop()
         if metrics_server:
             metrics_server.shutdown()
         runtime.close()
     return 0
+
+
+def _start_pollers(runtime, stop: threading.Event) -> list[threading.Thread]:
+    """One IMAP poller thread per configured mailbox."""
+    from gateway.ingress import imap
+
+    store = imap.make_store(runtime.settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+    threads = []
+    for mailbox in runtime.settings.imap:
+        poller = imap.ImapPoller(mailbox, store=store, clock=runtime.clock, stop=stop)
+        thread = threading.Thread(target=poller.run, name=f"imap-{mailbox.username}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def cmd_poll_imap(args) -> int:
+    """Read the [ingress.imap] mailboxes: once (--once) or for ever (IDLE or polling)."""
+    from gateway.ingress import imap
+    from workers.runtime import Runtime
+
+    settings = _settings(args)
+    if not settings.imap:
+        raise config_module.ConfigError(f"{settings.source}: [ingress.imap]: missing: no mailbox to read")
+    _upgrade_if_sqlite(settings)
+    runtime = Runtime(settings, inline=settings.broker.embedded)
+    try:
+        if args.once:
+            store = imap.make_store(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+            stop = threading.Event()
+            total = sum(imap.ImapPoller(m, store=store, clock=runtime.clock, stop=stop).poll_once()
+                        for m in settings.imap)
+            print(f"{total} message(s) stored from {len(settings.imap)} mailbox(es)")
+            return 0
+        _require_shared_broker(settings, "poll-imap")
+        stop = threading.Event()
+        threads = _start_pollers(runtime, stop)
+        print(f"reading {len(threads)} IMAP mailbox(es)", flush=True)
+        try:
+            _wait_for_signal()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=5)
+        return 0
+    finally:
+        runtime.close()
 
 
 def _serve_metrics(runtime):
@@ -333,9 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispute-gateway", description=__doc__)
     parser.add_argument("--config", required=True, help="the TOML configuration file")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="json: one JSON object per line, for log collectors")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="embedded all-in-one: SMTP ingress, workers, scheduler").set_defaults(func=cmd_run)
     sub.add_parser("serve-smtp", help="SMTP ingress only (production)").set_defaults(func=cmd_serve_smtp)
+    poll = sub.add_parser("poll-imap", help="IMAP ingress: read the [ingress.imap] mailboxes")
+    poll.add_argument("--once", action="store_true", help="one pass over every mailbox, then exit")
+    poll.set_defaults(func=cmd_poll_imap)
     worker = sub.add_parser("worker", help="Dramatiq workers on the configured broker")
     worker.add_argument("--threads", type=int)
     worker.set_defaults(func=cmd_worker)
@@ -398,8 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if args.log_format == "json"
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), handlers=[handler])
+    logging.getLogger("imapclient").setLevel(logging.WARNING)  # at DEBUG it logs whole messages
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command trace
     try:

@@ -120,3 +120,27 @@ def test_unknown_merchant_address_escalates_through_a_real_dsn(mailservers, sqli
     assert any(b["status"] == "5.1.1" and b["detected_by"].startswith("verp") for b in case["bounces"])
     told = _wait_mailbox(CUSTOMER, 2)
     assert any("does not work" in _text(m) for m in told)
+
+
+def test_postfix_refuses_forged_case_addresses_at_rcpt_time(mailservers, sqlite_backend, make_gateway, tmp_path):
+    """The README's Postfix set-up: reject_unverified_recipient asks the gateway at RCPT time."""
+    gateway = make_gateway(sqlite_backend, load=False,
+                           ingress={"smtp": {"host": "127.0.0.1", "port": GATEWAY_PORT, "hostname": "gw.test"}},
+                           outbound={"smtp": {"host": POSTFIX[0], "port": POSTFIX[1], "timeout_seconds": 10}})
+    gateway.load(tmp_path, merchants=MERCHANTS, transactions=TRANSACTIONS)
+    script = str(REPO / "scripts" / "start-postfix.sh")
+    subprocess.run(["bash", script], check=True, capture_output=True, timeout=120,
+                   env={**__import__("os").environ, "POSTFIX_VERIFY_GATEWAY": "yes"})
+    try:
+        forged = f"case+abcdefgh-m-{'a' * 16}@{DOMAIN}"
+        with smtplib.SMTP(*POSTFIX, timeout=60) as client:
+            client.ehlo()
+            client.mail("someone@elsewhere.test")
+            code, text = client.rcpt(forged)
+            assert code == 550, (code, text)
+            client.rset()
+            client.mail("someone@elsewhere.test")
+            code, _ = client.rcpt(f"delivery@{DOMAIN}")
+            assert code == 250
+    finally:
+        subprocess.run(["bash", script], check=True, capture_output=True, timeout=120)
