@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -110,9 +110,13 @@ def health(runtime) -> list[Check]:
         checks.append(Check("smarthost", False, str(error)))
     if checks[0].ok:
         now = runtime.now()
-        with runtime.database.unit_of_work() as db:
-            oldest = db.scalar(select(func.min(Outbox.next_attempt_at)).where(
-                Outbox.status.in_(("pending", "sending")), Outbox.next_attempt_at <= now))
+        try:
+            with runtime.database.unit_of_work() as db:
+                oldest = db.scalar(select(func.min(Outbox.next_attempt_at)).where(
+                    Outbox.status.in_(("pending", "sending")), Outbox.next_attempt_at <= now))
+        except DatabaseUnavailable as error:
+            checks.append(Check("outbox", False, f"cannot read the outbox (run 'db upgrade'?): {error}"))
+            return checks
         age = (now - oldest).total_seconds() if oldest else 0
         limit = runtime.settings.metrics.outbox_stuck_seconds
         checks.append(Check("outbox", age <= limit, f"oldest due delivery waits {int(age)} s (limit {limit} s)"))
@@ -142,8 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-_collector_registered = threading.Lock()
-_registered: set[int] = set()
+_collector_lock = threading.Lock()
+_collector: DatabaseCollector | None = None
 
 
 def serve(runtime) -> ThreadingHTTPServer | None:
@@ -151,16 +155,14 @@ def serve(runtime) -> ThreadingHTTPServer | None:
     settings = runtime.settings.metrics
     if not settings.enabled:
         return None
-    with _collector_registered:
-        if not _registered:
-            REGISTRY.register(DatabaseCollector(runtime.database, runtime.now))
-            _registered.add(id(runtime))
+    global _collector
+    with _collector_lock:  # one collector per process, reading the latest runtime's database
+        if _collector is None:
+            _collector = DatabaseCollector(runtime.database, runtime.now)
+            REGISTRY.register(_collector)
+        _collector.database, _collector.clock = runtime.database, runtime.now
     handler = type("Handler", (_Handler,), {"runtime": runtime})
     server = ThreadingHTTPServer((settings.host, settings.port), handler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics and health on http://%s:%s/metrics and /healthz", settings.host, settings.port)
     return server
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
