@@ -1,0 +1,85 @@
+"""Classification and bounce detection on the real-world corpus (tests/mail/corpus) and on
+the real Postfix samples: the same figures bench/classify_corpus.py prints, as thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.mail.bounces import FailureKind, confirm, detect
+from gateway.mail.classify import Kind, Signals, classify
+from gateway.mail.parse import parse
+
+MAIL = Path(__file__).resolve().parents[1] / "mail"
+CORPUS = MAIL / "corpus"
+KEYS = ("test-key-000000000000",)
+
+
+def _rows(folder):
+    return [line.split("\t") for line in (CORPUS / folder / "expected.tsv").read_text().splitlines() if line.strip()]
+
+
+def _envelope_sender(raw: bytes) -> str:
+    for line in raw.split(b"\n", 60):
+        if line.lower().startswith(b"return-path:"):
+            value = line.split(b":", 1)[1].strip().decode("latin-1")
+            return "<>" if value in ("<>", "") else value.strip("<>")
+    return "someone@sender.test"
+
+
+def _final(raw: bytes):
+    classification = classify(parse(raw), Signals(mail_from=_envelope_sender(raw), keys=KEYS))
+    return confirm(classification, raw)
+
+
+def test_at_least_95_percent_of_real_bounces_are_found_with_the_right_address():
+    rows = [r for r in _rows("bounces") if r[2]]
+    exact = 0
+    for name, _kind, addresses, *_ in rows:
+        classification, verdict = _final((CORPUS / "bounces" / name).read_bytes())
+        if classification.kind is Kind.BOUNCE and set(addresses.split(",")) <= {f.recipient for f in verdict.failures}:
+            exact += 1
+    assert exact / len(rows) >= 0.95, f"{exact}/{len(rows)}"
+
+
+@pytest.mark.parametrize("path", sorted((CORPUS / "human").glob("*.eml")), ids=lambda p: p.name)
+def test_human_mail_is_never_taken_for_automatic_mail(path):
+    classification, _ = _final(path.read_bytes())
+    assert classification.kind is Kind.HUMAN, classification.reason
+
+
+@pytest.mark.parametrize("name, expected", [(r[0], r[1]) for r in _rows("autoreplies")])
+def test_auto_replies(name, expected):
+    classification, _ = _final((CORPUS / "autoreplies" / name).read_bytes())
+    if expected == "yes":
+        assert classification.kind is Kind.AUTO_REPLY, classification.reason
+    else:
+        assert classification.kind is not Kind.AUTO_REPLY, classification.reason
+
+
+@pytest.mark.parametrize("path", sorted((CORPUS / "not_bounces").glob("*.eml")), ids=lambda p: p.name)
+def test_non_bounces_report_no_failure(path):
+    classification, verdict = _final(path.read_bytes())
+    assert not (classification.kind is Kind.BOUNCE and verdict.failures)
+
+
+@pytest.mark.parametrize("sample, kind, status", [
+    ("postfix_dsn_unknown_user.eml", FailureKind.HARD, "5.1.1"),
+    ("postfix_dsn_remote_550.eml", FailureKind.HARD, "5.1.1"),
+    ("postfix_dsn_full_message.eml", FailureKind.HARD, "5.1.1"),
+    ("postfix_delayed_4xx.eml", FailureKind.DELAYED, "4.4.1"),
+    ("postfix_delayed_remote_451.eml", FailureKind.DELAYED, None),
+    ("postfix_expired_4xx.eml", FailureKind.HARD, "4.4.1"),  # Action: failed with 4.x.x: the sender gave up
+    ("postfix_expired_remote_451.eml", FailureKind.HARD, None),
+])
+def test_real_postfix_dsns(sample, kind, status):
+    verdict = detect((MAIL / sample).read_bytes())
+    assert verdict.detected_by == "dsn" and verdict.failures[0].kind is kind
+    if status:
+        assert verdict.failures[0].status == status
+
+
+def test_the_relayed_message_sample_is_not_a_bounce():
+    classification, verdict = _final((MAIL / "postfix_relayed_to_gateway.eml").read_bytes())
+    assert classification.kind is not Kind.BOUNCE and not verdict
