@@ -81,6 +81,19 @@ class Mailer:
     renderer: Renderer
     now: datetime
     outbox_ids: list[int] = field(default_factory=list)
+    _rows: dict = field(default_factory=dict, repr=False)  # merchant/transaction rows read in this unit of work
+
+    def _merchant(self, case: Case) -> Merchant | None:
+        key = ("m", case.merchant_id)
+        if key not in self._rows:
+            self._rows[key] = store.merchant(self.db, case.merchant_id)
+        return self._rows[key]
+
+    def _transaction(self, case: Case) -> Transaction | None:
+        key = ("t", case.transaction_reference)
+        if key not in self._rows:
+            self._rows[key] = store.transaction(self.db, case.transaction_reference)
+        return self._rows[key]
 
     # --- addresses -------------------------------------------------------------------------
     def case_address(self, case: Case, party: str) -> str:
@@ -91,7 +104,7 @@ class Mailer:
         if party == "c":
             return [case.customer_email]
         if party == "m":
-            merchant = store.merchant(self.db, case.merchant_id)
+            merchant = self._merchant(case)
             if merchant is None or merchant.address_invalid:
                 return []
             return [merchant.support_email]
@@ -101,7 +114,7 @@ class Mailer:
         if party == "c":
             return case.customer_locale
         if party == "m":
-            merchant = store.merchant(self.db, case.merchant_id)
+            merchant = self._merchant(case)
             return merchant.locale if merchant else self.settings.gateway.default_locale
         return self.settings.gateway.default_locale
 
@@ -110,10 +123,10 @@ class Mailer:
         label = ROLE_LABELS[locale][author]
         brand = self.settings.gateway.display_name
         if author == "c":
-            tx = store.transaction(self.db, case.transaction_reference)
+            tx = self._transaction(case)
             name = tx.customer_name if tx else ""
         elif author == "m":
-            merchant = store.merchant(self.db, case.merchant_id)
+            merchant = self._merchant(case)
             name = merchant.name if merchant else ""
         else:
             return f"{brand} ({label})"
@@ -124,7 +137,7 @@ class Mailer:
     def case_context(self, case: Case, party: str) -> dict:
         """The plain dict every case notice template receives."""
         return build_case_context(
-            case, store.transaction(self.db, case.transaction_reference), store.merchant(self.db, case.merchant_id),
+            case, self._transaction(case), self._merchant(case),
             party=party, brand=self.settings.gateway.display_name,
             case_addresses={p: self.case_address(case, p) for p in ("c", "m", "s")},
         )

@@ -195,13 +195,13 @@ class Gateway:
     """A running gateway: ingress + workers; the scheduler is driven by the test (`sweep`)."""
 
     def __init__(self, settings: config.Settings, *, clock: Clock | None = None, workers: bool = True,
-                 namespace: str | None = None) -> None:
+                 namespace: str | None = None, threads: int = 2) -> None:
         self.settings = settings
         if settings.database.url.startswith("sqlite") or "postgresql" in settings.database.url:
             dbmod.upgrade(settings.database.url)
         self.runtime = Runtime(settings, clock=clock or SystemClock(),
                                broker_namespace=namespace or f"dg-test-{uuid.uuid4().hex[:8]}")
-        self.worker = self.runtime.start_worker(2) if workers else None
+        self.worker = self.runtime.start_worker(threads) if workers else None
         self.controller = smtp_ingress.start(settings, self.runtime.database, self.runtime.clock,
                                              self.runtime.enqueue_inbound)
         self.port = settings.smtp_ingress.port
