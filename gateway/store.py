@@ -200,39 +200,29 @@ def claim_outbox(db: Session, outbox_id: int, *, now: datetime, lease_seconds: i
     return row
 
 
-def stuck_inbound_ids(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
-    """Queued inbound rows whose lease ran out; their lease is renewed before re-enqueueing."""
-    query = (
-        select(Inbound.id)
-        .where(Inbound.status == "queued", or_(Inbound.lease_until.is_(None), Inbound.lease_until <= now))
-        .order_by(Inbound.id)
-        .limit(limit)
-    )
+def claim_ids(db: Session, model, *conditions, order_by, values: dict, limit: int = 500) -> list[int]:
+    """Ids of `model` rows matching `conditions`, updated with `values` in the same
+    transaction. On PostgreSQL the rows are locked with SKIP LOCKED, so several schedulers
+    claim disjoint rows; SQLite serialises writers anyway."""
+    query = select(model.id).where(*conditions).order_by(order_by).limit(limit)
     if db.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     ids = list(db.scalars(query))
     if ids:
-        db.execute(update(Inbound).where(Inbound.id.in_(ids)).values(lease_until=now + timedelta(seconds=lease_seconds)))
+        db.execute(update(model).where(model.id.in_(ids)).values(**values))
     return ids
+
+
+def stuck_inbound_ids(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
+    """Queued inbound rows whose lease ran out; their lease is renewed before re-enqueueing."""
+    return claim_ids(db, Inbound, Inbound.status == "queued",
+                     or_(Inbound.lease_until.is_(None), Inbound.lease_until <= now),
+                     order_by=Inbound.id, values={"lease_until": now + timedelta(seconds=lease_seconds)}, limit=limit)
 
 
 def stuck_outbox_ids(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
     """Outbox rows due whose lease ran out: rows left 'sending' by a dead worker go back to
     'pending' (at-least-once; the stable Message-ID lets a duplicate be recognised)."""
-    query = (
-        select(Outbox.id)
-        .where(
-            Outbox.status.in_(("pending", "sending")),
-            Outbox.next_attempt_at <= now,
-            or_(Outbox.lease_until.is_(None), Outbox.lease_until <= now),
-        )
-        .order_by(Outbox.id)
-        .limit(limit)
-    )
-    if db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(db.scalars(query))
-    if ids:
-        renewed = now + timedelta(seconds=lease_seconds)
-        db.execute(update(Outbox).where(Outbox.id.in_(ids)).values(status="pending", lease_until=renewed))
-    return ids
+    return claim_ids(db, Outbox, Outbox.status.in_(("pending", "sending")), Outbox.next_attempt_at <= now,
+                     or_(Outbox.lease_until.is_(None), Outbox.lease_until <= now), order_by=Outbox.id,
+                     values={"status": "pending", "lease_until": now + timedelta(seconds=lease_seconds)}, limit=limit)

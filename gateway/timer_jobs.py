@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -136,20 +136,12 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
 
 
 def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
-    """Ids of cases whose next timer is due, claimed for `lease_seconds` (SKIP LOCKED on PostgreSQL)."""
-    query = (
-        select(Case.id)
-        .where(Case.next_due_at.is_not(None), Case.next_due_at <= now,
-               or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now))
-        .order_by(Case.next_due_at)
-        .limit(limit)
-    )
-    if db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(db.scalars(query))
-    if ids:
-        db.execute(update(Case).where(Case.id.in_(ids)).values(timer_lease_until=now + timedelta(seconds=lease_seconds)))
-    return ids
+    """Ids of cases whose next timer is due (through the `next_due_at` index), claimed for
+    `lease_seconds` (SKIP LOCKED on PostgreSQL)."""
+    return store.claim_ids(db, Case, Case.next_due_at.is_not(None), Case.next_due_at <= now,
+                           or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now),
+                           order_by=Case.next_due_at, limit=limit,
+                           values={"timer_lease_until": now + timedelta(seconds=lease_seconds)})
 
 
 def run_all_due(runtime) -> list[str]:
