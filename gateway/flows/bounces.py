@@ -140,6 +140,7 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
         store.add_event(work.db, case, "old_address_failed", at=work.now, party="m", status=failure.status)
         return  # about an address the merchant has replaced since
     spam = failure.kind is FailureKind.SPAM
+    already_invalid = merchant.address_invalid
     if not merchant.address_invalid:
         merchant.address_invalid = True
         merchant.address_invalid_at = work.now
@@ -153,6 +154,8 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     from gateway import timer_jobs
 
     for other in open_cases:
+        if already_invalid and other.merchant_unreachable:
+            continue  # a second bounce of the same dead address: staff know already
         was_escalated = other.escalated
         lifecycle.escalate(work, other, reason=reason, party=None, kind=EventKind.MERCHANT_BOUNCED,
                            inbound_id=inbound_id, extra=extra)

@@ -282,3 +282,16 @@ def test_hostile_content_is_made_safe_and_what_was_removed_is_listed(gateway, si
         raw_out = message.raw.decode("utf-8", "replace").lower()
         assert "<script" not in raw_out and "javascript:" not in raw_out and "onerror" not in raw_out
     assert any("removed by the dispute service" in m.text().lower() for m in sink.to(CUSTOMER)[-2:])
+
+
+def test_a_second_bounce_of_the_same_dead_address_is_only_recorded(gateway, sink):
+    _open(gateway)
+    notice_row, relay_row = _outbox_to(gateway, MERCHANT)[-2:]
+    _send_dsn(gateway, _postfix_dsn("postfix_dsn_unknown_user.eml", failed=MERCHANT,
+                                    verp=_verp(gateway, relay_row)), _verp(gateway, relay_row))
+    staff_before = len(sink.to(STAFF[0]))
+    _send_dsn(gateway, _postfix_dsn("postfix_dsn_unknown_user.eml", failed=MERCHANT,
+                                    verp=_verp(gateway, notice_row)), _verp(gateway, notice_row))
+    case = _case(gateway)
+    assert len(case["bounces"]) == 2 and len(sink.to(STAFF[0])) == staff_before
+    assert [e["kind"] for e in case["events"]].count("merchant_bounced") == 1
