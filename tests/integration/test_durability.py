@@ -131,3 +131,25 @@ def test_smarthost_5xx_is_a_permanent_failure_recorded_on_the_case(gateway, sink
     gateway.settle()
     assert _count(gateway, Outbox, Outbox.recipient == MERCHANT, Outbox.status == "failed") == 2
     assert _count(gateway, Bounce, Bounce.recipient == MERCHANT, Bounce.detected_by == "smtp") == 2
+
+
+def test_a_temporary_failure_lasting_24_hours_counts_as_a_hard_bounce(backend, make_gateway, sink):
+    clock = FixedClock(SystemClock().now())
+    gateway = make_gateway(backend, clock=clock, outbound={"smtp": {"host": "127.0.0.1", "port": sink.port},
+                                                           "retry_base_seconds": 3600, "retry_max_seconds": 3600,
+                                                           "max_attempts": 50})
+    sink.handler.rcpt_answers[MERCHANT] = ["451 4.2.0 mailbox busy, try later"]
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001", body="TX-1001"),
+                 to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    assert _count(gateway, Outbox, Outbox.recipient == MERCHANT, Outbox.status == "pending") == 2
+    clock.set(clock.now() + timedelta(hours=25))
+    gateway.sweep()  # the retries are due: still 451, now for more than 24 hours
+    gateway.settle()
+    assert _count(gateway, Outbox, Outbox.recipient == MERCHANT, Outbox.status == "failed") == 2
+    from gateway import reports
+
+    with gateway.runtime.database.unit_of_work() as db:
+        case = reports.show_case(db, reports.list_cases(db)[0]["reference"])
+    assert case["escalated"] and case["merchant_unreachable"]
+    assert "24 hours" in case["bounces"][0]["diagnostic"]
