@@ -1,10 +1,11 @@
-"""Settings: one frozen object read from a TOML file, validated at start, passed in.
+"""Configuration: read the TOML file into Settings (gateway/settings.py), validated at start.
 
 Every key is documented in config.example.toml. A missing or wrong key raises
 ConfigError with a one-line message naming the key and the file.
 Secrets may come from the environment: DISPUTE_GATEWAY_SECRET_KEYS (comma separated)
 replaces `gateway.secret_keys`, DISPUTE_GATEWAY_DATABASE_URL replaces `database.url`,
-DISPUTE_GATEWAY_SMTP_PASSWORD replaces `outbound.smtp.password`.
+DISPUTE_GATEWAY_SMTP_PASSWORD replaces `outbound.smtp.password`, DISPUTE_GATEWAY_IMAP_PASSWORD the
+IMAP password (one mailbox).
 """
 
 from __future__ import annotations
@@ -12,177 +13,34 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SENDER_POLICIES = ("strict", "domain")
-LOCALES = ("en", "fr")
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+from gateway.settings import (  # noqa: F401 - re-exported: callers import them from here
+    SENDER_POLICIES,
+    LOCALES,
+    DEFAULT_TEMPLATES_DIR,
+    SenderPolicy,
+    GatewaySettings,
+    DatabaseSettings,
+    BrokerSettings,
+    SmtpIngressSettings,
+    ImapMailbox,
+    SmtpOutboundSettings,
+    OutboundSettings,
+    WorkerSettings,
+    TimerSettings,
+    HygieneSettings,
+    MetricsSettings,
+    Settings,
+)
+
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 _ADDRESS_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ConfigError(Exception):
     """A configuration problem, with a message fit for one line of output."""
-
-
-@dataclass(frozen=True)
-class SenderPolicy:
-    customer: str = "strict"
-    merchant: str = "domain"
-    staff: str = "strict"
-
-    def for_party(self, party: str) -> str:
-        return {"c": self.customer, "m": self.merchant, "s": self.staff}[party]
-
-
-@dataclass(frozen=True)
-class GatewaySettings:
-    domain: str
-    secret_keys: tuple[str, ...]
-    staff_addresses: tuple[str, ...]
-    default_locale: str = "en"
-    display_name: str = "Disputes"
-    sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
-    templates_dir: Path = DEFAULT_TEMPLATES_DIR
-
-    @property
-    def intake_local_parts(self) -> dict[str, str | None]:
-        """Intake local part -> category it sets (None: ask the customer)."""
-        return {"disputes": None, "delivery": "delivery", "payment": "payment"}
-
-
-@dataclass(frozen=True)
-class DatabaseSettings:
-    url: str = "sqlite:///dispute-gateway.db"
-
-
-@dataclass(frozen=True)
-class BrokerSettings:
-    url: str = "memory://"
-
-    @property
-    def embedded(self) -> bool:
-        return self.url == "memory://"
-
-
-@dataclass(frozen=True)
-class SmtpIngressSettings:
-    host: str = "127.0.0.1"
-    port: int = 2525
-    hostname: str = "localhost"
-    max_message_bytes: int = 26_214_400
-
-
-@dataclass(frozen=True)
-class ImapMailbox:
-    """One mailbox the IMAP ingress reads."""
-
-    host: str
-    username: str
-    password: str
-    port: int = 993
-    security: str = "tls"  # tls | starttls | plain
-    folder: str = "INBOX"
-    processed_folder: str | None = "Processed"  # None: flag \\Seen instead of moving
-    verify_certificates: bool = True
-    batch_size: int = 100
-    poll_interval_seconds: float = 60.0
-    idle_timeout_seconds: float = 300.0
-
-
-@dataclass(frozen=True)
-class SmtpOutboundSettings:
-    host: str = "127.0.0.1"
-    port: int = 25
-    starttls: bool = False
-    ssl: bool = False
-    username: str | None = None
-    password: str | None = None
-    timeout_seconds: float = 30.0
-    helo_hostname: str | None = None
-
-
-@dataclass(frozen=True)
-class OutboundSettings:
-    smtp: SmtpOutboundSettings | None = None
-    maildir: Path | None = None
-    max_attempts: int = 12
-    retry_base_seconds: int = 60
-    retry_max_seconds: int = 3600
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    threads: int = 4
-    lease_seconds: int = 300
-    sweep_interval_seconds: int = 30
-
-
-@dataclass(frozen=True)
-class TimerSettings:
-    """Case timers (DOMAIN.md section 8). Business days are Monday to Friday minus the
-    public holidays of `country`, in `timezone`."""
-
-    timezone: str = "Europe/Paris"
-    country: str = "FR"
-    merchant_reminder_business_days: tuple[int, ...] = (2, 5)
-    escalation_business_days: int = 7
-    payment_cutoff: str = "15:00"  # payment cases opened later are due the next business day
-    business_day_end: str = "17:00"  # when a payment case without a staff answer is reminded
-    payment_staff_reminders: int = 2
-    customer_reminder_days: tuple[int, ...] = (7, 14)
-    card_window_warning_days: int = 100
-    preclose_notice_days: int = 170
-    autoclose_days: int = 180
-    autoclose_quiet_days: int = 14
-
-    @staticmethod
-    def hour_minute(value: str) -> tuple[int, int]:
-        hour, minute = value.split(":")
-        return int(hour), int(minute)
-
-
-@dataclass(frozen=True)
-class HygieneSettings:
-    """Loop protection, sender trust and content safety (README: Mail hygiene)."""
-
-    notices_per_address_per_hour: int = 5
-    notices_per_address_per_day: int = 20
-    freeze_after_messages: int = 30  # messages into one case within freeze_window_minutes
-    freeze_window_minutes: int = 10
-    soft_bounce_hard_after_hours: int = 24
-    authserv_id: str | None = None  # Authentication-Results are trusted only from this id
-    block_remote_images: bool = True
-    max_attachments: int = 20
-    max_attachment_bytes: int = 20 * 1024 * 1024
-    blocked_extensions: tuple[str, ...] | None = None  # None: the built-in list
-
-
-@dataclass(frozen=True)
-class MetricsSettings:
-    """Prometheus metrics and the health endpoint, on loopback by default."""
-
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = 9464
-    outbox_stuck_seconds: int = 900  # health fails when a due delivery waits longer than this
-
-
-@dataclass(frozen=True)
-class Settings:
-    gateway: GatewaySettings
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    broker: BrokerSettings = field(default_factory=BrokerSettings)
-    smtp_ingress: SmtpIngressSettings = field(default_factory=SmtpIngressSettings)
-    outbound: OutboundSettings = field(default_factory=OutboundSettings)
-    workers: WorkerSettings = field(default_factory=WorkerSettings)
-    timers: TimerSettings = field(default_factory=TimerSettings)
-    imap: tuple[ImapMailbox, ...] = ()
-    hygiene: HygieneSettings = field(default_factory=HygieneSettings)
-    metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    source: str = "<defaults>"
 
 
 class _Reader:
