@@ -7,7 +7,6 @@ import json
 import urllib.error
 import urllib.request
 
-import pytest
 from sqlalchemy import func, select
 
 from gateway import metrics, pipeline

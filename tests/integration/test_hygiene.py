@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import smtplib
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from gateway import addresses, reports
 from gateway.cli import main
 from gateway.clock import BusinessCalendar
-from gateway.models import Bounce, Outbox
+from gateway.models import Outbox
 from tests.harness import CUSTOMER, DOMAIN, KEYS, MERCHANT, STAFF, build_mail, write_config
 
 MAIL = Path(__file__).resolve().parents[1] / "mail"
@@ -138,7 +138,7 @@ def test_expired_4xx_after_the_sender_gave_up_is_hard(gateway, sink):
 
 
 def test_customer_bounce_is_shown_to_staff_only(gateway, sink):
-    case = _open(gateway)
+    _open(gateway)
     row = _outbox_to(gateway, CUSTOMER)[-1]
     merchant_before = len(sink.to(MERCHANT))
     _send_dsn(gateway, _postfix_dsn("postfix_dsn_unknown_user.eml", failed=CUSTOMER, verp=_verp(gateway, row)),

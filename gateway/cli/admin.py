@@ -1,0 +1,192 @@
+"""One-shot commands for administrators: database, imports, cases, timers, trace, repair, health."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gateway.cli.common import (
+    load_settings,
+    upgrade_if_sqlite,
+    print_data,
+    table,
+)
+
+
+def cmd_health(args) -> int:
+    from gateway import metrics
+    from workers.runtime import Runtime
+
+    settings = load_settings(args)
+    runtime = Runtime(settings, inline=True)
+    try:
+        checks = metrics.health(runtime)
+    finally:
+        runtime.close()
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_db_upgrade(args) -> int:
+    from gateway import db
+
+    settings = load_settings(args)
+    db.upgrade(settings.database.url)
+    print(f"database {settings.database.url} is at the latest schema")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from gateway import importer
+    from gateway.db import Database
+
+    settings = load_settings(args)
+    upgrade_if_sqlite(settings)
+    database = Database(settings.database.url)
+    now = datetime.now(timezone.utc)
+    run = importer.import_merchants if args.kind == "merchants" else importer.import_transactions
+    try:
+        with database.unit_of_work() as db:
+            report = run(db, Path(args.file), now=now)
+    except importer.ImportError_ as error:
+        print(f"error: {error}; nothing was imported", file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+    print(f"{args.kind}: {report.created} created, {report.updated} updated")
+    return 0
+
+
+def cmd_cases(args) -> int:
+    from gateway import reports
+    from gateway.db import Database
+
+    settings = load_settings(args)
+    database = Database(settings.database.url)
+    try:
+        with database.unit_of_work() as db:
+            if args.action == "list":
+                cases = reports.list_cases(db, state=args.state)
+                print(json.dumps(cases, indent=2) if args.json else reports.format_case_list(cases))
+                return 0
+            case = reports.show_case(db, args.reference)
+    finally:
+        database.dispose()
+    if case is None:
+        print(f"error: no case {args.reference}", file=sys.stderr)
+        return 1
+    print(json.dumps(case, indent=2, default=str) if args.json else reports.format_case(case))
+    return 0
+
+
+def cmd_merchants(args) -> int:
+    from gateway import reports
+    from gateway.db import Database
+
+    settings = load_settings(args)
+    database = Database(settings.database.url)
+    try:
+        with database.unit_of_work() as db:
+            merchant = reports.show_merchant(db, args.merchant_id)
+    finally:
+        database.dispose()
+    if merchant is None:
+        print(f"error: no merchant {args.merchant_id}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(merchant, indent=2))
+    else:
+        for key, value in merchant.items():
+            print(f"{key + ':':24}{', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def cmd_timers(args) -> int:
+    from gateway import timer_jobs
+    from gateway.clock import FixedClock, SystemClock
+    from workers.runtime import Runtime
+
+    settings = load_settings(args)
+    upgrade_if_sqlite(settings)
+    clock = SystemClock()
+    if args.now:
+        at = datetime.fromisoformat(args.now.replace("Z", "+00:00"))
+        clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
+    runtime = Runtime(settings, clock=clock, inline=True)
+    try:
+        report = timer_jobs.run_all_due(runtime)
+    finally:
+        runtime.close()
+    for line in report:
+        print(line)
+    print(f"{len(report)} timer action(s) as of {clock.now().isoformat()}")
+    return 0
+
+
+def cmd_trace(args) -> int:
+    from gateway import trace
+
+    settings = load_settings(args)
+    raw = Path(args.file).read_bytes()
+    lines = trace.trace(settings, raw, rcpt=args.rcpt, mail_from=args.mail_from, now=datetime.now(timezone.utc))
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_quarantine(args) -> int:
+    from gateway import reports, repair
+    from workers.runtime import Runtime
+
+    settings = load_settings(args)
+    runtime = Runtime(settings, inline=settings.broker.embedded)
+    try:
+        with runtime.database.unit_of_work() as db:
+            if args.action == "list":
+                print_data(reports.list_quarantine(db), args.json,
+                       lambda rows: table(rows, ("id", "status", "received_at", "mail_from", "disposition", "error")))
+                return 0
+            if args.action == "show":
+                found = reports.show_inbound(db, args.id)
+                if found is None:
+                    print(f"error: no inbound message {args.id}", file=sys.stderr)
+                    return 1
+                print_data(found, args.json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+                return 0
+            requeued = repair.requeue_inbound(db, args.id, now=runtime.now(),
+                                              lease_seconds=settings.workers.lease_seconds)
+        if not requeued:
+            print(f"error: inbound {args.id} does not exist or is already queued", file=sys.stderr)
+            return 1
+        runtime.enqueue_inbound(args.id)
+        print(f"inbound {args.id} queued for processing again")
+        return 0
+    finally:
+        runtime.close()
+
+
+def cmd_outbox(args) -> int:
+    from gateway import reports, repair
+    from workers.runtime import Runtime
+
+    settings = load_settings(args)
+    runtime = Runtime(settings, inline=settings.broker.embedded)
+    try:
+        if args.action == "list":
+            with runtime.database.unit_of_work() as db:
+                rows = reports.list_outbox(db, status=args.status)
+            print_data(rows, args.json, lambda r: table(r, ("id", "status", "kind", "party", "recipient", "attempts",
+                                                         "last_error")))
+            return 0
+        with runtime.database.unit_of_work() as db:
+            requeued = repair.requeue_outbox(db, args.id, now=runtime.now(), lease_seconds=settings.workers.lease_seconds)
+        if not requeued:
+            print(f"error: outbox {args.id} does not exist or has not failed", file=sys.stderr)
+            return 1
+        runtime.enqueue_delivery(args.id)
+        print(f"outbox {args.id} queued for delivery again")
+        return 0
+    finally:
+        runtime.close()
