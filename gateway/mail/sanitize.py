@@ -39,6 +39,16 @@ from html.parser import HTMLParser
 
 import nh3
 
+from gateway.mail.css import (
+    CSS_FORBIDDEN,
+    CSS_FUNCTION,
+    CSS_FUNCTIONS,
+    CSS_URL,
+    HOSTILE_PROPERTIES,
+    STYLE_PROPERTIES,
+    declarations,
+)
+
 BLOCKED_IMAGE_TEXT = "[image blocked]"
 LINK_REL = "noopener noreferrer nofollow"
 
@@ -92,35 +102,12 @@ ATTRIBUTES: dict[str, set[str]] = {
     "hr": {"size", "width", "noshade", "color"},
     "blockquote": {"type"},  # Thunderbird quotes with <blockquote type="cite">
 }
-STYLE_PROPERTIES = frozenset({
-    "color", "background", "background-color", "background-image", "background-position",
-    "background-repeat", "background-size", "border", "border-top", "border-right", "border-bottom",
-    "border-left", "border-color", "border-style", "border-width", "border-top-color",
-    "border-right-color", "border-bottom-color", "border-left-color", "border-top-style",
-    "border-right-style", "border-bottom-style", "border-left-style", "border-top-width",
-    "border-right-width", "border-bottom-width", "border-left-width", "border-radius",
-    "border-collapse", "border-spacing", "font", "font-family", "font-size", "font-style",
-    "font-weight", "font-variant", "text-align", "text-decoration", "text-indent", "text-transform",
-    "line-height", "letter-spacing", "word-spacing", "white-space", "word-wrap", "word-break",
-    "overflow-wrap", "vertical-align", "margin", "margin-top", "margin-right", "margin-bottom",
-    "margin-left", "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
-    "width", "height", "min-width", "max-width", "min-height", "max-height", "display", "direction",
-    "list-style-type", "table-layout", "caption-side", "empty-cells", "float", "clear", "overflow",
-})
-_HOSTILE_PROPERTIES = frozenset({"behavior", "-moz-binding", "-ms-behavior"})
-_CSS_FUNCTIONS = frozenset({
-    "rgb", "rgba", "hsl", "hsla", "calc", "url", "linear-gradient", "radial-gradient",
-    "repeating-linear-gradient", "repeating-radial-gradient",
-})
-_CSS_FORBIDDEN = ("\\", "/*", "expression", "javascript:", "vbscript:")
 _LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
 _REMOTE_SCHEMES = frozenset({"http", "https"})
 _SCRIPT_SCHEMES = frozenset({"javascript", "vbscript", "livescript"})
 _DATA_IMAGE = re.compile(r"data:image/(png|gif|jpe?g|webp|bmp)[;,]", re.IGNORECASE)
 _C0_AND_SPACE = "".join(map(chr, range(0x21)))
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
-_CSS_FUNCTION = re.compile(r"([a-z0-9_-]*)\s*\(")
-_CSS_URL = re.compile(r"""url\(\s*(['"]?)(.*?)\1\s*\)""", re.IGNORECASE | re.DOTALL)
 _URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "data", "background", "poster", "xlink:href"})
 _MARK = "data-gateway-watched"
 _CONDITIONAL_COMMENT = re.compile(r"<!--\s*\[if", re.IGNORECASE)
@@ -272,13 +259,13 @@ class _AttributePolicy:
 
     def _style(self, style: str) -> str:
         kept = []
-        for declaration in _declarations(style):
+        for declaration in declarations(style):
             name, colon, value = declaration.partition(":")
             name, value = name.strip().lower(), value.strip()
             if not colon or not value:
                 continue
             if name not in STYLE_PROPERTIES:
-                if name in _HOSTILE_PROPERTIES:
+                if name in HOSTILE_PROPERTIES:
                     self.notes.append(UNSAFE_STYLE)
                 continue
             if self._css_value_ok(value):
@@ -287,11 +274,11 @@ class _AttributePolicy:
 
     def _css_value_ok(self, value: str) -> bool:
         lowered = value.lower()
-        functions = _CSS_FUNCTION.findall(lowered)
-        if any(bad in lowered for bad in _CSS_FORBIDDEN) or any(f not in _CSS_FUNCTIONS for f in functions):
+        functions = CSS_FUNCTION.findall(lowered)
+        if any(bad in lowered for bad in CSS_FORBIDDEN) or any(f not in CSS_FUNCTIONS for f in functions):
             self.notes.append(UNSAFE_STYLE)
             return False
-        urls = _CSS_URL.findall(value)
+        urls = CSS_URL.findall(value)
         if len(urls) != functions.count("url"):
             self.notes.append(UNSAFE_STYLE)
             return False
@@ -304,27 +291,6 @@ class _AttributePolicy:
                 self.style_images += 1
             return False
         return True
-
-
-def _declarations(style: str) -> list[str]:
-    """Split an inline style on the semicolons outside quotes and parentheses."""
-    parts, current, depth, quote = [], [], 0, ""
-    for char in style:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(0, depth - 1)
-        elif char == ";" and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
 
 
 def _inventory(html: str) -> list[str]:
