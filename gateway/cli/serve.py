@@ -54,7 +54,8 @@ def _start_pollers(runtime, stop: threading.Event) -> list[threading.Thread]:
     store = imap.make_store(runtime.settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
     threads = []
     for mailbox in runtime.settings.imap:
-        poller = imap.ImapPoller(mailbox, store=store, clock=runtime.clock, stop=stop)
+        poller = imap.ImapPoller(mailbox, store=store, clock=runtime.clock, stop=stop,
+                                 max_message_bytes=runtime.settings.smtp_ingress.max_message_bytes)
         thread = threading.Thread(target=poller.run, name=f"imap-{mailbox.username}", daemon=True)
         thread.start()
         threads.append(thread)
@@ -75,7 +76,8 @@ def cmd_poll_imap(args) -> int:
         if args.once:
             store = imap.make_store(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
             stop = threading.Event()
-            total = sum(imap.ImapPoller(m, store=store, clock=runtime.clock, stop=stop).poll_once()
+            total = sum(imap.ImapPoller(m, store=store, clock=runtime.clock, stop=stop,
+                                        max_message_bytes=settings.smtp_ingress.max_message_bytes).poll_once()
                         for m in settings.imap)
             print(f"{total} message(s) stored from {len(settings.imap)} mailbox(es)")
             return 0

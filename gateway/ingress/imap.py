@@ -30,6 +30,7 @@ from imapclient.exceptions import IMAPClientError
 from gateway.clock import Clock
 from gateway.config import ImapMailbox, Settings
 from gateway.db import Database, DatabaseUnavailable
+from gateway.metrics import IMAP_STORED
 from gateway.mail.parse import message_ids
 from gateway.store import save_inbound
 
@@ -46,6 +47,7 @@ ENVELOPE_RECIPIENT_HEADERS = ("x-original-to", "delivered-to", "envelope-to")
 SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
 BODY = b"BODY[]"
+MAX_FETCH_BYTES = 64 * 1024 * 1024  # one FETCH of bodies holds at most this much (plus one message)
 # What a lost connection looks like: socket and TLS errors are OSError, protocol
 # errors and BYE are IMAPClientError (= imaplib.IMAP4.error) or imaplib.IMAP4.abort.
 CONNECTION_ERRORS = (OSError, IMAPClientError, imaplib.IMAP4.error, EOFError)
@@ -142,7 +144,8 @@ class ImapPoller:
     check when the mailbox was last read completely.
     """
 
-    def __init__(self, mailbox: ImapMailbox, *, store: StoreFn, clock: Clock, stop: threading.Event) -> None:
+    def __init__(self, mailbox: ImapMailbox, *, store: StoreFn, clock: Clock, stop: threading.Event,
+                 max_message_bytes: int | None = None) -> None:
         if mailbox.security not in ("tls", "starttls", "plain"):
             raise ValueError(f"unknown IMAP security {mailbox.security!r}")
         self.mailbox = mailbox
@@ -156,6 +159,8 @@ class ImapPoller:
         self._blocked_until = 0.0  # database unavailable: no store attempt before this
         self._uidvalidity: int | None = None
         self._healthy = False  # this connection completed a pass: reset the reconnect backoff
+        self.max_message_bytes = max_message_bytes  # larger messages are left in the mailbox, reported once
+        self._too_large: set[int] = set()
 
     # -- the two entry points ------------------------------------------------------------
 
@@ -299,7 +304,39 @@ class ImapPoller:
         return tried, stored
 
     def _store_batch(self, client: IMAPClient, uids: list[int]) -> list[int]:
-        """Fetch one batch (BODY.PEEK keeps \\Seen unset) and store each message; the UIDs stored."""
+        """Store one batch, fetched in slices of at most MAX_FETCH_BYTES; the UIDs stored.
+
+        Sizes are asked first (RFC822.SIZE), so a message over `max_message_bytes` is never
+        downloaded: it stays in the mailbox and is reported once, like a 552 over SMTP.
+        """
+        sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in client.fetch(uids, ["RFC822.SIZE"]).items()}
+        done: list[int] = []
+        wanted: list[int] = []
+        for uid in uids:
+            if self.max_message_bytes and sizes.get(uid, 0) > self.max_message_bytes:
+                if uid not in self._too_large:
+                    self._too_large.add(uid)
+                    IMAP_STORED.labels("too_large").inc()
+                    log.error("%s: UID %s is %s bytes, over max_message_bytes (%s): left in the mailbox, not stored",
+                              self.name, uid, sizes[uid], self.max_message_bytes)
+                continue
+            wanted.append(uid)
+        slice_: list[int] = []
+        total = 0
+        for uid in wanted:
+            if slice_ and total + sizes.get(uid, 0) > MAX_FETCH_BYTES:
+                done.extend(self._store_slice(client, slice_))
+                if self._blocked_until:
+                    return done
+                slice_, total = [], 0
+            slice_.append(uid)
+            total += sizes.get(uid, 0)
+        if slice_:
+            done.extend(self._store_slice(client, slice_))
+        return done
+
+    def _store_slice(self, client: IMAPClient, uids: list[int]) -> list[int]:
+        """Fetch messages (BODY.PEEK keeps \\Seen unset) and store each; the UIDs stored."""
         fetched = client.fetch(uids, ["BODY.PEEK[]"])
         done: list[int] = []
         for uid in uids:
@@ -318,6 +355,7 @@ class ImapPoller:
                 self._hold(uid, envelope, error)
                 continue
             self._held.pop(uid, None)
+            IMAP_STORED.labels("stored").inc()
             log.info("%s: UID %s stored as inbound %s [Message-ID %s]", self.name, uid, inbound_id,
                      envelope.message_id)
             done.append(uid)

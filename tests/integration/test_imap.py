@@ -279,6 +279,20 @@ def test_failed_store_leaves_the_message_and_the_next_pass_stores_it(imap):
     assert [store.attempts(t) for t in (first, bad, last)] == [1, 2, 1]
 
 
+def test_a_message_over_the_size_limit_is_left_and_reported_not_downloaded(imap, caplog):
+    small, big = token(), token()
+    imap.append("INBOX", mail(small))
+    imap.append("INBOX", mail(big, size=20_000))
+    store = RecordingStore()
+    poller = ImapPoller(MAILBOX, store=store, clock=SystemClock(), stop=threading.Event(), max_message_bytes=10_000)
+    with caplog.at_level("ERROR"):
+        assert poller.poll_once() == 1
+        assert poller.poll_once() == 0
+    assert store.attempts(big) == 0 and store.attempts(small) == 1
+    assert uids_in(imap, "INBOX", ["HEADER", "Message-ID", big]) == uids_in(imap, "INBOX")
+    assert len([r for r in caplog.records if "over max_message_bytes" in r.getMessage()]) == 1
+
+
 def test_database_down_stops_the_pass_and_leaves_everything(imap):
     tokens = [token() for _ in range(3)]
     for t in tokens:
@@ -362,8 +376,8 @@ def test_two_thousand_waiting_messages_are_stored_once_in_batches(imap, tmp_path
     del messages
     fetch_sizes: list[int] = []
     fetch = IMAPClient.fetch
-    monkeypatch.setattr(IMAPClient, "fetch", lambda self, uids, *a, **k: fetch_sizes.append(len(uids)) or fetch(
-        self, uids, *a, **k))
+    monkeypatch.setattr(IMAPClient, "fetch", lambda self, uids, data, *a, **k: (
+        fetch_sizes.append(len(uids)) if "BODY.PEEK[]" in data else None) or fetch(self, uids, data, *a, **k))
 
     tracemalloc.start()
     started = time.monotonic()
