@@ -118,6 +118,18 @@ class Mailer:
             return merchant.locale if merchant else self.settings.gateway.default_locale
         return self.settings.gateway.default_locale
 
+    def party_name(self, case: Case, party: str) -> str:
+        """How a party is named in the To header of what it receives (no address in it)."""
+        if party == "c":
+            tx = self._transaction(case)
+            name = tx.customer_name if tx else ""
+        elif party == "m":
+            merchant = self._merchant(case)
+            name = merchant.name if merchant else ""
+        else:
+            name = f"{self.settings.gateway.display_name} staff"
+        return " ".join(name.replace("@", " ").split())
+
     def author_name(self, case: Case, author: str, locale: str) -> str:
         """Display name for a message written by `author`, as shown to another party."""
         label = ROLE_LABELS[locale][author]
@@ -147,10 +159,14 @@ class Mailer:
                   auto: str | None, subject: str | None = None) -> tuple[Envelope, object]:
         row = store.party(self.db, case, party)
         refs = list(row.thread_refs or [])
+        # The To header names the recipient's own case address, never the real one: a reply
+        # quoted Outlook-style (From:/Sent:/To:) would otherwise carry it to the other party.
+        # The real address is only in the SMTP envelope.
         envelope = Envelope(
             from_name=from_name,
             from_address=self.case_address(case, party),
-            to_address=recipient,
+            to_address=self.case_address(case, party),
+            to_name=self.party_name(case, party),
             subject=subject or case_subject(case, reply=bool(refs)),
             message_id=message_id,
             date=self.now,

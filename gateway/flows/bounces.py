@@ -10,11 +10,8 @@ counts as hard.
 
 from __future__ import annotations
 
-import email
 import logging
 from datetime import datetime, timedelta
-from email.policy import compat32
-from email.utils import formataddr
 
 from sqlalchemy import select
 
@@ -68,16 +65,21 @@ def _failure_for(recipient: str, verdict: Verdict) -> Failure:
 
 
 def handle_unaddressed(step: Step) -> None:
-    """A bounce that did not come back to a VERP address: match its failed addresses to what
-    we recently sent them."""
+    """A bounce that did not come back to a VERP address: act on a failed address only when
+    the bounce quotes the Message-ID of what we sent it (anyone can write a fake report
+    naming a merchant's address; only a real bounce carries our message back)."""
     since = step.now - timedelta(days=UNADDRESSED_LOOKBACK_DAYS)
-    matched = 0
+    raw = step.inbound.raw
+    matched, unproven = 0, []
     for failure in step.verdict.failures:
-        row = step.db.scalar(
+        rows = step.db.scalars(
             select(Outbox).where(Outbox.recipient == failure.recipient, Outbox.created_at >= since,
                                  Outbox.status.in_(("sent", "failed")))
-            .order_by(Outbox.id.desc()).limit(1))
+            .order_by(Outbox.id.desc()).limit(50)).all()
+        row = next((r for r in rows if r.message_id.encode() in raw), None)
         if row is None:
+            if rows:
+                unproven.append(failure.recipient)
             continue
         matched += 1
         apply_failure(step, row, failure, detected_by=step.verdict.detected_by, inbound_id=step.inbound.id)
@@ -86,6 +88,9 @@ def handle_unaddressed(step: Step) -> None:
     if matched:
         step.done(f"bounce for {matched} address(es) we wrote to, detected by {step.verdict.detected_by}",
                   case_id=step.inbound.case_id)
+    elif unproven:
+        step.done(f"unplaced: bounce naming {', '.join(unproven)} without any Message-ID we sent: "
+                  "not trusted, nothing changed")
     else:
         found = ", ".join(f.recipient for f in step.verdict.failures) or "no address found"
         step.done(f"unplaced: bounce for addresses we did not write to recently ({found})")
@@ -194,11 +199,8 @@ def retry_merchant(step: Step, case: Case) -> int:
         if row.message_id in sent_ids:
             continue
         sent_ids.add(row.message_id)
-        message = email.message_from_bytes(row.raw, policy=compat32)
-        del message["To"]
-        message["To"] = formataddr(("", merchant.support_email))
-        step.mailer.requeue(row, raw=message.as_bytes(policy=compat32.clone(linesep="\r\n")),
-                            recipient=merchant.support_email)
+        # same bytes (the To header names the case address), new envelope recipient
+        step.mailer.requeue(row, raw=row.raw, recipient=merchant.support_email)
         row.status = "superseded"
     case.merchant_unreachable = False
     store.add_event(step.db, case, "delivery_retried", at=step.now, party="s", messages=len(sent_ids))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.policy import compat32
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 
 from gateway.mail.text import html_to_text, new_text
 
@@ -34,8 +34,9 @@ class ParsedMessage:
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
     subject: str
-    from_address: str  # lower case, '' when missing
+    from_address: str  # lower case; '' when missing, or when From names several addresses
     from_name: str
+    from_count: int  # addresses in From (several From headers or a list): 1 for ordinary mail
     to: tuple[str, ...]
     cc: tuple[str, ...]
     date: str | None
@@ -92,6 +93,19 @@ def decode(value) -> str:
         return _FOLD_RE.sub(" ", "".join(parts))
     except Exception:  # a header so broken even decode_header fails: keep it readable
         return _FOLD_RE.sub(" ", str(value))
+
+
+def _addresses(values) -> list[tuple[str, str]]:
+    """(display name, address) pairs from raw address headers.
+
+    The address is read from the header as written: an RFC 2047 encoded word can only
+    ever be a display name, so decoding before parsing would let
+    `=?utf-8?q?carol=40customer.test?= <x@evil.test>` pass for carol@customer.test.
+    Only the display names are decoded.
+    """
+    raw = [decode(v) if isinstance(v, Header) else _FOLD_RE.sub(" ", _unescape_8bit(str(v))) for v in values]
+    pairs = [(decode(name), address) for name, address in getaddresses(raw)]
+    return [(name, address) for name, address in pairs if address]
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:
@@ -159,16 +173,18 @@ def parse(raw: bytes) -> ParsedMessage:
         defects.append(f"body: {type(error).__name__}")
     text = plain if plain is not None else (html_to_text(html) if html else "")
     text = text[:MAX_TEXT_CHARS]
-    from_name, from_address = parseaddr(decode(message.get("From")))
+    senders = _addresses(message.get_all("From") or [])
+    from_name, from_address = senders[0] if senders else ("", "")
     return ParsedMessage(
         message_id=(message_ids(decode(message.get("Message-ID"))) or (None,))[0],
         in_reply_to=message_ids(decode(message.get("In-Reply-To"))),
         references=message_ids(decode(message.get("References"))),
         subject=" ".join(decode(message.get("Subject")).split()),
-        from_address=from_address.strip().lower() if "@" in from_address else "",
+        from_address=from_address.strip().lower() if "@" in from_address and len(senders) == 1 else "",
         from_name=from_name,
-        to=tuple(a.lower() for _, a in getaddresses([decode(v) for v in message.get_all("To") or []]) if "@" in a),
-        cc=tuple(a.lower() for _, a in getaddresses([decode(v) for v in message.get_all("Cc") or []]) if "@" in a),
+        from_count=len(senders),
+        to=tuple(a.lower() for _, a in _addresses(message.get_all("To") or []) if "@" in a),
+        cc=tuple(a.lower() for _, a in _addresses(message.get_all("Cc") or []) if "@" in a),
         date=decode(message.get("Date")) or None,
         content_type=message.get_content_type(),
         text=text,

@@ -77,3 +77,18 @@ def test_second_intake_mail_joins_the_open_case(gateway, sink):
     with gateway.runtime.database.unit_of_work() as db:
         cases = reports.list_cases(db)
     assert len(cases) == 1
+
+
+def test_an_outlook_style_quote_does_not_carry_a_real_address_across(gateway, sink):
+    """The To header a party receives names its case address, so quoting it leaks nothing."""
+    _open_delivery_case(gateway, sink)
+    relay = next(r for r in sink.to(MERCHANT) if "Auto-Submitted" not in r.message)
+    assert MERCHANT not in relay.header("To") and "-m-" in relay.header("To")
+    merchant_address = relay.header("From").split("<")[1].rstrip(">")
+    quoted = (f"We refunded you.\n\n-----Original Message-----\nFrom: {relay.header('From')}\n"
+              f"Sent: Thursday\nTo: {relay.header('To')}\nSubject: {relay.header('Subject')}\n\nmy order")
+    gateway.send(build_mail(sender=MERCHANT, to=merchant_address, subject="RE: x", body=quoted),
+                 to=merchant_address, sender=MERCHANT)
+    sink.wait(lambda got: len(sink.to(CUSTOMER)) == 2)
+    assert MERCHANT not in sink.to(CUSTOMER)[1].raw.decode().lower()
+    assert CUSTOMER not in sink.to(CUSTOMER)[0].header("To").lower()
