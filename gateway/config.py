@@ -259,7 +259,7 @@ def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, so
     maildir = (base_dir / maildir_value).resolve() if maildir_value else None
     if smtp is None and maildir is None:
         raise ConfigError(f"{table._source}: [outbound]: set [outbound.smtp] (a smarthost) or maildir")
-    attempts = table.get("max_attempts", int, 12)
+    attempts = table.get("max_attempts", int, OutboundSettings.max_attempts)
     table.check("max_attempts", attempts >= 1, "must be at least 1")
     base = table.get("retry_base_seconds", int, 60)
     table.check("retry_base_seconds", base >= 1, "must be at least 1")

@@ -56,9 +56,9 @@ def deliver(
         detail = relay.send(mail_from, recipient, raw)
     except TemporaryFailure as error:
         with _released_on_error(database, outbox_id, clock):
-            if _failing_too_long(database, outbox_id, settings, clock):
-                return _record_failure(database, outbox_id, f"{error} (still failing after "
-                                       f"{settings.hygiene.soft_bounce_hard_after_hours} hours)", error.code, clock,
+            give_up = _give_up_reason(database, outbox_id, attempts, settings, clock)
+            if give_up:  # a temporary failure that lasts is a hard bounce (DOMAIN.md section 8)
+                return _record_failure(database, outbox_id, f"{error} ({give_up})", error.code, clock,
                                        on_permanent_failure)
             return _record_retry(database, outbox_id, str(error), error.code, attempts, settings, clock), []
     except PermanentFailure as error:
@@ -97,12 +97,17 @@ def _released_on_error(database: Database, outbox_id: int, clock):
         raise
 
 
-def _failing_too_long(database: Database, outbox_id: int, settings: Settings, clock) -> bool:
-    """A temporary failure that has lasted `soft_bounce_hard_after_hours` counts as hard."""
+def _give_up_reason(database: Database, outbox_id: int, attempts: int, settings: Settings, clock) -> str | None:
+    """Why retrying stops: the failure has lasted `soft_bounce_hard_after_hours`, or
+    `max_attempts` were made. None: retry."""
     with database.unit_of_work() as db:
         first = db.get(Outbox, outbox_id).first_failure_at
-    limit = timedelta(hours=settings.hygiene.soft_bounce_hard_after_hours)
-    return first is not None and clock() - first >= limit
+    hours = settings.hygiene.soft_bounce_hard_after_hours
+    if first is not None and clock() - first >= timedelta(hours=hours):
+        return f"still failing after {hours} hours"
+    if attempts >= settings.outbound.max_attempts:
+        return f"gave up after {attempts} attempts"
+    return None
 
 
 def _record_retry(database: Database, outbox_id: int, error: str, code: int | None, attempts: int,
@@ -113,10 +118,6 @@ def _record_retry(database: Database, outbox_id: int, error: str, code: int | No
         row.last_error = error[:2000]
         row.smtp_code = code
         row.first_failure_at = row.first_failure_at or now
-        if attempts >= settings.outbound.max_attempts:
-            row.status = "failed"
-            log.warning("outbox %s gave up after %s attempts: %s", outbox_id, attempts, error)
-            return Attempt(outbox_id, "failed", f"gave up after {attempts} attempts: {error}")
         row.status = "pending"
         row.next_attempt_at = now + backoff(attempts, base=settings.outbound.retry_base_seconds,
                                             ceiling=settings.outbound.retry_max_seconds)

@@ -95,7 +95,7 @@ class SmtpOutboundSettings:
 class OutboundSettings:
     smtp: SmtpOutboundSettings | None = None
     maildir: Path | None = None
-    max_attempts: int = 12
+    max_attempts: int = 48  # with the default backoff, more than the 24 hours a soft bounce is given
     retry_base_seconds: int = 60
     retry_max_seconds: int = 3600
 

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.mail.parse import message_ids
+from gateway.mail.parse import decode, message_ids
 from gateway.models import Case, Event, Inbound, Merchant, Message, Outbox, Party, Transaction
 
 OPEN = "open"
@@ -27,15 +27,18 @@ def dedupe_key(raw: bytes, rcpt_tos: Sequence[str]) -> tuple[str, str | None]:
     gained a Received header on a second delivery is still recognised; without one it
     is the hash of the bytes.
     """
-    headers = _HEADER_PARSER.parsebytes(raw, headersonly=True)
-    ids = message_ids(headers.get("Message-ID"))
     rcpts = "\0".join(sorted(r.lower() for r in rcpt_tos))
+    try:
+        headers = _HEADER_PARSER.parsebytes(raw, headersonly=True)
+        ids = message_ids(decode(headers.get("Message-ID")))
+        sender = parseaddr(decode(headers.get("From")))[1].lower()
+    except Exception:  # headers too broken to read: the bytes alone identify the message
+        ids, sender = (), ""
     if ids:
-        sender = parseaddr(str(headers.get("From") or ""))[1].lower()
-        basis = f"mid\0{ids[0]}\0{sender}\0{rcpts}".encode()
+        basis = f"mid\0{ids[0]}\0{sender}\0{rcpts}".encode("utf-8", "surrogateescape")
     else:
         basis = b"raw\0" + hashlib.sha256(raw).digest() + rcpts.encode()
-    return hashlib.sha256(basis).hexdigest(), (ids[0] if ids else None)
+    return hashlib.sha256(basis).hexdigest(), (ids[0][:998] if ids else None)
 
 
 def save_inbound(

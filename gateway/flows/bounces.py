@@ -100,6 +100,10 @@ def apply_failure(work: Work, row: Outbox, failure: Failure, *, detected_by: str
     """Record a failure of `row` and act on it."""
     # Lock the case before inserting anything that references it: two failures of the same
     # case recorded at once would otherwise both hold a key-share lock and deadlock on FOR UPDATE.
+    if not failure.kind.permanent and _soft_for_too_long(work, row):
+        hours = work.settings.hygiene.soft_bounce_hard_after_hours
+        failure = Failure(failure.recipient, FailureKind.HARD, failure.status,
+                          f"still not delivered after {hours} hours: {failure.diagnostic or ''}".strip())
     case = store.case_by_id(work.db, row.case_id, lock=True) if row.case_id else None
     work.db.add(Bounce(outbox_id=row.id, inbound_id=inbound_id, case_id=row.case_id, recipient=row.recipient,
                        kind=failure.kind.value, status=failure.status, diagnostic=(failure.diagnostic or "")[:2000],
@@ -109,7 +113,7 @@ def apply_failure(work: Work, row: Outbox, failure: Failure, *, detected_by: str
         if case is not None:
             store.add_event(work.db, case, "delivery_delayed", at=work.now, party=row.party, **detail)
         return
-    if failure.kind is FailureKind.SOFT and not _soft_for_too_long(work, row):
+    if failure.kind is FailureKind.SOFT:
         if case is not None:
             store.add_event(work.db, case, "delivery_soft_failure", at=work.now, party=row.party, **detail)
         return
@@ -125,8 +129,12 @@ def apply_failure(work: Work, row: Outbox, failure: Failure, *, detected_by: str
 
 
 def _soft_for_too_long(work: Work, row: Outbox) -> bool:
+    """Whether a temporary failure of `row` has lasted `soft_bounce_hard_after_hours`:
+    counted from our first failed attempt, or from the hand-over to the smarthost when the
+    smarthost reports it (a delay warning or temporary failure in a DSN)."""
+    start = row.first_failure_at or row.sent_at
     hours = work.settings.hygiene.soft_bounce_hard_after_hours
-    return row.first_failure_at is not None and row.first_failure_at <= work.now - timedelta(hours=hours)
+    return start is not None and start <= work.now - timedelta(hours=hours)
 
 
 def _problem(row: Outbox, failure: Failure) -> dict:

@@ -15,7 +15,7 @@ from gateway.flows.step import Step, sender_matches
 from gateway.mail import trust
 from gateway.mail.classify import Kind
 from gateway.mail.trust import Trust
-from gateway.mail.rewrite import remove_lines
+from gateway.mail.rewrite import remove_lines, replace_body
 from gateway.models import Case, Message
 from gateway.notices import Notice
 
@@ -226,7 +226,7 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
     targets = ["c", "m"] if target == "both" else [target]
     if "m" in targets and not lifecycle.merchant_reachable(step, case):
         targets.remove("m")
-    sent = _relay_to(step, case, "s", targets, transform=remove_lines(found.lines_removed))
+    sent = _relay_to(step, case, "s", targets, transform=replace_body(found.body))
     kind = {"c": EventKind.STAFF_ASKED_CUSTOMER, "m": EventKind.STAFF_ASKED_MERCHANT}.get(target, EventKind.STAFF_ASKED_BOTH)
     opening.move(step, case, kind, party="s", message=message)
     step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)

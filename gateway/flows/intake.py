@@ -11,6 +11,7 @@ from gateway import addresses, store
 from gateway.cases.machine import CaseState
 from gateway.flows import opening
 from gateway.flows.step import Step
+from gateway.mail import trust
 from gateway.models import Case
 from gateway.notices import Notice
 from gateway.outgoing import clean_subject
@@ -89,6 +90,18 @@ def _unknown_reference(step: Step, sender: str, *, had_candidate: bool) -> None:
     The notice goes to the From address only and never quotes the message (an attacker
     forging From can at most make us list a victim's transactions to that victim).
     """
+    envelope_sender = step.inbound.mail_from.strip().strip("<>").lower()
+    if envelope_sender != sender:
+        # RFC 3834: answer the envelope sender. When it is not the From address (a forged
+        # From on spam), answering either would send mail to a stranger: answer nobody.
+        step.done(f"unplaced: intake mail without a known reference whose From differs from its envelope sender; "
+                  "not answered (no backscatter)")
+        return
+    auth = trust.trusted_results(step.parsed.headers.get("authentication-results", ()),
+                                 step.settings.hygiene.authserv_id)
+    if auth is not None and auth.dmarc == "fail":
+        step.done("unplaced: intake mail without a known reference that fails DMARC; not answered")
+        return
     mine = store.recent_transactions(step.db, sender)
     context = {
         "reason": "unknown" if had_candidate else "missing",

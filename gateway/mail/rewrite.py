@@ -23,8 +23,11 @@ def _text_of(part: Message) -> str | None:
 
 def set_text(part: Message, text: str) -> None:
     """Replace a text part's content, re-encoded as UTF-8 quoted-printable."""
+    had_version = "MIME-Version" in part
     del part["Content-Transfer-Encoding"]
     part.set_payload(text, _UTF8_QP)
+    if not had_version:  # set_payload adds one; an inner part must not carry it
+        del part["MIME-Version"]
 
 
 def remove_lines(lines: Sequence[str]) -> Callable[[Message], None]:
@@ -52,5 +55,27 @@ def remove_lines(lines: Sequence[str]) -> Callable[[Message], None]:
                         end += 1
                     text = text[:position] + text[end:]
             set_text(part, text)
+
+    return transform
+
+
+def replace_body(text: str) -> Callable[[Message], None]:
+    """A transform that makes `text` the whole written content (attachments stay).
+
+    Staff replies are relayed this way: their quoted history is a staff-only notice
+    (diagnostics, transcripts, held mail) that must never reach a party.
+    """
+    html = "<p>" + htmllib.escape(text).replace("\n", "<br>\n") + "</p>"
+
+    def transform(message: Message) -> None:
+        seen: set[str] = set()
+        for part in message.walk():
+            kind = part.get_content_type()
+            if part.is_multipart() or part.get_filename() or kind not in ("text/plain", "text/html"):
+                continue
+            if (part.get("Content-Disposition") or "").lower().startswith("attachment"):
+                continue
+            set_text(part, "" if kind in seen else (text if kind == "text/plain" else html))
+            seen.add(kind)
 
     return transform

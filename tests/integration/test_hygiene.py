@@ -309,3 +309,20 @@ def test_a_second_bounce_of_the_same_dead_address_is_only_recorded(gateway, sink
     case = _case(gateway)
     assert len(case["bounces"]) == 2 and len(sink.to(STAFF[0])) == staff_before
     assert [e["kind"] for e in case["events"]].count("merchant_bounced") == 1
+
+
+def test_a_delay_warning_a_day_after_sending_counts_as_a_hard_bounce(backend, make_gateway, sink):
+    from datetime import timedelta
+
+    from gateway.clock import FixedClock, SystemClock
+
+    clock = FixedClock(SystemClock().now())
+    gateway = make_gateway(backend, clock=clock)
+    _open(gateway)
+    row = _outbox_to(gateway, MERCHANT)[-1]
+    clock.set(clock.now() + timedelta(hours=25))
+    _send_dsn(gateway, _postfix_dsn("postfix_delayed_4xx.eml", failed=MERCHANT, verp=_verp(gateway, row)),
+              _verp(gateway, row))
+    case = _case(gateway)
+    assert case["escalated"] and case["bounces"][0]["kind"] == "hard"
+    assert "24 hours" in case["bounces"][0]["diagnostic"]

@@ -65,3 +65,11 @@ def test_reference_match_is_case_insensitive_on_the_address(gateway, sink):
     sink.wait(lambda got: len(sink.to("sav@boutique.test")) == 2)
     notice = next(r for r in sink.to("sav@boutique.test") if "Auto-Submitted" in r.message)
     assert "Nouveau dossier" in notice.text() or "Bonjour" in notice.text()  # the merchant's own locale
+
+
+def test_no_answer_when_the_from_address_is_not_the_envelope_sender(gateway, sink):
+    """Spam with a forged From must not make the gateway write to the forged address (backscatter)."""
+    gateway.send(build_mail(sender="victim@innocent.test", to=f"disputes@{DOMAIN}", subject="Hello", body="buy"),
+                 to=f"disputes@{DOMAIN}", sender="spammer@botnet.test")
+    gateway.settle()
+    assert sink.to("victim@innocent.test") == [] and sink.to("spammer@botnet.test") == []

@@ -104,3 +104,18 @@ def test_a_case_address_swapped_to_another_party_is_refused(gateway, sink):
     forged = genuine.replace("-c-", "-s-")
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         gateway.send(build_mail(sender=CUSTOMER, to=forged), to=forged)
+
+
+def test_a_staff_reply_relays_only_its_new_text(gateway, sink):
+    """Quoting a staff-only notice (diagnostics, addresses) must not carry it to a party."""
+    reference = _open(gateway, sink)
+    before = len(sink.received)
+    body = ("#to merchant\nPlease confirm the delivery address.\n\n"
+            "On Thu, Disputes wrote:\n> Diagnostic: 550 5.1.1 <carol@customer.test> unknown\n> Case notes")
+    gateway.send(build_mail(sender=STAFF[0], to=_address(reference, "s"), subject="Re", body=body,
+                            html="<p>Please confirm the delivery address.</p><blockquote>carol@customer.test</blockquote>"),
+                 to=_address(reference, "s"), sender=STAFF[0])
+    got = sink.wait_count(before + 1)[before:]
+    assert [r.to for r in got] == [MERCHANT]
+    assert "Please confirm the delivery address." in got[0].text()
+    assert "carol@customer.test" not in got[0].raw.decode().lower() and "Diagnostic" not in got[0].text()
