@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -114,6 +115,11 @@ class Inbound(Base):
 
 class Case(Base):
     __tablename__ = "cases"
+    __table_args__ = (
+        # at most one open case per transaction, even with several workers opening at once
+        Index("uq_cases_open_transaction", "transaction_reference", unique=True,
+              sqlite_where=text("state <> 'closed'"), postgresql_where=text("state <> 'closed'")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)

@@ -62,8 +62,9 @@ TRANSITIONS: Mapping[tuple[CaseState, EventKind], CaseState] = {
     (S.CLOSED, E.REOPENED): S.WITH_STAFF,
 }
 
-# Events that raise the `escalated` flag (staff cc'd from then on).
-ESCALATING = frozenset({E.ESCALATED, E.MERCHANT_BOUNCED})
+# Events that raise the `escalated` flag (staff cc'd from then on). A case staff reopen is
+# theirs: they are copied on what the parties write next.
+ESCALATING = frozenset({E.ESCALATED, E.MERCHANT_BOUNCED, E.REOPENED})
 CLOSED_REASONS: Mapping[EventKind, ClosedReason] = {
     E.RESOLVED: ClosedReason.CUSTOMER_RESOLVED,
     E.STAFF_CLOSED: ClosedReason.STAFF_AGREEMENT,

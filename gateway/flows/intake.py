@@ -51,10 +51,16 @@ def handle(step: Step, local_part: str) -> None:
         return
     category = step.settings.gateway.intake_local_parts.get(local_part)
     case = _new_case(step, tx, category)
+    if case is None:  # another worker opened a case for this transaction a moment ago
+        from gateway.flows import casemail
+
+        casemail.handle(step, store.open_case_for_transaction(step.db, tx.reference), "c", joined=True)
+        return
     opening.open_case(step, case, first_message=True)
 
 
-def _new_case(step: Step, tx, category: str | None) -> Case:
+def _new_case(step: Step, tx, category: str | None) -> Case | None:
+    """A new open case for `tx`, or None when one was opened concurrently (unique index)."""
     for _ in range(5):
         case = Case(
             reference=addresses.random_base32(addresses.REFERENCE_CHARS),
@@ -79,8 +85,10 @@ def _new_case(step: Step, tx, category: str | None) -> Case:
                 step.db.add(case)
                 step.db.flush()
             return case
-        except IntegrityError:  # reference collision (40 random bits): draw again
-            continue
+        except IntegrityError:
+            if store.open_case_for_transaction(step.db, tx.reference) is not None:
+                return None
+            continue  # reference collision (40 random bits): draw again
     raise RuntimeError("could not draw a unique case reference")
 
 

@@ -88,6 +88,12 @@ def close(work: Work, case: Case, kind: EventKind, *, party: str | None, note: s
 
 
 def reopen(work: Work, case: Case, *, party: str, inbound_id: int | None = None) -> bool:
+    """Reopen a closed case with staff (unless the transaction has another open case)."""
+    other = store.open_case_for_transaction(work.db, case.transaction_reference)
+    if other is not None and other.id != case.id:
+        store.add_event(work.db, case, "reopen_refused", at=work.now, party=party,
+                        reason=f"case {other.reference.upper()} is open for the same transaction")
+        return False
     if not move(work, case, EventKind.REOPENED, party=party):
         return False
     case.closed_reason = None

@@ -84,7 +84,12 @@ def test_escalating_events_raise_the_escalated_flag(state, event, unreachable):
     assert after.merchant_unreachable is unreachable
 
 
-@pytest.mark.parametrize("pair", [p for p in EXPECTED if p[1] not in (E.ESCALATED, E.MERCHANT_BOUNCED)], ids=_id)
+def test_reopening_brings_staff_in():
+    assert apply(_case(S.CLOSED), E.REOPENED, now=NOW).after.escalated is True
+
+
+@pytest.mark.parametrize("pair", [p for p in EXPECTED if p[1] not in (E.ESCALATED, E.MERCHANT_BOUNCED, E.REOPENED)],
+                         ids=_id)
 def test_other_events_do_not_escalate(pair):
     state, event = pair
     after = apply(_case(state), event, now=NOW).after
