@@ -125,7 +125,9 @@ def case_by_id(db: Session, case_id: int, *, lock: bool = False) -> Case | None:
     return db.scalar(query)
 
 
-def merchant(db: Session, merchant_id: str) -> Merchant | None:
+def merchant(db: Session, merchant_id: str, *, lock: bool = False) -> Merchant | None:
+    if lock:
+        return db.scalar(select(Merchant).where(Merchant.merchant_id == merchant_id).with_for_update())
     return db.get(Merchant, merchant_id)
 
 

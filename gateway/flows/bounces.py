@@ -36,7 +36,7 @@ def handle_verp(step: Step, token: str) -> None:
     if row is None:
         step.done(f"unplaced: message to the VERP address of an outbox row that no longer exists ({token})")
         return
-    case = store.case_by_id(step.db, row.case_id, lock=True) if row.case_id else None
+    case = store.case_by_id(step.db, row.case_id) if row.case_id else None  # apply_failure locks
     kind = step.classification.kind
     if kind is not Kind.BOUNCE:
         # Vacation responders answer the envelope sender, which is our VERP address.
@@ -98,12 +98,17 @@ def handle_unaddressed(step: Step) -> None:
 
 def apply_failure(work: Work, row: Outbox, failure: Failure, *, detected_by: str, inbound_id: int | None) -> None:
     """Record a failure of `row` and act on it."""
-    # Lock the case before inserting anything that references it: two failures of the same
-    # case recorded at once would otherwise both hold a key-share lock and deadlock on FOR UPDATE.
     if not failure.kind.permanent and _soft_for_too_long(work, row):
         hours = work.settings.hygiene.soft_bounce_hard_after_hours
         failure = Failure(failure.recipient, FailureKind.HARD, failure.status,
                           f"still not delivered after {hours} hours: {failure.diagnostic or ''}".strip())
+    # Locks in one order everywhere: the merchant (a merchant failure touches all its cases),
+    # then the case, and both before inserting anything that references them (two failures
+    # recorded at once would otherwise both hold key-share locks and deadlock on FOR UPDATE).
+    if row.party == "m" and row.case_id is not None:
+        unlocked = work.db.get(Case, row.case_id)
+        if unlocked is not None:
+            store.merchant(work.db, unlocked.merchant_id, lock=True)
     case = store.case_by_id(work.db, row.case_id, lock=True) if row.case_id else None
     work.db.add(Bounce(outbox_id=row.id, inbound_id=inbound_id, case_id=row.case_id, recipient=row.recipient,
                        kind=failure.kind.value, status=failure.status, diagnostic=(failure.diagnostic or "")[:2000],
