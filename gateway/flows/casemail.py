@@ -264,3 +264,10 @@ def _release(step: Step, case: Case, message_id: int) -> None:
         step.mailer.relay(case, inbound.raw, author=author, to_party=target, inbound_id=inbound.id)
     held.released_at = step.now
     store.add_event(step.db, case, "message_released", at=step.now, party="s", held_id=message_id, to=",".join(targets))
+    # A released reply is the party's answer, as if it had come through at once.
+    if author == "m":
+        case.last_merchant_message_at = step.now
+        opening.move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=held, released=True)
+    elif author == "c":
+        case.last_customer_message_at = step.now
+        opening.move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=held, released=True)

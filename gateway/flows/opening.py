@@ -79,10 +79,21 @@ def open_case(step: Step, case: Case, *, first_message: bool) -> None:
     if case.category == "delivery":
         move(step, case, EventKind.CATEGORY_DELIVERY, party="c")
         merchant = store.merchant(step.db, case.merchant_id)
-        if merchant is not None and not merchant.address_invalid:
-            mailer.notice(Notice.MERCHANT_NEW_CASE, case, "m", inbound_id=step.inbound.id)
-            mailer.relay(case, complaint.raw, author="c", to_party="m", inbound_id=complaint.id)
-            store.add_event(step.db, case, "relayed", at=step.now, party="c", to="m")
+        if merchant is None or merchant.address_invalid:
+            # Nobody to relay to: staff take the case at once, the customer is told why.
+            from gateway.flows import lifecycle
+
+            case.merchant_unreachable = True
+            lifecycle.escalate(step, case, reason="merchant_bounced", party=None, kind=EventKind.MERCHANT_BOUNCED,
+                               inbound_id=step.inbound.id,
+                               extra={"diagnostic": merchant.address_invalid_reason or "" if merchant else
+                                      f"merchant {case.merchant_id} is unknown"})
+            step.done(f"case {case.reference.upper()}: delivery case opened; the merchant's address is invalid, "
+                      "escalated to staff at once", case_id=case.id)
+            return
+        mailer.notice(Notice.MERCHANT_NEW_CASE, case, "m", inbound_id=step.inbound.id)
+        mailer.relay(case, complaint.raw, author="c", to_party="m", inbound_id=complaint.id)
+        store.add_event(step.db, case, "relayed", at=step.now, party="c", to="m")
         mailer.notice(Notice.ACK_DELIVERY, case, "c", inbound_id=step.inbound.id)
         mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
         step.done(f"case {case.reference.upper()}: delivery case opened; relayed to the merchant", case_id=case.id)

@@ -326,3 +326,19 @@ def test_a_delay_warning_a_day_after_sending_counts_as_a_hard_bounce(backend, ma
     case = _case(gateway)
     assert case["escalated"] and case["bounces"][0]["kind"] == "hard"
     assert "24 hours" in case["bounces"][0]["diagnostic"]
+
+
+def test_a_new_case_for_a_merchant_already_known_dead_goes_to_staff_at_once(gateway, sink):
+    _open(gateway)
+    row = _outbox_to(gateway, MERCHANT)[-1]
+    _send_dsn(gateway, _postfix_dsn("postfix_dsn_unknown_user.eml", failed=MERCHANT, verp=_verp(gateway, row)),
+              _verp(gateway, row))
+    merchant_before = len(sink.to(MERCHANT))
+    gateway.send(build_mail(sender="dave@other.test", to=f"delivery@{DOMAIN}", subject="TX-2001 lost",
+                            body="My parcel TX-2001 never arrived."), to=f"delivery@{DOMAIN}", sender="dave@other.test")
+    gateway.settle()
+    with gateway.runtime.database.unit_of_work() as db:
+        dave = next(c for c in reports.list_cases(db) if c["customer_email"] == "dave@other.test")
+    assert dave["escalated"] and dave["merchant_unreachable"] and dave["state"] == "with_staff"
+    assert len(sink.to(MERCHANT)) == merchant_before
+    assert "does not work" in sink.to("dave@other.test")[-1].text()

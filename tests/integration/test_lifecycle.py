@@ -254,3 +254,20 @@ def test_two_schedulers_at_once_send_each_reminder_exactly_once(gateway, sink, t
     for runtime in runtimes:
         runtime.database.dispose()
     assert len(sink.to(MERCHANT)) == before + 1
+
+
+def test_a_released_merchant_reply_counts_as_the_merchants_answer(gateway, sink, tmp_path):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender="helpdesk@shop-support.example", to=_address(case, "m"), subject="Re",
+                            body="We refunded you today."), to=_address(case, "m"), sender="helpdesk@shop-support.example")
+    gateway.settle()
+    held = _case(gateway)["held_messages"][0]
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body=f"#release {held['id']}"),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    case_now = _case(gateway)
+    assert case_now["state"] == "awaiting_customer"
+    assert "We refunded you today." in sink.to(CUSTOMER)[-1].text()
+    merchant_before = len(sink.to(MERCHANT))
+    _timers(gateway, tmp_path, CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 8))
+    assert len(sink.to(MERCHANT)) == merchant_before and not _case(gateway)["escalated"]
