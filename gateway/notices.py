@@ -35,6 +35,9 @@ class Notice(str, Enum):
         return self.value
 
 
-# Who may receive a notice when the address is not yet known to be theirs: such notices
-# never quote attacker-controlled text (subject or body).
-UNVERIFIED_RECIPIENT_SAFE = frozenset({Notice.UNKNOWN_REFERENCE})
+# Automatic answers to inbound mail: the notices a mail loop or a flood could trigger. Only
+# these are held to the per-address ladder ([hygiene] notices_per_address_per_hour/day);
+# notices the gateway sends on its own schedule (new case, reminders, rights, closure)
+# never are, so a busy merchant always hears of its cases.
+ANSWERS = frozenset({Notice.UNKNOWN_REFERENCE, Notice.ASK_CATEGORY, Notice.ACK_DELIVERY, Notice.ACK_PAYMENT,
+                     Notice.CLOSED_CASE_REPLY, Notice.STAFF_UNKNOWN_COMMAND})

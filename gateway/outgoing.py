@@ -24,7 +24,7 @@ from gateway.mail.hygiene import relay_transform
 from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, thread_references
 from gateway.mail.templating import Renderer
 from gateway.models import Case, Merchant, Outbox, SendLog, Transaction
-from gateway.notices import Notice
+from gateway.notices import ANSWERS, Notice
 
 log = logging.getLogger(__name__)
 ROLE_LABELS = {"en": {"c": "customer", "m": "merchant", "s": "staff"}, "fr": {"c": "client", "m": "marchand", "s": "équipe"}}
@@ -232,8 +232,9 @@ class Mailer:
     def within_ladder(self, recipient: str, notice: Notice, *, case: Case | None) -> bool:
         """Whether one more automatic notice may go to `recipient` now (the per-hour and
         per-day ladder that stops two autoresponders from answering each other for ever).
-        Staff addresses are exempt: a busy day is not a loop, and case freezing covers floods."""
-        if recipient.lower() in self.settings.gateway.staff_addresses:
+        Only automatic answers count (notices.ANSWERS); staff addresses are exempt: a busy
+        day is not a loop, and case freezing covers floods."""
+        if notice not in ANSWERS or recipient.lower() in self.settings.gateway.staff_addresses:
             return True
         hygiene = self.settings.hygiene
         recipient = recipient.lower()

@@ -342,3 +342,18 @@ def test_a_new_case_for_a_merchant_already_known_dead_goes_to_staff_at_once(gate
     assert dave["escalated"] and dave["merchant_unreachable"] and dave["state"] == "with_staff"
     assert len(sink.to(MERCHANT)) == merchant_before
     assert "does not work" in sink.to("dave@other.test")[-1].text()
+
+
+def test_a_busy_merchant_hears_of_every_new_case(backend, make_gateway, sink, tmp_path):
+    """The notice ladder stops loops, not a merchant's own case notices."""
+    rows = "".join(f"TX-50{n:02d},shop1,buyer{n}@customer.test,Buyer {n},10,EUR,2026-11-20\n" for n in range(8))
+    gateway = make_gateway(backend, load=False)
+    gateway.load(tmp_path, transactions="reference,merchant_id,customer_email,customer_name,amount,currency,"
+                                        "transaction_date\n" + rows)
+    for n in range(8):
+        sender = f"buyer{n}@customer.test"
+        gateway.send(build_mail(sender=sender, to=f"delivery@{DOMAIN}", subject=f"TX-50{n:02d} lost", body="Lost."),
+                     to=f"delivery@{DOMAIN}", sender=sender)
+    gateway.settle()
+    notices = [r for r in sink.to(MERCHANT) if r.text().startswith("New customer case")]
+    assert len(notices) == 8
