@@ -10,9 +10,11 @@ from gateway.models import Inbound, Outbox
 
 
 def requeue_inbound(db: Session, inbound_id: int, *, now: datetime, lease_seconds: int) -> bool:
-    """Process a quarantined (or unplaced) message again from its raw bytes."""
+    """Process a quarantined (or unplaced) message again from its raw bytes. A message that
+    was processed normally is never re-run (that would send its relays a second time)."""
     row = db.get(Inbound, inbound_id, with_for_update=True)
-    if row is None or row.status == "queued":
+    unplaced = row is not None and (row.disposition or "").startswith("unplaced:")
+    if row is None or not (row.status == "quarantined" or unplaced):
         return False
     row.status = "queued"
     row.error = None

@@ -158,7 +158,8 @@ def cmd_quarantine(args) -> int:
             requeued = repair.requeue_inbound(db, args.id, now=runtime.now(),
                                               lease_seconds=settings.workers.lease_seconds)
         if not requeued:
-            print(f"error: inbound {args.id} does not exist or is already queued", file=sys.stderr)
+            print(f"error: inbound {args.id} is not in quarantine (only failed or unplaced messages can be retried)",
+                  file=sys.stderr)
             return 1
         runtime.enqueue_inbound(args.id)
         print(f"inbound {args.id} queued for processing again")

@@ -70,6 +70,11 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
             step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
                                {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
                                inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+        else:
+            step.mailer.notice(Notice.STAFF_UNKNOWN_COMMAND, case, "s",
+                               {"problem": "the case is closed; start your message with #reopen to act on it",
+                                "valid": VALID_STAFF_COMMANDS},
+                               inbound_id=step.inbound.id, only_to=step.parsed.from_address)
         step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; sender told", case_id=case.id)
         return
     if case.frozen and not (party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")):

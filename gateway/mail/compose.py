@@ -111,8 +111,32 @@ def compose_relay(
     """A relayed human message: the original body, every header replaced.
 
     `transform` may change the parsed body in place (remove command lines, sanitise
-    HTML, drop attachments) before it is written out.
+    HTML, drop attachments) before it is written out. A message too broken for the email
+    package to write back out is relayed as its plain text (the original stays on the case).
     """
+    try:
+        return _compose_relay(raw, envelope, key=key, transform=transform)
+    except Exception:  # malformed MIME that parses but cannot be serialised again
+        return _compose_text_fallback(raw, envelope, key=key)
+
+
+MALFORMED_NOTE = ("[The original message was malformed; its text is shown here and the original is kept "
+                  "on the case. / Le message d'origine était mal formé ; son texte figure ici et "
+                  "l'original est conservé dans le dossier.]")
+
+
+def _compose_text_fallback(raw: bytes, envelope: Envelope, *, key: str) -> bytes:
+    from gateway.mail.parse import parse
+
+    message = EmailMessage(policy=SMTP)
+    message.set_content(f"{parse(raw).text}\n\n{MALFORMED_NOTE}\n")
+    body = email.message_from_bytes(message.as_bytes(), policy=compat32)
+    _set_routing(body, envelope, key)
+    return body.as_bytes(policy=_WIRE)
+
+
+def _compose_relay(raw: bytes, envelope: Envelope, *, key: str,
+                   transform: Callable[[Message], None] | None) -> bytes:
     message = email.message_from_bytes(raw, policy=compat32)
     for name in list(dict.fromkeys(message.keys())):
         if name.lower() not in _CONTENT_HEADERS:

@@ -7,6 +7,7 @@ import re
 from email.message import Message
 from email.policy import compat32
 
+from gateway.mail.parse import decode
 from gateway.mail.bounces.base import Failure, FailureKind, Verdict, classify_status
 
 _ADDRESS_RE = re.compile(r"<?([^\s<>;]+@[^\s<>;]+?)>?\s*$")
@@ -28,6 +29,11 @@ def _fields_blocks(part: Message) -> list[Message]:
     return [email.message_from_string(block, policy=compat32) for block in re.split(r"\r?\n\r?\n", text) if block.strip()]
 
 
+def _field(block: Message, name: str) -> str:
+    """A DSN field as text (raw 8-bit bytes are read as UTF-8, never raised on)."""
+    return " ".join(decode(block.get(name)).split())
+
+
 def _address(value: str | None) -> str:
     value = (value or "").strip()
     if ";" in value:
@@ -44,12 +50,12 @@ def detect(message: Message) -> Verdict:
     failures = []
     for block in _fields_blocks(part):
         # Original-Recipient is the address as we sent it; Final-Recipient may be an internal alias
-        recipient = _address(block.get("Original-Recipient")) or _address(block.get("Final-Recipient"))
-        action = (block.get("Action") or "").strip().lower()
+        recipient = _address(_field(block, "Original-Recipient")) or _address(_field(block, "Final-Recipient"))
+        action = _field(block, "Action").lower()
         if not recipient or not action:
             continue
-        status = (block.get("Status") or "").strip().split(" ")[0] or None
-        diagnostic = " ".join(str(block.get("Diagnostic-Code") or "").split()) or None
+        status = _field(block, "Status").split(" ")[0] or None
+        diagnostic = _field(block, "Diagnostic-Code") or None
         if action.startswith("delayed"):
             failures.append(Failure(recipient, FailureKind.DELAYED, status, diagnostic))
         elif action.startswith("failed"):
