@@ -102,7 +102,7 @@ def _unknown_reference(step: Step, sender: str, *, had_candidate: bool) -> None:
     if envelope_sender != sender:
         # RFC 3834: answer the envelope sender. When it is not the From address (a forged
         # From on spam), answering either would send mail to a stranger: answer nobody.
-        step.done(f"unplaced: intake mail without a known reference whose From differs from its envelope sender; "
+        step.done("unplaced: intake mail without a known reference whose From differs from its envelope sender; "
                   "not answered (no backscatter)")
         return
     auth = trust.trusted_results(step.parsed.headers.get("authentication-results", ()),
