@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.classify_corpus import envelope_sender
 from gateway.mail.bounces import FailureKind, confirm, detect
 from gateway.mail.classify import Kind, Signals, classify
 from gateway.mail.parse import parse
@@ -20,16 +21,8 @@ def _rows(folder):
     return [line.split("\t") for line in (CORPUS / folder / "expected.tsv").read_text().splitlines() if line.strip()]
 
 
-def _envelope_sender(raw: bytes) -> str:
-    for line in raw.split(b"\n", 60):
-        if line.lower().startswith(b"return-path:"):
-            value = line.split(b":", 1)[1].strip().decode("latin-1")
-            return "<>" if value in ("<>", "") else value.strip("<>")
-    return "someone@sender.test"
-
-
 def _final(raw: bytes):
-    classification = classify(parse(raw), Signals(mail_from=_envelope_sender(raw), keys=KEYS))
+    classification = classify(parse(raw), Signals(mail_from=envelope_sender(raw), keys=KEYS))
     return confirm(classification, raw)
 
 
