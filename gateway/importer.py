@@ -19,6 +19,7 @@ from gateway.models import Merchant, Transaction
 
 MERCHANT_COLUMNS = ("merchant_id", "name", "support_email", "locale")
 TRANSACTION_COLUMNS = ("reference", "merchant_id", "customer_email", "customer_name", "amount", "currency", "transaction_date")
+OPTIONAL_TRANSACTION_COLUMNS = ("customer_locale",)  # the customer's notice language (default: the gateway's)
 _EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 _REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{2,62}[A-Za-z0-9]$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -35,7 +36,7 @@ class ImportReport:
     updated: int
 
 
-def _rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[tuple[int, dict[str, str]]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -54,7 +55,7 @@ def _rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str
             continue
         if None in record:
             raise ImportError_(f"{path}: line {reader.line_num}: more fields than columns")
-        rows.append((reader.line_num, {k: (record.get(k) or "").strip() for k in columns}))
+        rows.append((reader.line_num, {k: (record.get(k) or "").strip() for k in columns + optional}))
     return rows
 
 
@@ -111,7 +112,7 @@ def import_merchants(db: Session, path: Path, *, now: datetime) -> ImportReport:
 
 def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportReport:
     """Upsert transactions; every merchant_id must exist (in the database already)."""
-    rows = _rows(path, TRANSACTION_COLUMNS)
+    rows = _rows(path, TRANSACTION_COLUMNS, OPTIONAL_TRANSACTION_COLUMNS)
     merchants = set(db.scalars(select(Merchant.merchant_id)))
     parsed: list[dict] = []
     seen: set[str] = set()
@@ -134,6 +135,8 @@ def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportRepo
             raise _fail(path, line, "amount", f"not a number from 0 to {MAX_AMOUNT - 1}: {row['amount']!r}") from None
         if not _CURRENCY_RE.match(row["currency"].upper()):
             raise _fail(path, line, "currency", f"three-letter ISO 4217 code expected, got {row['currency']!r}")
+        if row["customer_locale"] and row["customer_locale"] not in LOCALES:
+            raise _fail(path, line, "customer_locale", f"must be empty or one of {', '.join(LOCALES)}")
         try:
             when = parse_date(row["transaction_date"])
         except ValueError:
@@ -142,6 +145,7 @@ def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportRepo
             "reference": reference, "reference_key": reference.lower(), "merchant_id": row["merchant_id"],
             "customer_email": row["customer_email"].lower(), "customer_name": row["customer_name"],
             "amount": amount.quantize(Decimal("0.01")), "currency": row["currency"].upper(), "transaction_date": when,
+            "customer_locale": row["customer_locale"] or None,
         })
     existing = {t.reference_key: t for t in db.scalars(select(Transaction).where(Transaction.reference_key.in_(seen)))}
     created = updated = 0

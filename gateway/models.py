@@ -86,6 +86,7 @@ class Transaction(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3))
     transaction_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    customer_locale: Mapped[str | None] = mapped_column(String(8))  # None: the configured default
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

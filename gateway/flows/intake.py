@@ -74,7 +74,7 @@ def _new_case(step: Step, tx, category: str | None) -> Case | None:
             merchant_unreachable=False,
             frozen=False,
             subject=clean_subject(step.parsed.subject),
-            customer_locale=step.settings.gateway.default_locale,
+            customer_locale=tx.customer_locale or step.settings.gateway.default_locale,
             opened_at=step.now,
             waiting_since=step.now,
             last_customer_message_at=step.now,

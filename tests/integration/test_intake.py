@@ -73,3 +73,17 @@ def test_no_answer_when_the_from_address_is_not_the_envelope_sender(gateway, sin
                  to=f"disputes@{DOMAIN}", sender="spammer@botnet.test")
     gateway.settle()
     assert sink.to("victim@innocent.test") == [] and sink.to("spammer@botnet.test") == []
+
+
+def test_each_party_is_written_to_in_its_own_language(backend, make_gateway, sink, tmp_path):
+    gateway = make_gateway(backend, load=False)
+    gateway.load(tmp_path, transactions="reference,merchant_id,customer_email,customer_name,amount,currency,"
+                                        "transaction_date,customer_locale\n"
+                                        "TX-7001,shop1,claire@client.test,Claire,30,EUR,2026-11-20,fr\n")
+    gateway.send(build_mail(sender="claire@client.test", to=f"delivery@{DOMAIN}", subject="Colis TX-7001",
+                            body="Mon colis TX-7001 n'est jamais arrivé."), to=f"delivery@{DOMAIN}",
+                 sender="claire@client.test")
+    gateway.settle()
+    assert "Votre dossier" in sink.to("claire@client.test")[0].text()
+    notice = next(r for r in sink.to(MERCHANT) if "Auto-Submitted" in r.message)
+    assert notice.text().startswith("New customer case")  # Shop One's own locale is English
