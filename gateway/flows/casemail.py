@@ -132,6 +132,14 @@ def _relay_to(step: Step, case: Case, author: str, targets: list[str], transform
     return sent
 
 
+INFER_TYPE_MESSAGES = 3  # the problem is described early; later messages are not re-read for it
+
+
+def _customer_messages(step: Step, case: Case) -> int:
+    return step.db.scalar(select(func.count()).select_from(Message).where(
+        Message.case_id == case.id, Message.direction == "in", Message.party == "c")) or 0
+
+
 def _from_customer(step: Step, case: Case, joined: bool) -> None:
     message = opening.record_inbound(step, case, "c")
     case.last_customer_message_at = step.now
@@ -145,7 +153,7 @@ def _from_customer(step: Step, case: Case, joined: bool) -> None:
         case.category = category
         opening.open_case(step, case, first_message=False)
         return
-    if case.dispute_type == "other":
+    if case.dispute_type == "other" and _customer_messages(step, case) <= INFER_TYPE_MESSAGES:
         case.dispute_type = rights.infer_type(f"{case.subject}\n{step.parsed.new_text}")
     found = command_reader.read(step.parsed.new_text)
     resolved, escalate = found.first("resolved"), found.first("escalate")
