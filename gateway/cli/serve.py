@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from gateway import config as config_module
@@ -83,6 +84,7 @@ def cmd_poll_imap(args) -> int:
             return 0
         require_shared_broker(settings, "poll-imap")
         stop = threading.Event()
+        _serve_metrics(runtime, required=False)
         threads = _start_pollers(runtime, stop)
         print(f"reading {len(threads)} IMAP mailbox(es)", flush=True)
         try:
@@ -96,15 +98,22 @@ def cmd_poll_imap(args) -> int:
         runtime.close()
 
 
-def _serve_metrics(runtime):
+def _serve_metrics(runtime, *, required: bool = True):
+    """/metrics and /healthz for this process. The figures read from the database are the
+    same from every process; only the ingress counters are per process. A process for
+    which metrics are optional (poll-imap beside serve-smtp on one host) warns and goes on
+    when the port is taken."""
     from gateway import metrics
 
     try:
         return metrics.serve(runtime)
     except OSError as error:
         settings = runtime.settings.metrics
-        raise config_module.ConfigError(
-            f"{runtime.settings.source}: [metrics] port: cannot listen on {settings.host}:{settings.port}: {error}")
+        message = f"[metrics] port: cannot listen on {settings.host}:{settings.port}: {error}"
+        if required:
+            raise config_module.ConfigError(f"{runtime.settings.source}: {message}")
+        logging.getLogger("gateway").warning("%s; this process serves no metrics", message)
+        return None
 
 
 def cmd_serve_smtp(args) -> int:
@@ -132,7 +141,6 @@ def cmd_worker(args) -> int:
     require_shared_broker(settings, "worker")
     runtime = Runtime(settings)
     worker = runtime.start_worker(args.threads)
-    _serve_metrics(runtime)
     print(f"worker running with {args.threads or settings.workers.threads} threads on {settings.broker.url}", flush=True)
     try:
         wait_for_signal()
