@@ -80,3 +80,16 @@ def read(new_text: str) -> Commands:
 def to_target(argument: str) -> str | None:
     """'c', 'm' or 'both' from the argument of #to, or None if not understood."""
     return TO_TARGETS.get(" ".join(argument.lower().split()))
+
+
+def misplaced(body: str) -> str | None:
+    """A staff command line found below ordinary text ("Hi,\\n#note ..."), or None.
+
+    Such a line is not read as a command; relaying the message would send it (an internal
+    note, a line meant for one party) to everyone, so the caller refuses the message.
+    """
+    for line in body.splitlines():
+        match = _COMMAND_RE.match(line.strip())
+        if match and ALIASES.get(match.group(1).lower()) in STAFF_COMMANDS:
+            return line.strip()[:60]
+    return None

@@ -21,9 +21,7 @@ class EventKind(str, Enum):
     CATEGORY_PAYMENT = "category_payment"
     CUSTOMER_REPLIED = "customer_replied"
     MERCHANT_REPLIED = "merchant_replied"
-    STAFF_ASKED_MERCHANT = "staff_asked_merchant"
-    STAFF_ASKED_CUSTOMER = "staff_asked_customer"
-    STAFF_ASKED_BOTH = "staff_asked_both"
+    STAFF_WROTE = "staff_wrote"
     ESCALATED = "escalated"
     MERCHANT_BOUNCED = "merchant_bounced"
     RESOLVED = "resolved"
@@ -51,9 +49,9 @@ TRANSITIONS: Mapping[tuple[CaseState, EventKind], CaseState] = {
     (S.AWAITING_CUSTOMER, E.MERCHANT_REPLIED): S.AWAITING_CUSTOMER,
     (S.WITH_STAFF, E.CUSTOMER_REPLIED): S.WITH_STAFF,
     (S.WITH_STAFF, E.MERCHANT_REPLIED): S.WITH_STAFF,
-    **{(state, E.STAFF_ASKED_MERCHANT): S.AWAITING_MERCHANT for state in _OPEN},
-    **{(state, E.STAFF_ASKED_CUSTOMER): S.AWAITING_CUSTOMER for state in _OPEN},
-    **{(state, E.STAFF_ASKED_BOTH): state for state in _OPEN},
+    # Staff write alongside the parties: who owes the next answer does not change (a staff
+    # question to the customer must not cancel the chase on a silent merchant).
+    **{(state, E.STAFF_WROTE): state for state in _OPEN},
     **{(state, E.ESCALATED): S.WITH_STAFF for state in _OPEN},
     **{(state, E.MERCHANT_BOUNCED): S.WITH_STAFF for state in _OPEN},
     **{(state, E.RESOLVED): S.CLOSED for state in _OPEN},

@@ -202,16 +202,17 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
                     commands=[c.name for c in found.commands])
     problem = _staff_command_problem(found)
     if problem:
-        step.mailer.notice(Notice.STAFF_UNKNOWN_COMMAND, case, "s", {"problem": problem, "valid": VALID_STAFF_COMMANDS},
-                           inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+        _tell_staff(step, case, problem)
         step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
         return
     if found.first("note"):
         store.add_event(step.db, case, "staff_note", at=step.now, party="s", message=message)
         step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
         return
-    if found.first("reopen"):
-        lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id)
+    refused: list[str] = []
+    if found.first("reopen") and case.state == CaseState.CLOSED.value:
+        if not lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id):
+            refused.append("#reopen: another case is open for the same transaction")
     if found.first("unfreeze"):
         case.frozen = False
         store.add_event(step.db, case, "case_unfrozen", at=step.now, party="s")
@@ -219,19 +220,18 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
         case.dispute_type = rights.parse_type_name(command.argument)
         store.add_event(step.db, case, "type_set", at=step.now, party="s", dispute_type=case.dispute_type)
     if command := found.first("release"):
-        _release(step, case, int(command.argument.lstrip("#")))
+        if not _release(step, case, int(command.argument.lstrip("#"))):
+            refused.append(f"#release {command.argument}: no message held on this case has that number")
     if found.first("retry"):
         from gateway.flows import bounces
 
-        bounces.retry_merchant(step, case)
+        if not bounces.retry_merchant(step, case):
+            refused.append("#retry: nothing to send again, or the merchant's address is still marked invalid "
+                           "(re-import the merchant first)")
     if command := found.first("close"):
         lifecycle.close(step, case, EventKind.STAFF_CLOSED, party="s", note=command.argument or found.body,
                         inbound_id=step.inbound.id)
         step.done(f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
-        return
-    if found.commands and not found.body:
-        step.done(f"case {case.reference.upper()}: staff commands applied: {', '.join(c.name for c in found.commands)}",
-                  case_id=case.id)
         return
     target = "both"
     if to_command := found.first("to"):
@@ -239,14 +239,32 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
     targets = ["c", "m"] if target == "both" else [target]
     if "m" in targets and not lifecycle.merchant_reachable(step, case):
         targets.remove("m")
+        if target == "m":
+            refused.append("#to merchant: the merchant's address is marked invalid; nothing was sent")
+    if refused:
+        _tell_staff(step, case, "; ".join(refused))
+    if found.commands and not found.body or not targets:
+        applied = ", ".join(c.name for c in found.commands)
+        step.done(f"case {case.reference.upper()}: staff commands: {applied}"
+                  f"{'; refused: ' + '; '.join(refused) if refused else ''}", case_id=case.id)
+        return
     sent = _relay_to(step, case, "s", targets, transform=replace_body(found.body))
-    kind = {"c": EventKind.STAFF_ASKED_CUSTOMER, "m": EventKind.STAFF_ASKED_MERCHANT}.get(target, EventKind.STAFF_ASKED_BOTH)
-    opening.move(step, case, kind, party="s", message=message)
+    opening.move(step, case, EventKind.STAFF_WROTE, party="s", message=message, to=target)
     step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+
+
+def _tell_staff(step: Step, case: Case, problem: str) -> None:
+    """Answer the staff member who wrote: what was not done and why."""
+    step.mailer.notice(Notice.STAFF_UNKNOWN_COMMAND, case, "s", {"problem": problem, "valid": VALID_STAFF_COMMANDS},
+                       inbound_id=step.inbound.id, only_to=step.parsed.from_address)
 
 
 def _staff_command_problem(found) -> str | None:
     """Why staff commands cannot be applied, or None."""
+    misplaced = command_reader.misplaced(found.body)
+    if misplaced:
+        return (f"{misplaced} is below other text; commands must be the first lines of your message "
+                "(nothing was sent, so that a #note or #to line is never relayed by mistake)")
     if found.unknown:
         return f"unknown command #{found.unknown[0].name}"
     if (command := found.first("to")) and command_reader.to_target(command.argument) is None:
@@ -258,14 +276,14 @@ def _staff_command_problem(found) -> str | None:
     return None
 
 
-def _release(step: Step, case: Case, message_id: int) -> None:
+def _release(step: Step, case: Case, message_id: int) -> bool:
     """Relay a held message as its author's, and record that staff released it."""
     from gateway.models import Inbound, Message
 
     held = step.db.get(Message, message_id)
     if held is None or held.case_id != case.id or not held.held or held.released_at is not None:
         store.add_event(step.db, case, "release_refused", at=step.now, party="s", held_id=message_id)
-        return
+        return False
     inbound = step.db.get(Inbound, held.inbound_id)
     author = held.party
     targets = {"c": ["m"] if case.category != "payment" else ["s"], "m": ["c"], "s": ["c", "m"]}[author]
@@ -284,3 +302,4 @@ def _release(step: Step, case: Case, message_id: int) -> None:
     elif author == "c":
         case.last_customer_message_at = step.now
         opening.move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=held, released=True)
+    return True

@@ -119,3 +119,32 @@ def test_a_staff_reply_relays_only_its_new_text(gateway, sink):
     assert [r.to for r in got] == [MERCHANT]
     assert "Please confirm the delivery address." in got[0].text()
     assert "carol@customer.test" not in got[0].raw.decode().lower() and "Diagnostic" not in got[0].text()
+
+
+def test_a_command_below_a_greeting_is_refused_not_relayed(gateway, sink):
+    reference = _open(gateway, sink)
+    before = len(sink.received)
+    gateway.send(build_mail(sender=STAFF[0], to=_address(reference, "s"), subject="Re",
+                            body="Team,\n#note\nThis merchant is on our watch list."), to=_address(reference, "s"),
+                 sender=STAFF[0])
+    got = sink.wait_count(before + 1)[before:]
+    assert [r.to for r in got] == [STAFF[0]]
+    assert "commands must be the first lines" in got[0].text()
+
+
+def test_a_staff_question_to_the_customer_does_not_stop_chasing_the_merchant(gateway, sink):
+    reference = _open(gateway, sink)
+    gateway.send(build_mail(sender=STAFF[0], to=_address(reference, "s"), subject="Re",
+                            body="#to customer\nCould you send us the tracking number?"), to=_address(reference, "s"),
+                 sender=STAFF[0])
+    gateway.settle()
+    assert _show(gateway, reference)["state"] == "awaiting_merchant"
+
+
+def test_refused_staff_commands_are_answered(gateway, sink):
+    reference = _open(gateway, sink)
+    before = len(sink.received)
+    gateway.send(build_mail(sender=STAFF[1], to=_address(reference, "s"), subject="Re", body="#release 999"),
+                 to=_address(reference, "s"), sender=STAFF[1])
+    got = sink.wait_count(before + 1)[before:]
+    assert got[0].to == STAFF[1] and "#release 999" in got[0].text()
