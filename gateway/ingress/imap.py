@@ -289,7 +289,8 @@ class ImapPoller:
         uids = sorted(client.search(self._criteria))
         present = set(uids)
         self._held = {uid: due for uid, due in self._held.items() if uid in present}
-        waiting = [uid for uid in uids if self._held.get(uid, 0.0) <= now]
+        self._too_large &= present
+        waiting = [uid for uid in uids if self._held.get(uid, 0.0) <= now and uid not in self._too_large]
         tried = stored = 0
         size = max(1, self.mailbox.batch_size)
         for start in range(0, len(waiting), size):
