@@ -29,8 +29,9 @@ def registered_addresses(step: Step, case: Case, party: str) -> list[str]:
     return list(step.settings.gateway.staff_addresses)
 
 
-def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
-    """Handle a message written by `party` on `case` (joined: it came through the intake)."""
+def handle(step: Step, case: Case, party: str, *, joined: bool = False, category: str | None = None) -> None:
+    """Handle a message written by `party` on `case` (joined: it came through the intake,
+    whose alias may name the `category`)."""
     kind = step.classification.kind
     if kind is Kind.LOOP:
         message = opening.record_inbound(step, case, party, kind="loop")
@@ -82,7 +83,10 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False) -> None:
         store.add_event(step.db, case, "frozen_message_kept", at=step.now, party=party, message=message)
         step.done(f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
         return
-    {"c": _from_customer, "m": _from_merchant, "s": _from_staff}[party](step, case, joined)
+    if party == "c":
+        _from_customer(step, case, joined, category)
+    else:
+        {"m": _from_merchant, "s": _from_staff}[party](step, case, joined)
 
 
 def _reopens(step: Step) -> bool:
@@ -140,12 +144,17 @@ def _customer_messages(step: Step, case: Case) -> int:
         Message.case_id == case.id, Message.direction == "in", Message.party == "c")) or 0
 
 
-def _from_customer(step: Step, case: Case, joined: bool) -> None:
+def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | None = None) -> None:
     message = opening.record_inbound(step, case, "c")
     case.last_customer_message_at = step.now
     store.add_event(step.db, case, "message_received", at=step.now, party="c", message=message, joined=joined)
     if case.state == CaseState.NEEDS_INFO.value:
-        category = opening.category_answer(step.parsed.new_text or step.parsed.subject)
+        if command_reader.read(step.parsed.new_text).first("resolved"):
+            lifecycle.close(step, case, EventKind.RESOLVED, party="c", inbound_id=step.inbound.id)
+            step.done(f"case {case.reference.upper()}: closed by the customer (#resolved) before it was routed",
+                      case_id=case.id)
+            return
+        category = category_hint or opening.category_answer(step.parsed.new_text or step.parsed.subject)
         if category is None:
             step.mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
             step.done(f"case {case.reference.upper()}: category still unknown; asked again", case_id=case.id)

@@ -54,7 +54,8 @@ def handle(step: Step, local_part: str) -> None:
     if case is None:  # another worker opened a case for this transaction a moment ago
         from gateway.flows import casemail
 
-        casemail.handle(step, store.open_case_for_transaction(step.db, tx.reference), "c", joined=True)
+        casemail.handle(step, store.open_case_for_transaction(step.db, tx.reference), "c", joined=True,
+                        category=category)
         return
     opening.open_case(step, case, first_message=True)
 

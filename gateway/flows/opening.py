@@ -70,12 +70,16 @@ def open_case(step: Step, case: Case, *, first_message: bool) -> None:
         message = record_inbound(step, case, "c")
         store.add_event(step.db, case, "case_opened", at=step.now, party="c", message=message,
                         transaction=case.transaction_reference, category=case.category or "")
-    complaint = _complaint_raw(step, case)
     mailer = step.mailer
     if case.category is None:
         mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
         step.done(f"case {case.reference.upper()}: opened; asked the customer payment or delivery", case_id=case.id)
         return
+    complaint = _customer_messages(step, case)
+    if not first_message and case.dispute_type == "other":
+        from gateway import rights
+
+        case.dispute_type = rights.infer_type("\n".join([case.subject] + [m.new_text for m, _ in complaint if m]))
     if case.category == "delivery":
         move(step, case, EventKind.CATEGORY_DELIVERY, party="c")
         merchant = store.merchant(step.db, case.merchant_id)
@@ -92,28 +96,37 @@ def open_case(step: Step, case: Case, *, first_message: bool) -> None:
                       "escalated to staff at once", case_id=case.id)
             return
         mailer.notice(Notice.MERCHANT_NEW_CASE, case, "m", inbound_id=step.inbound.id)
-        mailer.relay(case, complaint.raw, author="c", to_party="m", inbound_id=complaint.id)
-        store.add_event(step.db, case, "relayed", at=step.now, party="c", to="m")
+        for _, inbound in complaint:
+            mailer.relay(case, inbound.raw, author="c", to_party="m", inbound_id=inbound.id)
+        store.add_event(step.db, case, "relayed", at=step.now, party="c", to="m", messages=len(complaint))
         mailer.notice(Notice.ACK_DELIVERY, case, "c", inbound_id=step.inbound.id)
         mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
         step.done(f"case {case.reference.upper()}: delivery case opened; relayed to the merchant", case_id=case.id)
         return
     move(step, case, EventKind.CATEGORY_PAYMENT, party="c")
     mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
-    mailer.relay(case, complaint.raw, author="c", to_party="s", inbound_id=complaint.id)
-    store.add_event(step.db, case, "relayed", at=step.now, party="c", to="s")
+    for _, inbound in complaint:
+        mailer.relay(case, inbound.raw, author="c", to_party="s", inbound_id=inbound.id)
+    store.add_event(step.db, case, "relayed", at=step.now, party="c", to="s", messages=len(complaint))
     mailer.notice(Notice.ACK_PAYMENT, case, "c", inbound_id=step.inbound.id)
     step.done(f"case {case.reference.upper()}: payment case opened with staff", case_id=case.id)
 
 
-def _complaint_raw(step: Step, case: Case) -> Inbound:
-    """The customer's first message on the case: what the merchant or staff should read."""
-    first = step.db.scalar(
-        select(Message.inbound_id)
-        .where(Message.case_id == case.id, Message.direction == "in", Message.party == "c", Message.held.is_(False))
+def _customer_messages(step: Step, case: Case) -> list[tuple[Message, Inbound]]:
+    """What the customer wrote before the case reached the merchant or staff, oldest first:
+    the complaint and, when we had to ask "payment or delivery?", the answer with its details."""
+    messages = step.db.scalars(
+        select(Message)
+        .where(Message.case_id == case.id, Message.direction == "in", Message.party == "c",
+               Message.held.is_(False), Message.kind == "human")
         .order_by(Message.id)
-        .limit(1)
-    )
-    if first is None or first == step.inbound.id:
-        return step.inbound
-    return step.db.get(Inbound, first)
+    ).all()
+    found = [(m, step.db.get(Inbound, m.inbound_id)) for m in messages
+             if m.inbound_id is not None and not _only_a_category_answer(m.new_text)]
+    return found or [(None, step.inbound)]
+
+
+def _only_a_category_answer(text: str) -> bool:
+    """A bare "delivery" / "paiement" answer: nothing in it for the merchant to read."""
+    words = re.findall(r"[a-zà-ÿ]+", text.lower())
+    return 0 < len(words) <= 3 and category_answer(text) is not None

@@ -87,3 +87,16 @@ def test_each_party_is_written_to_in_its_own_language(backend, make_gateway, sin
     assert "Votre dossier" in sink.to("claire@client.test")[0].text()
     notice = next(r for r in sink.to(MERCHANT) if "Auto-Submitted" in r.message)
     assert notice.text().startswith("New customer case")  # Shop One's own locale is English
+
+
+def test_the_details_given_with_the_category_answer_reach_the_merchant(gateway, sink):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"disputes@{DOMAIN}", subject="TX-1001 problem",
+                            body="Problem with TX-1001."), to=f"disputes@{DOMAIN}")
+    question = sink.wait(lambda got: sink.to(CUSTOMER))[0]
+    address = question.header("From").split("<")[1].rstrip(">")
+    gateway.send(build_mail(sender=CUSTOMER, to=address, subject="Re", in_reply_to=question.header("Message-ID"),
+                            body="Delivery. The parcel never arrived; tracking number 1Z999 says lost."), to=address)
+    sink.wait(lambda got: len(sink.to(MERCHANT)) == 3)  # notice, complaint, details
+    texts = [r.text() for r in sink.to(MERCHANT)]
+    assert any("Problem with TX-1001." in t for t in texts) and any("1Z999" in t for t in texts)
+    assert _cases(gateway)[0]["dispute_type"] == "not_delivered"
