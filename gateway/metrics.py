@@ -103,11 +103,14 @@ def health(runtime) -> list[Check]:
         checks.append(Check("broker", True, runtime.settings.broker.url.split("@")[-1]))
     except Exception as error:  # redis raises its own connection errors
         checks.append(Check("broker", False, f"{type(error).__name__}: {error}"))
+    outbound = runtime.settings.outbound
+    name = "smarthost" if outbound.smtp is not None else "maildir"
     try:
         runtime.relay.check()
-        checks.append(Check("smarthost", True, "answers"))
+        checks.append(Check(name, True, f"{outbound.smtp.host}:{outbound.smtp.port} answers" if outbound.smtp
+                            else f"{outbound.maildir} is writable"))
     except Exception as error:
-        checks.append(Check("smarthost", False, str(error)))
+        checks.append(Check(name, False, str(error)))
     if checks[0].ok:
         now = runtime.now()
         try:

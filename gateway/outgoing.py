@@ -72,6 +72,17 @@ def build_case_context(case: Case, tx: Transaction | None, merchant: Merchant | 
     }
 
 
+def timer_context(settings: Settings) -> dict:
+    """The delays notices quote, from [timers], so a text never promises what is not configured."""
+    timers = settings.timers
+    return {
+        "first_reminder_business_days": (timers.merchant_reminder_business_days or (0,))[0],
+        "escalation_business_days": timers.escalation_business_days,
+        "autoclose_days": timers.autoclose_days,
+        "autoclose_quiet_days": timers.autoclose_quiet_days,
+    }
+
+
 @dataclass
 class Mailer:
     """Creates outbox rows in the current unit of work; `outbox_ids` lists what to deliver."""
@@ -148,11 +159,12 @@ class Mailer:
     # --- context ---------------------------------------------------------------------------
     def case_context(self, case: Case, party: str) -> dict:
         """The plain dict every case notice template receives."""
-        return build_case_context(
+        context = build_case_context(
             case, self._transaction(case), self._merchant(case),
             party=party, brand=self.settings.gateway.display_name,
             case_addresses={p: self.case_address(case, p) for p in ("c", "m", "s")},
         )
+        return {**context, "timers": timer_context(self.settings)}
 
     # --- rows ------------------------------------------------------------------------------
     def _envelope(self, case: Case, party: str, recipient: str, *, from_name: str, message_id: str,

@@ -81,7 +81,11 @@ def dispatch(step: Step, match) -> None:
     elif isinstance(match, IntakeMatch):
         intake.handle(step, match.local_part)
     elif isinstance(match, NoMatch):
-        _unplaced(step, match.how)
+        # Mail for no address of ours (a catch-all IMAP mailbox, a forged signature): the
+        # IMAP equivalent of a 550 at RCPT. Kept and listed in `quarantine list`, but staff
+        # get no mail for it, or every spam would reach them.
+        step.done(f"unplaced: {match.how}")
+        log.warning("inbound %s: %s", step.inbound.id, match.how)
 
 
 def _unplaced(step: Step, why: str) -> None:

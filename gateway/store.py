@@ -180,18 +180,19 @@ def add_message(db: Session, case: Case, **fields) -> Message:
     return message
 
 
-def sent_message_owner(db: Session, ids: Sequence[str]) -> tuple[int, str] | None:
-    """(case id, party) of the newest outbox row whose Message-ID is in `ids`."""
+def sent_message_owner(db: Session, ids: Sequence[str]) -> tuple[int, str, bool] | None:
+    """(case id, party, case closed?) of the newest outbox row whose Message-ID is in `ids`."""
     if not ids:
         return None
     query = (
-        select(Outbox.case_id, Outbox.party)
-        .where(Outbox.message_id.in_(list(ids)[-50:]), Outbox.case_id.is_not(None))
+        select(Outbox.case_id, Outbox.party, Case.state)
+        .join(Case, Case.id == Outbox.case_id)
+        .where(Outbox.message_id.in_(list(ids)[-50:]))
         .order_by(Outbox.id.desc())
         .limit(1)
     )
     row = db.execute(query).first()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2] == "closed") if row else None
 
 
 def claim_outbox(db: Session, outbox_id: int, *, now: datetime, lease_seconds: int) -> Outbox | None:

@@ -23,7 +23,7 @@ from gateway.config import Settings
 from gateway.flows import lifecycle
 from gateway.flows.step import Work
 from gateway.mail.templating import Renderer
-from gateway.models import Case, TimerSend
+from gateway.models import Case, Message, TimerSend
 from gateway.notices import Notice
 from gateway.outgoing import Mailer
 
@@ -41,12 +41,15 @@ def calendar_for(settings: Settings) -> BusinessCalendar:
 def view_of(db: Session, case: Case) -> timers.TimerView:
     done = frozenset(db.execute(select(TimerSend.kind, TimerSend.period, TimerSend.sequence)
                                 .where(TimerSend.case_id == case.id)).all())
+    merchant_held = db.scalar(select(Message.id).where(
+        Message.case_id == case.id, Message.party == "m", Message.direction == "in", Message.held.is_(True),
+        Message.released_at.is_(None)).limit(1)) is not None
     return timers.TimerView(
         state=case.state, category=case.category, dispute_type=case.dispute_type, escalated=case.escalated,
         merchant_unreachable=case.merchant_unreachable, opened_at=case.opened_at, waiting_since=case.waiting_since,
         transaction_date=case.transaction_date or case.opened_at,
         last_customer_message_at=case.last_customer_message_at, last_staff_message_at=case.last_staff_message_at,
-        done=frozenset(tuple(row) for row in done),
+        merchant_held=merchant_held, done=frozenset(tuple(row) for row in done),
     )
 
 
@@ -129,6 +132,12 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
         if lifecycle.merchant_reachable(work, case) and lifecycle.merchant_involved(work, case):
             mailer.notice(Notice.PRECLOSE_NOTICE, case, "m", extra)
         return "pre-close notice sent"
+    if timer.kind == timers.CATEGORY_REMINDER:
+        mailer.notice(Notice.ASK_CATEGORY, case, "c", {"reminder": {"sequence": timer.sequence}})
+        return f"customer asked again (reminder {timer.sequence}): payment or delivery?"
+    if timer.kind == timers.CATEGORY_ESCALATION:
+        lifecycle.escalate(work, case, reason="category_unknown", party=None)
+        return "escalated to staff: the customer never said payment or delivery"
     if timer.kind == timers.AUTOCLOSE:
         lifecycle.close(work, case, EventKind.EXPIRED, party=None)
         return "closed: 180 days after the transaction without a new request"

@@ -40,9 +40,10 @@ Match = CaseMatch | IntakeMatch | BounceMatch | NoMatch
 def identify(
     recipients: Sequence[Recipient],
     thread_ids: Sequence[str],
-    sent_owner: Callable[[Sequence[str]], tuple[int, str] | None],
+    sent_owner: Callable[[Sequence[str]], tuple[int, str, bool] | None],
 ) -> Match:
-    """Decide where a message goes. `sent_owner` maps Message-IDs we sent to (case id, party)."""
+    """Decide where a message goes. `sent_owner` maps Message-IDs we sent to (case id,
+    party, whether that case is closed)."""
     for recipient in recipients:
         if isinstance(recipient, BounceAddress):
             return BounceMatch(recipient.token, "sent to a VERP bounce address")
@@ -52,8 +53,9 @@ def identify(
     intake = next((r for r in recipients if isinstance(r, IntakeAddress)), None)
     owner = sent_owner(thread_ids) if thread_ids else None
     if owner is not None:
-        case_id, party = owner
-        return CaseMatch(None, case_id, party, "answers a message we sent on the case (In-Reply-To/References)")
+        case_id, party, closed = owner
+        if not (closed and intake is not None):  # a new request after closure goes to the intake
+            return CaseMatch(None, case_id, party, "answers a message we sent on the case (In-Reply-To/References)")
     if intake is not None:
         return IntakeMatch(intake.local_part, f"sent to the intake address {intake.local_part}@")
     reasons = ", ".join(r.reason for r in recipients if isinstance(r, Rejected)) or "no recipient"

@@ -21,6 +21,8 @@ CUSTOMER_REMINDER = "customer_reminder"
 CARD_WINDOW = "card_window"
 PRECLOSE = "preclose"
 AUTOCLOSE = "autoclose"
+CATEGORY_REMINDER = "category_reminder"
+CATEGORY_ESCALATION = "category_escalation"
 CASE_PERIOD = "case"
 CARD_WINDOW_CLOSES_DAYS = 120  # most scheme windows (DOMAIN.md C2-C6); no warning after it
 
@@ -30,6 +32,8 @@ CHAINS = {
     ESCALATION: "merchant",
     STAFF_REMINDER: "staff",
     CUSTOMER_REMINDER: "customer",
+    CATEGORY_REMINDER: "category",
+    CATEGORY_ESCALATION: "category",
 }
 
 
@@ -47,6 +51,7 @@ class TimerView:
     transaction_date: datetime
     last_customer_message_at: datetime | None
     last_staff_message_at: datetime | None
+    merchant_held: bool = False  # a reply from the merchant's side waits for staff (#release)
     done: frozenset[tuple[str, str, int]] = frozenset()  # (kind, period, sequence) already run
 
 
@@ -72,8 +77,15 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
     if case.state == "closed":
         return []
     timers: list[Timer] = []
+    if case.state == "needs_info":
+        # "payment or delivery?" unanswered: ask again, then hand the case to staff
+        period = _period(case.waiting_since)
+        for sequence, days in enumerate(settings.customer_reminder_days, start=1):
+            timers.append(Timer(case.waiting_since + timedelta(days=days), CATEGORY_REMINDER, period, sequence))
+        last = settings.customer_reminder_days[-1] if settings.customer_reminder_days else 0
+        timers.append(Timer(case.waiting_since + timedelta(days=last + 7), CATEGORY_ESCALATION, period, 1))
     if case.state == "awaiting_merchant" and case.category == "delivery" and not case.escalated \
-            and not case.merchant_unreachable:
+            and not case.merchant_unreachable and not case.merchant_held:
         period = _period(case.waiting_since)
         for sequence, days in enumerate(settings.merchant_reminder_business_days, start=1):
             timers.append(Timer(calendar.add_business_days(case.waiting_since, days), MERCHANT_REMINDER, period, sequence))
@@ -85,20 +97,22 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
         period = _period(case.waiting_since)
         for sequence, days in enumerate(settings.customer_reminder_days, start=1):
             timers.append(Timer(case.waiting_since + timedelta(days=days), CUSTOMER_REMINDER, period, sequence))
-    if case.dispute_type in card_window_types:
+    if case.dispute_type in card_window_types and case.category is not None:
         warning = case.transaction_date + timedelta(days=settings.card_window_warning_days)
         if case.opened_at < case.transaction_date + timedelta(days=CARD_WINDOW_CLOSES_DAYS):
             timers.append(Timer(max(warning, case.opened_at), CARD_WINDOW, CASE_PERIOD, 1))
     preclose = case.transaction_date + timedelta(days=settings.preclose_notice_days)
     if case.opened_at < preclose:
         timers.append(Timer(preclose, PRECLOSE, CASE_PERIOD, 1))
-    timers.append(Timer(autoclose_at(case, settings), AUTOCLOSE, CASE_PERIOD, 1))
+    closing = autoclose_at(case, settings)
+    timers.append(Timer(closing, AUTOCLOSE, _period(closing), 1))  # a reopened case can close again
     return sorted(t for t in timers if t.key not in case.done)
 
 
 def _staff_reminders(case: TimerView, calendar: BusinessCalendar, settings: TimerSettings) -> list[Timer]:
-    """End of the business day the payment case arrived (the next one after the cut-off), then each next day."""
-    local = calendar.local(case.opened_at)
+    """End of the business day the payment case reached staff (the next one after the
+    cut-off), then each next day."""
+    local = calendar.local(case.waiting_since)
     cutoff = settings.hour_minute(settings.payment_cutoff)
     day = local.date()
     if not calendar.is_business_day(day) or (local.hour, local.minute) >= cutoff:
@@ -106,22 +120,28 @@ def _staff_reminders(case: TimerView, calendar: BusinessCalendar, settings: Time
     end = settings.hour_minute(settings.business_day_end)
     timers = []
     for sequence in range(1, settings.payment_staff_reminders + 1):
-        timers.append(Timer(calendar.at_local_time(day, *end), STAFF_REMINDER, _period(case.opened_at), sequence))
+        timers.append(Timer(calendar.at_local_time(day, *end), STAFF_REMINDER, _period(case.waiting_since), sequence))
         day = calendar.next_business_day(day)
     return timers
 
 
 def autoclose_at(case: TimerView, settings: TimerSettings) -> datetime:
-    """Transaction date + 180 days, or 14 days after the customer's last message if later."""
+    """Transaction date + 180 days, or 14 quiet days after the customer's last message or
+    staff's last action (a staff message or reopening holds the case open), if later."""
     at = case.transaction_date + timedelta(days=settings.autoclose_days)
-    if case.last_customer_message_at is not None:
-        at = max(at, case.last_customer_message_at + timedelta(days=settings.autoclose_quiet_days))
+    quiet = timedelta(days=settings.autoclose_quiet_days)
+    for last in (case.last_customer_message_at, case.last_staff_message_at):
+        if last is not None:
+            at = max(at, last + quiet)
     return at
 
 
 def due(case: TimerView, now: datetime, **kwargs) -> tuple[list[Timer], list[Timer]]:
     """(to run, to skip) at `now`: of several due timers of one chain only the last runs."""
     ready = [t for t in scheduled(case, **kwargs) if t.at <= now]
+    window_closed = case.transaction_date + timedelta(days=CARD_WINDOW_CLOSES_DAYS)
+    late = [t for t in ready if t.kind == CARD_WINDOW and now >= window_closed]  # no warning after the fact
+    ready = [t for t in ready if t not in late]
     last_of_chain: dict[str, Timer] = {}
     for timer in ready:
         chain = CHAINS.get(timer.kind)
@@ -130,7 +150,7 @@ def due(case: TimerView, now: datetime, **kwargs) -> tuple[list[Timer], list[Tim
     run = [t for t in ready if CHAINS.get(t.kind) is None or last_of_chain[CHAINS[t.kind]] == t]
     if any(t.kind == AUTOCLOSE for t in run):
         run = [t for t in run if t.kind == AUTOCLOSE]  # closing makes every other notice moot
-    skip = [t for t in ready if t not in run]
+    skip = [t for t in ready if t not in run] + late
     return run, skip
 
 

@@ -20,6 +20,7 @@ def cmd_health(args) -> int:
     from workers.runtime import Runtime
 
     settings = load_settings(args)
+    upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
     runtime = Runtime(settings, inline=True)
     try:
         checks = metrics.health(runtime)
@@ -65,6 +66,7 @@ def cmd_cases(args) -> int:
     from gateway.db import Database
 
     settings = load_settings(args)
+    upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
     database = Database(settings.database.url)
     try:
         with database.unit_of_work() as db:
@@ -87,6 +89,7 @@ def cmd_merchants(args) -> int:
     from gateway.db import Database
 
     settings = load_settings(args)
+    upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
     database = Database(settings.database.url)
     try:
         with database.unit_of_work() as db:
@@ -130,6 +133,7 @@ def cmd_trace(args) -> int:
     from gateway import trace
 
     settings = load_settings(args)
+    upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
     raw = Path(args.file).read_bytes()
     lines = trace.trace(settings, raw, rcpt=args.rcpt, mail_from=args.mail_from, now=datetime.now(timezone.utc))
     print("\n".join(lines))
@@ -141,6 +145,7 @@ def cmd_quarantine(args) -> int:
     from workers.runtime import Runtime
 
     settings = load_settings(args)
+    upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
     runtime = Runtime(settings, inline=settings.broker.embedded)
     try:
         with runtime.database.unit_of_work() as db:
@@ -173,6 +178,7 @@ def cmd_outbox(args) -> int:
     from workers.runtime import Runtime
 
     settings = load_settings(args)
+    upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
     runtime = Runtime(settings, inline=settings.broker.embedded)
     try:
         if args.action == "list":

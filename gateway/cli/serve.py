@@ -155,6 +155,7 @@ def cmd_scheduler(args) -> int:
     from workers.runtime import Runtime
 
     settings = load_settings(args)
+    upgrade_if_sqlite(settings)
     runtime = Runtime(settings, inline=settings.broker.embedded)
     if args.once:
         report = scheduler.sweep(runtime)

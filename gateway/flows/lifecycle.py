@@ -66,7 +66,7 @@ def escalate(work: Work, case: Case, *, reason: str, party: str | None, kind: Ev
     rights = rights_context(work, case)
     mailer.notice(Notice.ESCALATION_CUSTOMER, case, "c", {**rights, "escalation": {"reason": reason}},
                   inbound_id=inbound_id)
-    if merchant_reachable(work, case):
+    if merchant_reachable(work, case) and merchant_involved(work, case):
         mailer.notice(Notice.ESCALATION_MERCHANT, case, "m", {**rights, "escalation": {"reason": reason}},
                       inbound_id=inbound_id)
     return True

@@ -271,3 +271,62 @@ def test_a_released_merchant_reply_counts_as_the_merchants_answer(gateway, sink,
     merchant_before = len(sink.to(MERCHANT))
     _timers(gateway, tmp_path, CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 8))
     assert len(sink.to(MERCHANT)) == merchant_before and not _case(gateway)["escalated"]
+
+
+def test_an_unanswered_category_question_is_asked_again_then_goes_to_staff(gateway, sink, tmp_path):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"disputes@{DOMAIN}", subject="TX-1001", body="Problem with TX-1001"),
+                 to=f"disputes@{DOMAIN}")
+    gateway.settle()
+    opened = datetime.fromisoformat(_case(gateway)["opened_at"])
+    _timers(gateway, tmp_path, opened + timedelta(days=7))
+    assert "not heard from you" in _texts(sink, CUSTOMER)[-1]
+    _timers(gateway, tmp_path, opened + timedelta(days=21))
+    case = _case(gateway)
+    assert case["escalated"] and case["state"] == "with_staff"
+    assert any(r.text().startswith("Escalated") and "payment or a delivery" in r.text() for r in sink.to(STAFF[0]))
+
+
+def test_a_held_merchant_reply_pauses_the_reminders(gateway, sink, tmp_path):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender="helpdesk@shop-support.example", to=_address(case, "m"), subject="Re",
+                            body="We are on it."), to=_address(case, "m"), sender="helpdesk@shop-support.example")
+    gateway.settle()
+    before = len(sink.to(MERCHANT))
+    _timers(gateway, tmp_path, CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 8))
+    assert len(sink.to(MERCHANT)) == before and not _case(gateway)["escalated"]
+
+
+def test_staff_activity_holds_off_auto_close_and_a_reopened_case_can_close_again(gateway, sink, tmp_path):
+    case = _open(gateway, sink)
+    tx_date = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    gateway.runtime.clock = FixedClock(tx_date + timedelta(days=178))
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#to merchant\nPlease answer."),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    _timers(gateway, tmp_path, tx_date + timedelta(days=181))
+    assert _case(gateway)["state"] != "closed"
+    _timers(gateway, tmp_path, tx_date + timedelta(days=178 + 14))
+    assert _case(gateway)["state"] == "closed"
+    gateway.runtime.clock = FixedClock(tx_date + timedelta(days=200))
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#reopen"),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    _timers(gateway, tmp_path, tx_date + timedelta(days=201))
+    assert _case(gateway)["state"] == "with_staff"  # not closed again at the next sweep
+    _timers(gateway, tmp_path, tx_date + timedelta(days=200 + 15))
+    assert _case(gateway)["state"] == "closed"
+
+
+def test_a_new_request_answering_the_closing_notice_opens_a_new_case(gateway, sink):
+    case = _open(gateway, sink)
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="#resolved"),
+                 to=_address(case, "c"))
+    gateway.settle()
+    closing = sink.to(CUSTOMER)[-1]
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001 again",
+                            body="It broke again, TX-1001.", in_reply_to=closing.header("Message-ID")),
+                 to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    with gateway.runtime.database.unit_of_work() as db:
+        states = sorted(c["state"] for c in reports.list_cases(db))
+    assert states == ["awaiting_merchant", "closed"]

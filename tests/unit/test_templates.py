@@ -11,7 +11,8 @@ from gateway.config import DEFAULT_TEMPLATES_DIR, LOCALES
 from gateway.mail.templating import Renderer
 from gateway.models import Case, Merchant, Transaction
 from gateway.notices import Notice
-from gateway.outgoing import build_case_context
+from gateway.outgoing import build_case_context, timer_context
+from gateway.settings import GatewaySettings, Settings
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
 CASE = Case(reference="k3q8xa2b", transaction_reference="TX-1001", merchant_id="shop1", customer_email="c@x.test",
@@ -50,8 +51,10 @@ OUTSIDE_CASE = {Notice.UNKNOWN_REFERENCE, Notice.STAFF_QUARANTINE}
 
 
 def _context(notice: Notice, party: str = "c") -> dict:
-    base = {"brand": "Disputes"} if notice in OUTSIDE_CASE else build_case_context(
-        CASE, TX, MERCHANT, party=party, brand="Disputes", case_addresses=ADDRESSES)
+    base = {"brand": "Disputes"} if notice in OUTSIDE_CASE else {**build_case_context(
+        CASE, TX, MERCHANT, party=party, brand="Disputes", case_addresses=ADDRESSES),
+        "timers": timer_context(Settings(gateway=GatewaySettings(domain="d.test", secret_keys=("k" * 16,),
+                                                                 staff_addresses=("s@d.test",))))}
     return {**base, **EXTRAS.get(notice, {})}
 
 
