@@ -12,11 +12,15 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from gateway.config import SmtpOutboundSettings
+
+
+IDLE_CHECK_SECONDS = 10.0  # a connection unused for longer is checked with NOOP before use
 
 
 class DeliveryError(Exception):
@@ -27,6 +31,10 @@ class DeliveryError(Exception):
 
 class TemporaryFailure(DeliveryError):
     """Try again later: 4xx, timeout, connection refused or dropped."""
+
+
+class _Disconnected(Exception):
+    """A reused connection turned out to be closed (nothing was sent)."""
 
 
 class PermanentFailure(DeliveryError):
@@ -68,8 +76,12 @@ class SmtpRelay:
         return client
 
     def _client(self) -> smtplib.SMTP:
+        """This thread's connection; one idle for a while is checked with NOOP first (the
+        smarthost may have closed it), a busy one is used as it is."""
         client = getattr(self._local, "client", None)
         if client is not None:
+            if time.monotonic() - getattr(self._local, "used_at", 0.0) < IDLE_CHECK_SECONDS:
+                return client
             try:
                 if client.noop()[0] == 250:
                     return client
@@ -91,6 +103,14 @@ class SmtpRelay:
 
     def send(self, mail_from: str, recipient: str, raw: bytes) -> str:
         try:
+            return self._send_once(mail_from, recipient, raw)
+        except _Disconnected:  # a reused connection the smarthost had closed: once more, afresh
+            self._drop()
+            return self._send_once(mail_from, recipient, raw, fresh_only=True)
+
+    def _send_once(self, mail_from: str, recipient: str, raw: bytes, *, fresh_only: bool = False) -> str:
+        reused = getattr(self._local, "client", None) is not None and not fresh_only
+        try:
             client = self._client()
             mail_options: list[str] = []
             rcpt_options: list[str] = []
@@ -109,9 +129,15 @@ class SmtpRelay:
             self._reset()
             text = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else str(error.smtp_error)
             raise _failure(error.smtp_code, text) from None
+        except smtplib.SMTPServerDisconnected as error:
+            self._drop()
+            if reused:
+                raise _Disconnected() from None
+            raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
         except (smtplib.SMTPException, OSError, socket.timeout) as error:
             self._drop()
             raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
+        self._local.used_at = time.monotonic()
         if refused:
             code, text = refused[recipient]
             raise _failure(code, str(text))

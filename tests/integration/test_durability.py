@@ -153,3 +153,27 @@ def test_a_temporary_failure_lasting_24_hours_counts_as_a_hard_bounce(backend, m
         case = reports.show_case(db, reports.list_cases(db)[0]["reference"])
     assert case["escalated"] and case["merchant_unreachable"]
     assert "24 hours" in case["bounces"][0]["diagnostic"]
+
+
+def test_the_relay_reconnects_at_once_when_the_smarthost_closed_its_connection():
+    from aiosmtpd.controller import Controller
+
+    from gateway.relay import SmtpRelay
+    from gateway.settings import SmtpOutboundSettings
+    from tests.harness import SinkHandler
+
+    port = free_port()
+    handler = SinkHandler()
+    server = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False)
+    server.start()
+    relay = SmtpRelay(SmtpOutboundSettings(host="127.0.0.1", port=port, timeout_seconds=5))
+    raw = build_mail(sender="a@d.test", to="b@e.test")
+    relay.send("bounce+x@d.test", "b@e.test", raw)
+    server.stop()  # the smarthost restarts: the kept connection is dead
+    server = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False)
+    server.start()
+    try:
+        relay.send("bounce+x@d.test", "b@e.test", raw)
+    finally:
+        server.stop()
+    assert len(handler.received) == 2
