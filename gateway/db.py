@@ -7,6 +7,7 @@ it. PostgreSQL uses row locks (SELECT ... FOR UPDATE [SKIP LOCKED]) in `store`.
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -106,7 +107,7 @@ class Database:
 def alembic_config(url: str):
     from alembic.config import Config
 
-    config = Config()
+    config = Config(stdout=sys.stdout)  # Alembic's default is the sys.stdout of its import time
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config

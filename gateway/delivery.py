@@ -56,8 +56,11 @@ def deliver(
         detail = relay.send(mail_from, recipient, raw)
     except TemporaryFailure as error:
         with _released_on_error(database, outbox_id, clock):
-            give_up = _give_up_reason(database, outbox_id, attempts, settings, clock)
-            if give_up:  # a temporary failure that lasts is a hard bounce (DOMAIN.md section 8)
+            # A recipient's temporary refusal that lasts is a hard bounce (DOMAIN.md section 8).
+            # The smarthost or the network being down is not the recipient's fault: that is
+            # retried for as long as it takes, and the health check reports the stuck outbox.
+            give_up = _give_up_reason(database, outbox_id, attempts, settings, clock) if error.recipient_level else None
+            if give_up:
                 return _record_failure(database, outbox_id, f"{error} ({give_up})", error.code, clock,
                                        on_permanent_failure)
             return _record_retry(database, outbox_id, str(error), error.code, attempts, settings, clock), []
@@ -67,6 +70,9 @@ def deliver(
     except Exception as error:  # a transport fault (disk full, bug): never leave the row 'sending'
         log.exception("outbox %s: unexpected error while sending", outbox_id)
         with _released_on_error(database, outbox_id, clock):
+            if attempts >= settings.outbound.max_attempts:
+                return _record_failure(database, outbox_id, f"{type(error).__name__}: {error} (gave up after "
+                                       f"{attempts} attempts)", None, clock, None)
             return _record_retry(database, outbox_id, f"{type(error).__name__}: {error}", None, attempts, settings,
                                  clock), []
     with database.unit_of_work() as db:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message as MimeMessage
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from gateway import addresses, store
 from gateway.config import Settings
 from gateway.mail.attachments import BLOCKED_EXTENSIONS, AttachmentPolicy
 from gateway.mail.hygiene import relay_transform
+from gateway.mail.rewrite import chain, scrub_addresses
 from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, thread_references
 from gateway.mail.templating import Renderer
 from gateway.models import Case, Merchant, Outbox, SendLog, Transaction
@@ -129,6 +130,12 @@ class Mailer:
             return merchant.locale if merchant else self.settings.gateway.default_locale
         return self.settings.gateway.default_locale
 
+    def party_addresses(self, case: Case) -> list[str]:
+        """Every real address of the case's parties: none may appear in what a relay carries."""
+        merchant = self._merchant(case)
+        return [case.customer_email, *(([merchant.support_email]) if merchant else []),
+                *self.settings.gateway.staff_addresses]
+
     def party_name(self, case: Case, party: str) -> str:
         """How a party is named in the To header of what it receives (no address in it)."""
         if party == "c":
@@ -171,13 +178,13 @@ class Mailer:
                   auto: str | None, subject: str | None = None) -> tuple[Envelope, object]:
         row = store.party(self.db, case, party)
         refs = list(row.thread_refs or [])
-        # The To header names the recipient's own case address, never the real one: a reply
-        # quoted Outlook-style (From:/Sent:/To:) would otherwise carry it to the other party.
-        # The real address is only in the SMTP envelope.
+        # The To header is the recipient's own address, so its mail client picks the right
+        # identity to answer from; copies of real addresses quoted in bodies are scrubbed
+        # from relays (`party_addresses`).
         envelope = Envelope(
             from_name=from_name,
             from_address=self.case_address(case, party),
-            to_address=self.case_address(case, party),
+            to_address=recipient,
             to_name=self.party_name(case, party),
             subject=subject or case_subject(case, reply=bool(refs)),
             message_id=message_id,
@@ -265,7 +272,7 @@ class Mailer:
         return True
 
     def relay(self, case: Case, raw: bytes, *, author: str, to_party: str, inbound_id: int,
-              transform: Callable[[MimeMessage], None] | None = None) -> list[int]:
+              transform: Callable[[MimeMessage], None] | None = None, hide: Sequence[str] = ()) -> list[int]:
         """Relay a party's message to `to_party`, from the recipient's own case address."""
         recipients = self.recipients(case, to_party)
         if not recipients:
@@ -273,7 +280,8 @@ class Mailer:
         locale = self.locale_for(case, to_party)
         message_id = new_message_id(self.settings.gateway.domain, case.reference)
         key = self.settings.gateway.secret_keys[0]
-        safe, report = relay_transform(policy=self.attachment_policy(), locale=locale, also=transform,
+        safe, report = relay_transform(policy=self.attachment_policy(), locale=locale,
+                                       also=chain(transform, scrub_addresses([*self.party_addresses(case), *hide])),
                                        block_remote_images=self.settings.hygiene.block_remote_images)
         ids = []
         row = None

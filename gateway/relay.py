@@ -24,9 +24,13 @@ IDLE_CHECK_SECONDS = 10.0  # a connection unused for longer is checked with NOOP
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, code: int | None = None) -> None:
+    """`recipient_level`: the refusal is about this recipient (RCPT or DATA answer), not the
+    connection or the smarthost as a whole; only those can become a bounce of the recipient."""
+
+    def __init__(self, message: str, code: int | None = None, *, recipient_level: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.recipient_level = recipient_level
 
 
 class TemporaryFailure(DeliveryError):
@@ -47,9 +51,9 @@ class Relay(Protocol):
     def check(self) -> None: ...
 
 
-def _failure(code: int, text: str) -> DeliveryError:
+def _failure(code: int, text: str, *, recipient_level: bool) -> DeliveryError:
     cls = PermanentFailure if 500 <= code < 600 else TemporaryFailure
-    return cls(f"{code} {text}", code)
+    return cls(f"{code} {text}", code, recipient_level=recipient_level and code != 421)
 
 
 class SmtpRelay:
@@ -124,11 +128,12 @@ class SmtpRelay:
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(recipient, (550, b"recipient refused"))
             self._reset()
-            raise _failure(code, text.decode(errors="replace") if isinstance(text, bytes) else str(text)) from None
+            raise _failure(code, text.decode(errors="replace") if isinstance(text, bytes) else str(text),
+                           recipient_level=True) from None
         except smtplib.SMTPResponseException as error:  # sender refused, data error, ...
             self._reset()
             text = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else str(error.smtp_error)
-            raise _failure(error.smtp_code, text) from None
+            raise _failure(error.smtp_code, text, recipient_level=isinstance(error, smtplib.SMTPDataError)) from None
         except smtplib.SMTPServerDisconnected as error:
             self._drop()
             if reused:
@@ -140,7 +145,7 @@ class SmtpRelay:
         self._local.used_at = time.monotonic()
         if refused:
             code, text = refused[recipient]
-            raise _failure(code, str(text))
+            raise _failure(code, str(text), recipient_level=True)
         return f"250 accepted by {self.settings.host}:{self.settings.port}"
 
     def _reset(self) -> None:

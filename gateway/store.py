@@ -107,27 +107,29 @@ def recent_transactions(db: Session, customer_email: str, *, limit: int = 10) ->
 
 
 def open_case_for_transaction(db: Session, reference: str) -> Case | None:
-    query = select(Case).where(Case.transaction_reference == reference, Case.state != "closed").with_for_update()
+    query = (select(Case).where(Case.transaction_reference == reference, Case.state != "closed").with_for_update()
+             .execution_options(populate_existing=True))
     return db.scalars(query).first()
 
 
 def case_by_reference(db: Session, reference: str, *, lock: bool = False) -> Case | None:
     query = select(Case).where(Case.reference == reference.lower())
-    if lock:
-        query = query.with_for_update()
+    if lock:  # a row read before the lock was granted is refreshed, never acted on stale
+        query = query.with_for_update().execution_options(populate_existing=True)
     return db.scalar(query)
 
 
 def case_by_id(db: Session, case_id: int, *, lock: bool = False) -> Case | None:
     query = select(Case).where(Case.id == case_id)
-    if lock:
-        query = query.with_for_update()
+    if lock:  # a row read before the lock was granted is refreshed, never acted on stale
+        query = query.with_for_update().execution_options(populate_existing=True)
     return db.scalar(query)
 
 
 def merchant(db: Session, merchant_id: str, *, lock: bool = False) -> Merchant | None:
     if lock:
-        return db.scalar(select(Merchant).where(Merchant.merchant_id == merchant_id).with_for_update())
+        return db.scalar(select(Merchant).where(Merchant.merchant_id == merchant_id).with_for_update()
+                         .execution_options(populate_existing=True))
     return db.get(Merchant, merchant_id)
 
 

@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 _COMMAND_RE = re.compile(r"^#\s*([a-zà-ÿ_-]+)\b\s*(.*)$", re.IGNORECASE)
+_MISPLACED_RE = re.compile(r"^#([a-zà-ÿ_-]+)\b\s*(.*)$", re.IGNORECASE)  # "#note", not a "# Note" heading
 
 # word -> canonical command name
 ALIASES: dict[str, str] = {
@@ -89,7 +90,7 @@ def misplaced(body: str) -> str | None:
     note, a line meant for one party) to everyone, so the caller refuses the message.
     """
     for line in body.splitlines():
-        match = _COMMAND_RE.match(line.strip())
+        match = _MISPLACED_RE.match(line.strip())
         if match and ALIASES.get(match.group(1).lower()) in STAFF_COMMANDS:
             return line.strip()[:60]
     return None

@@ -10,6 +10,10 @@ counts as hard.
 
 from __future__ import annotations
 
+import email
+from email.policy import compat32
+from email.utils import formataddr, parseaddr
+
 import logging
 from datetime import datetime, timedelta
 
@@ -106,9 +110,9 @@ def apply_failure(work: Work, row: Outbox, failure: Failure, *, detected_by: str
     # then the case, and both before inserting anything that references them (two failures
     # recorded at once would otherwise both hold key-share locks and deadlock on FOR UPDATE).
     if row.party == "m" and row.case_id is not None:
-        unlocked = work.db.get(Case, row.case_id)
-        if unlocked is not None:
-            store.merchant(work.db, unlocked.merchant_id, lock=True)
+        merchant_id = work.db.scalar(select(Case.merchant_id).where(Case.id == row.case_id))
+        if merchant_id is not None:
+            store.merchant(work.db, merchant_id, lock=True)
     case = store.case_by_id(work.db, row.case_id, lock=True) if row.case_id else None
     work.db.add(Bounce(outbox_id=row.id, inbound_id=inbound_id, case_id=row.case_id, recipient=row.recipient,
                        kind=failure.kind.value, status=failure.status, diagnostic=(failure.diagnostic or "")[:2000],
@@ -168,7 +172,7 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     reason = "merchant_spam_rejection" if spam else "merchant_bounced"
     extra = {"diagnostic": merchant.address_invalid_reason or "", "spam": spam}
     open_cases = work.db.scalars(select(Case).where(Case.merchant_id == merchant.merchant_id, Case.state != "closed")
-                                 .order_by(Case.id).with_for_update())
+                                 .order_by(Case.id).with_for_update().execution_options(populate_existing=True))
     from gateway import timer_jobs
 
     for other in open_cases:
@@ -212,8 +216,12 @@ def retry_merchant(step: Step, case: Case) -> int:
         if row.message_id in sent_ids:
             continue
         sent_ids.add(row.message_id)
-        # same bytes (the To header names the case address), new envelope recipient
-        step.mailer.requeue(row, raw=row.raw, recipient=merchant.support_email)
+        message = email.message_from_bytes(row.raw, policy=compat32)  # same message, new address
+        name = parseaddr(str(message.get("To") or ""))[0]
+        del message["To"]
+        message["To"] = formataddr((name, merchant.support_email))
+        step.mailer.requeue(row, raw=message.as_bytes(policy=compat32.clone(linesep="\r\n")),
+                            recipient=merchant.support_email)
         row.status = "superseded"
     case.merchant_unreachable = False
     store.add_event(step.db, case, "delivery_retried", at=step.now, party="s", messages=len(sent_ids))

@@ -129,7 +129,7 @@ def _relay_to(step: Step, case: Case, author: str, targets: list[str], transform
     sent = []
     for target in dict.fromkeys(targets):
         if step.mailer.relay(case, step.inbound.raw, author=author, to_party=target,
-                             inbound_id=step.inbound.id, transform=transform):
+                             inbound_id=step.inbound.id, transform=transform, hide=[step.parsed.from_address]):
             sent.append(target)
     if sent:
         store.add_event(step.db, case, "relayed", at=step.now, party=author, to=",".join(sent))
@@ -167,8 +167,8 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
     found = command_reader.read(step.parsed.new_text)
     resolved, escalate = found.first("resolved"), found.first("escalate")
     targets = []
-    if case.category == "payment" or not lifecycle.merchant_reachable(step, case):
-        targets.append("s")
+    if case.category != "delivery" or not lifecycle.merchant_reachable(step, case):
+        targets.append("s")  # payment cases, and cases staff took before a category was known
     else:
         targets.append("m")
     if case.escalated or escalate:
@@ -242,7 +242,8 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
                         inbound_id=step.inbound.id)
         step.done(f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
         return
-    target = "both"
+    # by default staff write to both parties, but never to a merchant the case never reached
+    target = "both" if lifecycle.merchant_involved(step, case) or case.category == "delivery" else "c"
     if to_command := found.first("to"):
         target = command_reader.to_target(to_command.argument) or "both"
     targets = ["c", "m"] if target == "both" else [target]
@@ -270,7 +271,7 @@ def _tell_staff(step: Step, case: Case, problem: str) -> None:
 
 def _staff_command_problem(found) -> str | None:
     """Why staff commands cannot be applied, or None."""
-    misplaced = command_reader.misplaced(found.body)
+    misplaced = None if found.first("note") or found.first("close") else command_reader.misplaced(found.body)
     if misplaced:
         return (f"{misplaced} is below other text; commands must be the first lines of your message "
                 "(nothing was sent, so that a #note or #to line is never relayed by mistake)")

@@ -43,13 +43,13 @@ def handle(step: Step, local_part: str) -> None:
         _unknown_reference(step, sender, had_candidate=bool(found))
         return
     tx = owned[0]
+    category = step.settings.gateway.intake_local_parts.get(local_part)
     existing = store.open_case_for_transaction(step.db, tx.reference)
     if existing is not None:
         from gateway.flows import casemail  # the same path as a reply on the case
 
-        casemail.handle(step, existing, "c", joined=True)
+        casemail.handle(step, existing, "c", joined=True, category=category)
         return
-    category = step.settings.gateway.intake_local_parts.get(local_part)
     case = _new_case(step, tx, category)
     if case is None:  # another worker opened a case for this transaction a moment ago
         from gateway.flows import casemail

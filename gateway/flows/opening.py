@@ -121,8 +121,8 @@ def _customer_messages(step: Step, case: Case) -> list[tuple[Message, Inbound]]:
                Message.held.is_(False), Message.kind == "human")
         .order_by(Message.id)
     ).all()
-    found = [(m, step.db.get(Inbound, m.inbound_id)) for m in messages
-             if m.inbound_id is not None and not _only_a_category_answer(m.new_text)]
+    found = [(m, step.db.get(Inbound, m.inbound_id)) for index, m in enumerate(messages)
+             if m.inbound_id is not None and (index == 0 or not _only_a_category_answer(m.new_text))]
     return found or [(None, step.inbound)]
 
 

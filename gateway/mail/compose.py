@@ -117,7 +117,7 @@ def compose_relay(
     try:
         return _compose_relay(raw, envelope, key=key, transform=transform)
     except Exception:  # malformed MIME that parses but cannot be serialised again
-        return _compose_text_fallback(raw, envelope, key=key)
+        return _compose_text_fallback(raw, envelope, key=key, transform=transform)
 
 
 MALFORMED_NOTE = ("[The original message was malformed; its text is shown here and the original is kept "
@@ -125,14 +125,27 @@ MALFORMED_NOTE = ("[The original message was malformed; its text is shown here a
                   "l'original est conservé dans le dossier.]")
 
 
-def _compose_text_fallback(raw: bytes, envelope: Envelope, *, key: str) -> bytes:
+def _compose_text_fallback(raw: bytes, envelope: Envelope, *, key: str,
+                           transform: Callable[[Message], None] | None = None) -> bytes:
+    """The text of a broken message, put through the same transform as the full relay would
+    be (so a staff reply still sends only its new text, addresses still scrubbed)."""
     from gateway.mail.parse import parse
 
     message = EmailMessage(policy=SMTP)
-    message.set_content(f"{parse(raw).text}\n\n{MALFORMED_NOTE}\n")
+    message.set_content(f"{parse(raw).text}\n")
     body = email.message_from_bytes(message.as_bytes(), policy=compat32)
+    if transform is not None:
+        transform(body)
+    text = body.get_payload(decode=True).decode("utf-8", "replace")
+    body = email.message_from_bytes(_text_message(f"{text}\n\n{MALFORMED_NOTE}\n"), policy=compat32)
     _set_routing(body, envelope, key)
     return body.as_bytes(policy=_WIRE)
+
+
+def _text_message(text: str) -> bytes:
+    message = EmailMessage(policy=SMTP)
+    message.set_content(text)
+    return message.as_bytes()
 
 
 def _compose_relay(raw: bytes, envelope: Envelope, *, key: str,

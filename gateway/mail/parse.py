@@ -173,16 +173,17 @@ def parse(raw: bytes) -> ParsedMessage:
         defects.append(f"body: {type(error).__name__}")
     text = plain if plain is not None else (html_to_text(html) if html else "")
     text = text[:MAX_TEXT_CHARS]
-    senders = _addresses(message.get_all("From") or [])
+    senders = [(n, a) for n, a in _addresses(message.get_all("From") or []) if "@" in a]
+    distinct = {a.strip().lower() for _, a in senders}  # "carol@x <carol@x>" names one sender
     from_name, from_address = senders[0] if senders else ("", "")
     return ParsedMessage(
         message_id=(message_ids(decode(message.get("Message-ID"))) or (None,))[0],
         in_reply_to=message_ids(decode(message.get("In-Reply-To"))),
         references=message_ids(decode(message.get("References"))),
         subject=" ".join(decode(message.get("Subject")).split()),
-        from_address=from_address.strip().lower() if "@" in from_address and len(senders) == 1 else "",
+        from_address=from_address.strip().lower() if len(distinct) == 1 else "",
         from_name=from_name,
-        from_count=len(senders),
+        from_count=len(distinct),
         to=tuple(a.lower() for _, a in _addresses(message.get_all("To") or []) if "@" in a),
         cc=tuple(a.lower() for _, a in _addresses(message.get_all("Cc") or []) if "@" in a),
         date=decode(message.get("Date")) or None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as htmllib
+import re
 from email.charset import QP, Charset
 from email.message import Message
 from typing import Callable, Sequence
@@ -69,7 +70,7 @@ def replace_body(text: str) -> Callable[[Message], None]:
 
     def transform(message: Message) -> None:
         seen: set[str] = set()
-        for part in message.walk():
+        for part in _own_parts(message):
             kind = part.get_content_type()
             if part.is_multipart() or part.get_filename() or kind not in ("text/plain", "text/html"):
                 continue
@@ -77,5 +78,55 @@ def replace_body(text: str) -> Callable[[Message], None]:
                 continue
             set_text(part, "" if kind in seen else (text if kind == "text/plain" else html))
             seen.add(kind)
+
+    return transform
+
+
+def _own_parts(message: Message):
+    """The message's parts, not descending into attached messages (a forwarded e-mail stays whole)."""
+    yield message
+    if message.get_content_type() == "message/rfc822":
+        return
+    payload = message.get_payload()
+    if message.is_multipart() and isinstance(payload, list):
+        for part in payload:
+            yield from _own_parts(part)
+
+
+def scrub_addresses(addresses: Sequence[str], replacement: str = "[address hidden]") -> Callable[[Message], None]:
+    """A transform that replaces the parties' real addresses in the written text and HTML.
+
+    Headers never carry them (compose rewrites every header); this catches the copies a
+    mail client quotes in the body ("From: shop@example.org", "On ..., carol@... wrote:").
+    """
+    patterns = [re.compile(re.escape(a), re.IGNORECASE) for a in dict.fromkeys(a.lower() for a in addresses if a)]
+
+    def transform(message: Message) -> None:
+        if not patterns:
+            return
+        for part in _own_parts(message):
+            if part.is_multipart() or part.get_content_type() not in ("text/plain", "text/html"):
+                continue
+            if part.get_filename():
+                continue
+            text = _text_of(part)
+            if text is None:
+                continue
+            cleaned = text
+            for pattern in patterns:
+                cleaned = pattern.sub(replacement, cleaned)
+            if cleaned != text:
+                set_text(part, cleaned)
+
+    return transform
+
+
+def chain(*transforms: Callable[[Message], None] | None) -> Callable[[Message], None]:
+    """Several transforms run in order, as one."""
+    steps = [t for t in transforms if t is not None]
+
+    def transform(message: Message) -> None:
+        for step in steps:
+            step(message)
 
     return transform

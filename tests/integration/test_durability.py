@@ -177,3 +177,23 @@ def test_the_relay_reconnects_at_once_when_the_smarthost_closed_its_connection()
     finally:
         server.stop()
     assert len(handler.received) == 2
+
+
+def test_a_smarthost_outage_is_never_a_recipient_bounce(backend, make_gateway, sink):
+    clock = FixedClock(SystemClock().now())
+    gateway = make_gateway(backend, clock=clock, load=True,
+                           outbound={"smtp": {"host": "127.0.0.1", "port": free_port(), "timeout_seconds": 2},
+                                     "retry_base_seconds": 60, "retry_max_seconds": 60, "max_attempts": 2})
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001", body="TX-1001"),
+                 to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    for hours in (2, 30):  # past max_attempts and past the 24-hour rule
+        clock.set(clock.now() + timedelta(hours=hours))
+        gateway.sweep()
+        gateway.settle()
+    from gateway import reports
+
+    with gateway.runtime.database.unit_of_work() as db:
+        case = reports.show_case(db, reports.list_cases(db)[0]["reference"])
+    assert not case["escalated"] and not case["merchant_unreachable"] and case["bounces"] == []
+    assert _count(gateway, Outbox, Outbox.status == "failed") == 0

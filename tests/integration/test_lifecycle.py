@@ -330,3 +330,19 @@ def test_a_new_request_answering_the_closing_notice_opens_a_new_case(gateway, si
     with gateway.runtime.database.unit_of_work() as db:
         states = sorted(c["state"] for c in reports.list_cases(db))
     assert states == ["awaiting_merchant", "closed"]
+
+
+def test_a_case_staff_took_before_any_category_never_writes_to_the_merchant(gateway, sink, tmp_path):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"disputes@{DOMAIN}", subject="TX-1001", body="Problem with TX-1001"),
+                 to=f"disputes@{DOMAIN}")
+    gateway.settle()
+    case = _case(gateway)
+    _timers(gateway, tmp_path, datetime.fromisoformat(case["opened_at"]) + timedelta(days=21))
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="Sorry, it is about the parcel."),
+                 to=_address(case, "c"))
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="We will look at it."),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    assert sink.to(MERCHANT) == []
+    assert any("about the parcel" in r.text() for r in sink.to(STAFF[0]))
+    assert "We will look at it." in _texts(sink, CUSTOMER)[-1]

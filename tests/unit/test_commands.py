@@ -148,3 +148,16 @@ def test_to_target(argument, target):
 ])
 def test_to_command_argument_gives_target(text, target):
     assert to_target(read(text).first("to").argument) == target
+
+
+@pytest.mark.parametrize("body, found", [
+    ("Team,\n#note\nwatch list", "#note"),
+    ("Hi,\n#to customer\nplease", "#to customer"),
+    ("# Note\nA markdown heading is not a command", None),
+    ("We discussed #close earlier in the text", None),
+    ("Customer said #resolved on the phone\n#resolved", None),  # a customer command, not a staff one
+])
+def test_misplaced_staff_commands(body, found):
+    from gateway.cases.commands import misplaced
+
+    assert misplaced(body) == found

@@ -343,3 +343,15 @@ def test_raw_utf8_subject_and_date_are_text(name, value):
     parsed = parse(f"From: jose@example.test\r\n{name}: {value}\r\n\r\nbody".encode())
     got = parsed.subject if name == "Subject" else parsed.date
     assert got == value
+
+
+@pytest.mark.parametrize("header, address, count", [
+    ("From: carol@customer.test <carol@customer.test>", "carol@customer.test", 1),
+    ("From: Carol <carol@customer.test> via LinkedIn", "carol@customer.test", 1),
+    ('From: "Doe, Carol (carol@old.test)" <carol@customer.test>', "carol@customer.test", 1),
+    ("From: a@x.test, b@y.test", "", 2),
+    ("From: =?utf-8?q?carol=40customer.test?= <x@evil.test>", "x@evil.test", 1),
+])
+def test_from_is_read_from_the_raw_header(header, address, count):
+    parsed = parse(f"{header}\r\nSubject: s\r\n\r\nbody".encode())
+    assert (parsed.from_address, parsed.from_count) == (address, count)

@@ -86,3 +86,12 @@ def test_a_missing_variable_fails_loudly():
 
     with pytest.raises(UndefinedError):
         Renderer(DEFAULT_TEMPLATES_DIR).render("staff_held_message", "en", _context(Notice.ACK_DELIVERY))
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("reason", ["customer_resolved", "staff_agreement", "expired"])
+@pytest.mark.parametrize("party", ["c", "m", "s"])
+def test_every_closing_reads_right_for_every_party(locale, reason, party):
+    context = {**_context(Notice.CASE_CLOSED, party), "closing": {"reason": reason, "note": ""}}
+    rendered = Renderer(DEFAULT_TEMPLATES_DIR).render("case_closed", locale, context)
+    assert "{{" not in rendered.text and "{{" not in rendered.html and "180" in rendered.text or reason != "expired"
