@@ -95,7 +95,13 @@ def open_case(step: Step, case: Case, *, first_message: bool) -> None:
             step.done(f"case {case.reference.upper()}: delivery case opened; the merchant's address is invalid, "
                       "escalated to staff at once", case_id=case.id)
             return
-        mailer.notice(Notice.MERCHANT_NEW_CASE, case, "m", inbound_id=step.inbound.id)
+        from gateway import timer_jobs
+        from gateway.flows import lifecycle
+
+        escalation_date = timer_jobs.calendar_for(step.settings).add_business_days(
+            step.now, step.settings.timers.escalation_business_days)
+        mailer.notice(Notice.MERCHANT_NEW_CASE, case, "m", lifecycle.rights_context(step, case, escalation_date=
+                      escalation_date), inbound_id=step.inbound.id)
         for _, inbound in complaint:
             mailer.relay(case, inbound.raw, author="c", to_party="m", inbound_id=inbound.id)
         store.add_event(step.db, case, "relayed", at=step.now, party="c", to="m", messages=len(complaint))

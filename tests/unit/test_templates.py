@@ -40,6 +40,7 @@ EXTRAS = {
     Notice.ESCALATION_MERCHANT: {"escalation": {"reason": "merchant_bounced"}, "rights": RIGHTS},
     Notice.CASE_CLOSED: {"closing": {"reason": "staff_agreement", "note": "Refund agreed"}},
     Notice.CLOSED_CASE_REPLY: {"intake_address": "disputes@d.test"},
+    Notice.MERCHANT_NEW_CASE: {"rights": RIGHTS},
     Notice.STAFF_UNKNOWN_COMMAND: {"problem": "unknown command #x", "valid": ("#note", "#close <note>")},
     Notice.CARD_WINDOW_WARNING: {"window": {"closes_around": NOW}},
     Notice.PRECLOSE_NOTICE: {"preclose": {"close_at": NOW}},
