@@ -16,6 +16,8 @@ def requeue_inbound(db: Session, inbound_id: int, *, now: datetime, lease_second
     unplaced = row is not None and (row.disposition or "").startswith("unplaced:")
     if row is None or not (row.status == "quarantined" or unplaced):
         return False
+    if (row.disposition or "").startswith("unplaced: too large"):
+        return False  # only its headers are kept: the message itself is still in its mailbox
     row.status = "queued"
     row.error = None
     row.lease_until = now + timedelta(seconds=lease_seconds)

@@ -56,7 +56,9 @@ def _start_pollers(runtime, stop: threading.Event) -> list[threading.Thread]:
     threads = []
     for mailbox in runtime.settings.imap:
         poller = imap.ImapPoller(mailbox, store=store, clock=runtime.clock, stop=stop,
-                                 max_message_bytes=runtime.settings.smtp_ingress.max_message_bytes)
+                                 max_message_bytes=runtime.settings.smtp_ingress.max_message_bytes,
+                                 report_too_large=imap.make_too_large_reporter(runtime.settings, runtime.database,
+                                                                               runtime.clock))
         thread = threading.Thread(target=poller.run, name=f"imap-{mailbox.username}", daemon=True)
         thread.start()
         threads.append(thread)
@@ -77,8 +79,10 @@ def cmd_poll_imap(args) -> int:
         if args.once:
             store = imap.make_store(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
             stop = threading.Event()
+            report = imap.make_too_large_reporter(settings, runtime.database, runtime.clock)
             total = sum(imap.ImapPoller(m, store=store, clock=runtime.clock, stop=stop,
-                                        max_message_bytes=settings.smtp_ingress.max_message_bytes).poll_once()
+                                        max_message_bytes=settings.smtp_ingress.max_message_bytes,
+                                        report_too_large=report).poll_once()
                         for m in settings.imap)
             print(f"{total} message(s) stored from {len(settings.imap)} mailbox(es)")
             return 0

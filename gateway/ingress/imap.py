@@ -32,6 +32,7 @@ from gateway.config import ImapMailbox, Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.metrics import IMAP_STORED
 from gateway.mail.parse import message_ids
+from gateway.models import Inbound
 from gateway.store import save_inbound
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,27 @@ def make_store(settings: Settings, database: Database, clock: Clock, on_stored: 
     return store_message
 
 
+def make_too_large_reporter(settings: Settings, database: Database, clock: Clock) -> Callable[[bytes, int, str], None]:
+    """Record an oversized message left in its mailbox as a quarantined inbound row (its
+    headers only), so `quarantine list` and the metrics show it; once per message."""
+    lease_seconds = settings.workers.lease_seconds
+
+    def report(header: bytes, size: int, where: str) -> None:
+        envelope = envelope_of(header)
+        with database.unit_of_work() as db:
+            inbound_id, duplicate = save_inbound(db, raw=header, mail_from=envelope.mail_from,
+                                                 rcpt_tos=list(envelope.rcpt_tos), source="imap", now=clock.now(),
+                                                 lease_seconds=lease_seconds)
+            if not duplicate:
+                row = db.get(Inbound, inbound_id)
+                row.status = "quarantined"
+                row.disposition = "unplaced: too large for max_message_bytes; left in its mailbox"
+                row.error = (f"{size} bytes, over max_message_bytes ({settings.smtp_ingress.max_message_bytes}); "
+                             f"only the headers are kept here; the message is still in {where}")
+
+    return report
+
+
 class ImapPoller:
     """Reads one mailbox: stores what is waiting, then waits in IDLE (or polls) for more.
 
@@ -145,7 +167,8 @@ class ImapPoller:
     """
 
     def __init__(self, mailbox: ImapMailbox, *, store: StoreFn, clock: Clock, stop: threading.Event,
-                 max_message_bytes: int | None = None) -> None:
+                 max_message_bytes: int | None = None,
+                 report_too_large: Callable[[bytes, int, str], None] | None = None) -> None:
         if mailbox.security not in ("tls", "starttls", "plain"):
             raise ValueError(f"unknown IMAP security {mailbox.security!r}")
         self.mailbox = mailbox
@@ -160,6 +183,7 @@ class ImapPoller:
         self._uidvalidity: int | None = None
         self._healthy = False  # this connection completed a pass: reset the reconnect backoff
         self.max_message_bytes = max_message_bytes  # larger messages are left in the mailbox, reported once
+        self._report_too_large = report_too_large
         self._too_large: set[int] = set()
 
     # -- the two entry points ------------------------------------------------------------
@@ -320,6 +344,7 @@ class ImapPoller:
                     IMAP_STORED.labels("too_large").inc()
                     log.error("%s: UID %s is %s bytes, over max_message_bytes (%s): left in the mailbox, not stored",
                               self.name, uid, sizes[uid], self.max_message_bytes)
+                    self._report(client, uid, sizes[uid])
                 continue
             wanted.append(uid)
         slice_: list[int] = []
@@ -335,6 +360,16 @@ class ImapPoller:
         if slice_:
             done.extend(self._store_slice(client, slice_))
         return done
+
+    def _report(self, client: IMAPClient, uid: int, size: int) -> None:
+        """Put the headers of an oversized message in the quarantine list, once."""
+        if self._report_too_large is None:
+            return
+        try:
+            header = client.fetch([uid], ["BODY.PEEK[HEADER]"]).get(uid, {}).get(b"BODY[HEADER]") or b""
+            self._report_too_large(header, size, f"{self.name} UID {uid}")
+        except Exception:  # reporting must never stop the pass; the log line above stands
+            log.warning("%s: could not report UID %s to the quarantine list", self.name, uid, exc_info=True)
 
     def _store_slice(self, client: IMAPClient, uids: list[int]) -> list[int]:
         """Fetch messages (BODY.PEEK keeps \\Seen unset) and store each; the UIDs stored."""

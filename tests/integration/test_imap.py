@@ -25,7 +25,7 @@ from gateway import db as dbmod
 from gateway.clock import SystemClock
 from gateway.config import ImapMailbox
 from gateway.db import DatabaseUnavailable
-from gateway.ingress.imap import ImapPoller, envelope_of, make_store
+from gateway.ingress.imap import ImapPoller, envelope_of, make_store, make_too_large_reporter
 from gateway.models import Inbound
 from tests.harness import CUSTOMER, DOMAIN, Backend, build_mail, settings_for
 
@@ -295,6 +295,26 @@ def test_a_message_over_the_size_limit_is_left_and_reported_not_downloaded(imap,
     assert store.attempts(big) == 0 and store.attempts(small) == 1
     assert uids_in(imap, "INBOX", ["HEADER", "Message-ID", big]) == uids_in(imap, "INBOX")
     assert len([r for r in caplog.records if "over max_message_bytes" in r.getMessage()]) == 1
+
+
+def test_an_oversized_message_is_listed_in_quarantine_with_its_headers(imap, tmp_path):
+    from gateway import reports
+
+    big = token()
+    imap.append("INBOX", mail(big, size=20_000))
+    backend = Backend("sqlite", f"sqlite:///{tmp_path / 'gateway.db'}", "memory://")
+    dbmod.upgrade(backend.database_url)
+    database = dbmod.Database(backend.database_url)
+    settings = settings_for(tmp_path, backend, None)
+    report = make_too_large_reporter(settings, database, SystemClock())
+    for _ in range(2):  # reported once, however often it is seen
+        ImapPoller(MAILBOX, store=RecordingStore(), clock=SystemClock(), stop=threading.Event(),
+                   max_message_bytes=10_000, report_too_large=report).poll_once()
+    with database.unit_of_work() as db:
+        listed = reports.list_quarantine(db)
+    assert len(listed) == 1 and listed[0]["message_id"] == f"<{big}@customer.test>"
+    assert "left in its mailbox" in listed[0]["disposition"] and "UID" in listed[0]["error"]
+    database.dispose()
 
 
 def test_database_down_stops_the_pass_and_leaves_everything(imap):
