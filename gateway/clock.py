@@ -3,8 +3,11 @@ only actors, the scheduler and ingress ask a Clock, once, at the top."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import holidays
 
 
 class Clock(Protocol):
@@ -39,9 +42,6 @@ class BusinessCalendar:
     """
 
     def __init__(self, timezone_name: str = "Europe/Paris", country: str = "FR") -> None:
-        import holidays
-        from zoneinfo import ZoneInfo
-
         self.tz = ZoneInfo(timezone_name)
         self.country = country
         self._holidays = holidays.country_holidays(country)
@@ -54,8 +54,6 @@ class BusinessCalendar:
 
     def add_business_days(self, at: datetime, days: int) -> datetime:
         """`at` moved forward by `days` business days (a start on a non-business day counts from the next one)."""
-        from datetime import timedelta
-
         local = self.local(at)
         day = local.date()
         added = 0
@@ -68,18 +66,12 @@ class BusinessCalendar:
 
     def at_local_time(self, day, hour: int, minute: int) -> datetime:
         """The UTC instant of `hour:minute` local time on `day`."""
-        from datetime import time as dtime
-
-        return datetime.combine(day, dtime(hour, minute), tzinfo=self.tz).astimezone(timezone.utc)
+        return datetime.combine(day, time(hour, minute), tzinfo=self.tz).astimezone(timezone.utc)
 
     def business_day_on_or_after(self, day):
-        from datetime import timedelta
-
         while not self.is_business_day(day):
             day += timedelta(days=1)
         return day
 
     def next_business_day(self, day):
-        from datetime import timedelta
-
         return self.business_day_on_or_after(day + timedelta(days=1))

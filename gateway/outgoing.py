@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import Message as MimeMessage
 from typing import Callable, Sequence
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from gateway.config import Settings
 from gateway.mail.attachments import BLOCKED_EXTENSIONS, AttachmentPolicy
 from gateway.mail.hygiene import relay_transform
 from gateway.mail.rewrite import chain, scrub_addresses
-from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, thread_references
+from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, readdress, thread_references
 from gateway.mail.templating import Renderer
 from gateway.models import Case, Merchant, Outbox, SendLog, Transaction
 from gateway.notices import ANSWERS, Notice
@@ -95,13 +96,13 @@ class Mailer:
     outbox_ids: list[int] = field(default_factory=list)
     _rows: dict = field(default_factory=dict, repr=False)  # merchant/transaction rows read in this unit of work
 
-    def _merchant(self, case: Case) -> Merchant | None:
+    def merchant_of(self, case: Case) -> Merchant | None:
         key = ("m", case.merchant_id)
         if key not in self._rows:
             self._rows[key] = store.merchant(self.db, case.merchant_id)
         return self._rows[key]
 
-    def _transaction(self, case: Case) -> Transaction | None:
+    def transaction_of(self, case: Case) -> Transaction | None:
         key = ("t", case.transaction_reference)
         if key not in self._rows:
             self._rows[key] = store.transaction(self.db, case.transaction_reference)
@@ -116,7 +117,7 @@ class Mailer:
         if party == "c":
             return [case.customer_email]
         if party == "m":
-            merchant = self._merchant(case)
+            merchant = self.merchant_of(case)
             if merchant is None or merchant.address_invalid:
                 return []
             return [merchant.support_email]
@@ -126,23 +127,23 @@ class Mailer:
         if party == "c":
             return case.customer_locale
         if party == "m":
-            merchant = self._merchant(case)
+            merchant = self.merchant_of(case)
             return merchant.locale if merchant else self.settings.gateway.default_locale
         return self.settings.gateway.default_locale
 
     def party_addresses(self, case: Case) -> list[str]:
         """Every real address of the case's parties: none may appear in what a relay carries."""
-        merchant = self._merchant(case)
+        merchant = self.merchant_of(case)
         return [case.customer_email, *(([merchant.support_email]) if merchant else []),
                 *self.settings.gateway.staff_addresses]
 
     def party_name(self, case: Case, party: str) -> str:
         """How a party is named in the To header of what it receives (no address in it)."""
         if party == "c":
-            tx = self._transaction(case)
+            tx = self.transaction_of(case)
             name = tx.customer_name if tx else ""
         elif party == "m":
-            merchant = self._merchant(case)
+            merchant = self.merchant_of(case)
             name = merchant.name if merchant else ""
         else:
             name = f"{self.settings.gateway.display_name} staff"
@@ -153,10 +154,10 @@ class Mailer:
         label = ROLE_LABELS[locale][author]
         brand = self.settings.gateway.display_name
         if author == "c":
-            tx = self._transaction(case)
+            tx = self.transaction_of(case)
             name = tx.customer_name if tx else ""
         elif author == "m":
-            merchant = self._merchant(case)
+            merchant = self.merchant_of(case)
             name = merchant.name if merchant else ""
         else:
             return f"{brand} ({label})"
@@ -167,7 +168,7 @@ class Mailer:
     def case_context(self, case: Case, party: str) -> dict:
         """The plain dict every case notice template receives."""
         context = build_case_context(
-            case, self._transaction(case), self._merchant(case),
+            case, self.transaction_of(case), self.merchant_of(case),
             party=party, brand=self.settings.gateway.display_name,
             case_addresses={p: self.case_address(case, p) for p in ("c", "m", "s")},
         )
@@ -175,7 +176,8 @@ class Mailer:
 
     # --- rows ------------------------------------------------------------------------------
     def _envelope(self, case: Case, party: str, recipient: str, *, from_name: str, message_id: str,
-                  auto: str | None, subject: str | None = None) -> tuple[Envelope, object]:
+                  auto: str | None) -> tuple[Envelope, object]:
+        """The routing headers for the first of `party`'s addresses, and the party's thread row."""
         row = store.party(self.db, case, party)
         refs = list(row.thread_refs or [])
         # The To header is the recipient's own address, so its mail client picks the right
@@ -186,7 +188,7 @@ class Mailer:
             from_address=self.case_address(case, party),
             to_address=recipient,
             to_name=self.party_name(case, party),
-            subject=subject or case_subject(case, reply=bool(refs)),
+            subject=case_subject(case, reply=bool(refs)),
             message_id=message_id,
             date=self.now,
             in_reply_to=refs[-1] if refs else None,
@@ -233,14 +235,12 @@ class Mailer:
         rendered = self.renderer.render(notice.folder, locale, {**self.case_context(case, party), **(extra or {})})
         message_id = new_message_id(self.settings.gateway.domain, case.reference)
         key = self.settings.gateway.secret_keys[0]
-        ids = []
-        row = None
-        for recipient in recipients:
-            envelope, row = self._envelope(case, party, recipient, from_name=self.settings.gateway.display_name,
-                                           message_id=message_id, auto="auto-generated")
-            ids.append(self._queue(raw=compose_notice(rendered, envelope, key=key), recipient=recipient,
-                                   kind=notice.value, party=party, case=case, message_id=message_id,
-                                   inbound_id=inbound_id))
+        envelope, row = self._envelope(case, party, recipients[0], from_name=self.settings.gateway.display_name,
+                                       message_id=message_id, auto="auto-generated")
+        ids = [self._queue(raw=compose_notice(rendered, replace(envelope, to_address=recipient), key=key),
+                           recipient=recipient, kind=notice.value, party=party, case=case, message_id=message_id,
+                           inbound_id=inbound_id)
+               for recipient in recipients]
         store.remember_in_thread(row, message_id)
         message = store.add_message(self.db, case, direction="out", party=party, kind=notice.value,
                                     message_id=message_id, subject=rendered.subject, new_text="",
@@ -257,10 +257,10 @@ class Mailer:
             return True
         hygiene = self.settings.hygiene
         recipient = recipient.lower()
-        day = self.db.scalar(select(func.count()).select_from(SendLog).where(
-            SendLog.recipient == recipient, SendLog.at > self.now - timedelta(days=1))) or 0
-        hour = self.db.scalar(select(func.count()).select_from(SendLog).where(
-            SendLog.recipient == recipient, SendLog.at > self.now - timedelta(hours=1))) or 0
+        last_hour = SendLog.at > self.now - timedelta(hours=1)
+        day, hour = self.db.execute(
+            select(func.count(), func.coalesce(func.sum(sql_case((last_hour, 1), else_=0)), 0))
+            .where(SendLog.recipient == recipient, SendLog.at > self.now - timedelta(days=1))).one()
         if hour >= hygiene.notices_per_address_per_hour or day >= hygiene.notices_per_address_per_day:
             log.warning("notice %s to a recipient suppressed: %s in the last hour, %s in the last day",
                         notice.value, hour, day)
@@ -283,14 +283,14 @@ class Mailer:
         safe, report = relay_transform(policy=self.attachment_policy(), locale=locale,
                                        also=chain(transform, scrub_addresses([*self.party_addresses(case), *hide])),
                                        block_remote_images=self.settings.hygiene.block_remote_images)
-        ids = []
-        row = None
-        for recipient in recipients:
-            envelope, row = self._envelope(case, to_party, recipient, from_name=self.author_name(case, author, locale),
-                                           message_id=message_id, auto=None)
-            ids.append(self._queue(raw=compose_relay(raw, envelope, key=key, transform=safe), recipient=recipient,
-                                   kind="relay", party=to_party, case=case, message_id=message_id,
-                                   inbound_id=inbound_id))
+        envelope, row = self._envelope(case, to_party, recipients[0], from_name=self.author_name(case, author, locale),
+                                       message_id=message_id, auto=None)
+        composed = compose_relay(raw, envelope, key=key, transform=safe)  # parsed and filtered once
+        ids = [self._queue(raw=composed if recipient == recipients[0] else readdress(composed, envelope.to_name,
+                                                                                      recipient),
+                           recipient=recipient, kind="relay", party=to_party, case=case, message_id=message_id,
+                           inbound_id=inbound_id)
+               for recipient in recipients]
         store.remember_in_thread(row, message_id)
         if report.removed_attachments or report.blocked_images or report.html_removed:
             store.add_event(self.db, case, "content_filtered", at=self.now, party=author, to=to_party,

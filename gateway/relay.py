@@ -13,7 +13,6 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -184,24 +183,3 @@ class MaildirRelay:
     def check(self) -> None:
         if not self.path.is_dir():
             raise TemporaryFailure(f"maildir {self.path} is missing")
-
-
-@dataclass
-class RecordedMail:
-    mail_from: str
-    recipient: str
-    raw: bytes
-
-
-class RecordingRelay:
-    """Keeps what would have been sent; used by `trace` (a dry run), never by delivery."""
-
-    def __init__(self) -> None:
-        self.sent: list[RecordedMail] = []
-
-    def send(self, mail_from: str, recipient: str, raw: bytes) -> str:
-        self.sent.append(RecordedMail(mail_from, recipient, raw))
-        return "recorded"
-
-    def check(self) -> None:
-        return None

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from gateway.mail.parse import decode, message_ids
 from gateway.models import Case, Event, Inbound, Merchant, Message, Outbox, Party, Transaction
 
-OPEN = "open"
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 
 

@@ -9,6 +9,7 @@ job can never send a reminder twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -35,7 +36,14 @@ class TimerResult:
 
 
 def calendar_for(settings: Settings) -> BusinessCalendar:
-    return BusinessCalendar(settings.timers.timezone, settings.timers.country)
+    """The business calendar of `[timers]`, built once per process (building the holiday
+    table costs a few milliseconds, and every processed message reschedules its case)."""
+    return _calendar(settings.timers.timezone, settings.timers.country)
+
+
+@lru_cache(maxsize=8)
+def _calendar(timezone_name: str, country: str) -> BusinessCalendar:
+    return BusinessCalendar(timezone_name, country)
 
 
 def view_of(db: Session, case: Case) -> timers.TimerView:

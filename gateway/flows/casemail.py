@@ -24,7 +24,7 @@ def registered_addresses(step: Step, case: Case, party: str) -> list[str]:
     if party == "c":
         return [case.customer_email]
     if party == "m":
-        merchant = store.merchant(step.db, case.merchant_id)
+        merchant = step.mailer.merchant_of(case)
         return [merchant.support_email] if merchant else []
     return list(step.settings.gateway.staff_addresses)
 
@@ -72,10 +72,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
                                {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
                                inbound_id=step.inbound.id, only_to=step.parsed.from_address)
         else:
-            step.mailer.notice(Notice.STAFF_UNKNOWN_COMMAND, case, "s",
-                               {"problem": "the case is closed; start your message with #reopen to act on it",
-                                "valid": VALID_STAFF_COMMANDS},
-                               inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+            _tell_staff(step, case, "the case is closed; start your message with #reopen to act on it")
         step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; sender told", case_id=case.id)
         return
     if case.frozen and not (party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")):

@@ -17,7 +17,7 @@ MAX_TRANSCRIPT_ENTRIES = 200
 
 
 def merchant_reachable(work: Work, case: Case) -> bool:
-    merchant = store.merchant(work.db, case.merchant_id)
+    merchant = work.mailer.merchant_of(case)
     return merchant is not None and not merchant.address_invalid
 
 
@@ -46,7 +46,7 @@ def transcript(work: Work, case: Case) -> list[dict]:
 def rights_context(work: Work, case: Case, *, escalation_date=None) -> dict:
     from gateway import rights
 
-    tx = store.transaction(work.db, case.transaction_reference)
+    tx = work.mailer.transaction_of(case)
     deadline, rule = rights.legal_deadline(case.dispute_type, tx.transaction_date if tx else case.opened_at)
     return {"rights": {"legal_deadline": deadline, "legal_rule": rule, "escalation_date": escalation_date,
                        "gateway_reply_deadline": escalation_date}}

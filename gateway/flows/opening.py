@@ -82,7 +82,7 @@ def open_case(step: Step, case: Case, *, first_message: bool) -> None:
         case.dispute_type = rights.infer_type("\n".join([case.subject] + [m.new_text for m, _ in complaint if m]))
     if case.category == "delivery":
         move(step, case, EventKind.CATEGORY_DELIVERY, party="c")
-        merchant = store.merchant(step.db, case.merchant_id)
+        merchant = step.mailer.merchant_of(case)
         if merchant is None or merchant.address_invalid:
             # Nobody to relay to: staff take the case at once, the customer is told why.
             from gateway.flows import lifecycle

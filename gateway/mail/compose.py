@@ -142,6 +142,13 @@ def _compose_text_fallback(raw: bytes, envelope: Envelope, *, key: str,
     return body.as_bytes(policy=_WIRE)
 
 
+def readdress(raw: bytes, to_name: str, to_address: str) -> bytes:
+    """A composed message with another To header (the same relay to a second staff address)."""
+    message = email.message_from_bytes(raw, policy=compat32)
+    message.replace_header("To", formataddr((to_name, to_address)))
+    return message.as_bytes(policy=_WIRE)
+
+
 def _text_message(text: str) -> bytes:
     message = EmailMessage(policy=SMTP)
     message.set_content(text)
