@@ -313,6 +313,9 @@ def _timers(table: _Reader | None) -> TimerSettings:
     escalation = table.get("escalation_business_days", int, d.escalation_business_days)
     table.check("merchant_reminder_business_days", all(isinstance(n, int) and 0 < n < escalation for n in reminders)
                 and list(reminders) == sorted(reminders), "increasing whole numbers below escalation_business_days")
+    followup = tuple(table.get("staff_followup_business_days", list, list(d.staff_followup_business_days)))
+    table.check("staff_followup_business_days", all(isinstance(n, int) and n > 0 for n in followup)
+                and list(followup) == sorted(set(followup)), "increasing positive whole numbers")
     customer = tuple(table.get("customer_reminder_days", list, list(d.customer_reminder_days)))
     table.check("customer_reminder_days", all(isinstance(n, int) and n > 0 for n in customer), "positive whole numbers")
     values = {}
@@ -327,7 +330,8 @@ def _timers(table: _Reader | None) -> TimerSettings:
     table.check("preclose_notice_days", ints["preclose_notice_days"] < ints["autoclose_days"], "must be below autoclose_days")
     table.reject_unknown()
     return TimerSettings(timezone=tz, country=country, merchant_reminder_business_days=reminders,
-                         escalation_business_days=escalation, customer_reminder_days=customer, **values, **ints)
+                         escalation_business_days=escalation, customer_reminder_days=customer,
+                         staff_followup_business_days=followup, **values, **ints)
 
 
 def _imap(ingress: _Reader, environ: dict[str, str]) -> tuple[ImapMailbox, ...]:

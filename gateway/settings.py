@@ -119,6 +119,9 @@ class TimerSettings:
     payment_cutoff: str = "15:00"  # payment cases opened later are due the next business day
     business_day_end: str = "17:00"  # when a payment case without a staff answer is reminded
     payment_staff_reminders: int = 2
+    # A case that reached staff otherwise (escalated, dead merchant address, unanswered
+    # category question) and that no staff member has written on since: staff reminders.
+    staff_followup_business_days: tuple[int, ...] = (2, 5)
     customer_reminder_days: tuple[int, ...] = (7, 14)
     card_window_warning_days: int = 100
     preclose_notice_days: int = 170

@@ -125,6 +125,11 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
     if timer.kind == timers.STAFF_REMINDER:
         mailer.notice(Notice.STAFF_REMINDER, case, "s", {"reminder": {"sequence": timer.sequence}})
         return f"staff reminder {timer.sequence} sent (payment case without a staff answer)"
+    if timer.kind == timers.STAFF_FOLLOWUP:
+        extra = {"reminder": {"sequence": timer.sequence, "since": case.waiting_since,
+                              "reason": lifecycle.escalation_reason(work, case)}}
+        mailer.notice(Notice.STAFF_FOLLOWUP, case, "s", extra)
+        return f"staff reminder {timer.sequence} sent (case with staff, no staff message since {case.waiting_since.date()})"
     if timer.kind == timers.CUSTOMER_REMINDER:
         mailer.notice(Notice.CUSTOMER_REMINDER, case, "c", {"reminder": {"sequence": timer.sequence}})
         return f"customer reminder {timer.sequence} sent"

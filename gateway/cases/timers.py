@@ -17,6 +17,7 @@ from gateway.config import TimerSettings
 MERCHANT_REMINDER = "merchant_reminder"
 ESCALATION = "escalation"
 STAFF_REMINDER = "staff_reminder"
+STAFF_FOLLOWUP = "staff_followup"
 CUSTOMER_REMINDER = "customer_reminder"
 CARD_WINDOW = "card_window"
 PRECLOSE = "preclose"
@@ -31,6 +32,7 @@ CHAINS = {
     MERCHANT_REMINDER: "merchant",
     ESCALATION: "merchant",
     STAFF_REMINDER: "staff",
+    STAFF_FOLLOWUP: "staff",
     CUSTOMER_REMINDER: "customer",
     CATEGORY_REMINDER: "category",
     CATEGORY_ESCALATION: "category",
@@ -93,6 +95,10 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
                             ESCALATION, period, 1))
     if case.state == "with_staff" and case.category == "payment" and case.last_staff_message_at is None:
         timers.extend(_staff_reminders(case, calendar, settings))
+    if case.state == "with_staff" and case.category != "payment" and not _staff_acted_since(case, case.waiting_since):
+        period = _period(case.waiting_since)
+        for sequence, days in enumerate(settings.staff_followup_business_days, start=1):
+            timers.append(Timer(calendar.add_business_days(case.waiting_since, days), STAFF_FOLLOWUP, period, sequence))
     if case.state == "awaiting_customer":
         period = _period(case.waiting_since)
         for sequence, days in enumerate(settings.customer_reminder_days, start=1):
@@ -107,6 +113,10 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
     closing = autoclose_at(case, settings)
     timers.append(Timer(closing, AUTOCLOSE, _period(closing), 1))  # a reopened case can close again
     return sorted(t for t in timers if t.key not in case.done)
+
+
+def _staff_acted_since(case: TimerView, since: datetime) -> bool:
+    return case.last_staff_message_at is not None and case.last_staff_message_at >= since
 
 
 def _staff_reminders(case: TimerView, calendar: BusinessCalendar, settings: TimerSettings) -> list[Timer]:

@@ -43,6 +43,16 @@ def transcript(work: Work, case: Case) -> list[dict]:
     return entries[-MAX_TRANSCRIPT_ENTRIES:]
 
 
+def escalation_reason(work: Work, case: Case) -> str | None:
+    """Why the case last came to staff: the `reason` of its latest applied escalation."""
+    kinds = (EventKind.ESCALATED.value, EventKind.MERCHANT_BOUNCED.value, EventKind.REOPENED.value)
+    for event in work.db.scalars(select(Event).where(Event.case_id == case.id, Event.kind.in_(kinds))
+                                 .order_by(Event.at.desc(), Event.id.desc())):
+        if event.detail.get("applied", True):
+            return event.detail.get("reason") or ("reopened" if event.kind == EventKind.REOPENED.value else None)
+    return None
+
+
 def rights_context(work: Work, case: Case, *, escalation_date=None) -> dict:
     from gateway import rights
 

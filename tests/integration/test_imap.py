@@ -213,7 +213,7 @@ def test_idle_delivers_within_seconds(imap):
         t = token()
         started = time.monotonic()
         imap.append("INBOX", mail(t))
-        wait_until(lambda: store.has(t), timeout=5, what="the IDLE delivery")
+        wait_until(lambda: store.has(t), timeout=10, what="the IDLE delivery")
         print(f"\nIMAP IDLE: stored {time.monotonic() - started:.2f} s after APPEND")
         wait_until(lambda: count_in(imap, "Processed") == 1, what="the move")
     assert store.attempts(t) == 1
@@ -248,11 +248,11 @@ def test_failing_message_is_retried_at_the_poll_interval_not_in_a_loop(imap):
         imap.append("INBOX", mail(bad))
         imap.append("INBOX", mail(good))
         wait_until(lambda: store.has(good), what="the good message")
-        time.sleep(2.5)
-        assert 2 <= store.attempts(bad) <= 4  # first try, then about one a second
+        time.sleep(3.5)
+        assert 2 <= store.attempts(bad) <= 5  # first try, then about one a second
         assert count_in(imap, "INBOX") == 1
         store.fail.clear()
-        wait_until(lambda: store.has(bad), timeout=3, what="the retry after the fix")
+        wait_until(lambda: store.has(bad), timeout=8, what="the retry after the fix")
         wait_until(lambda: count_in(imap, "INBOX") == 0, what="the move after the fix")
     assert store.attempts(good) == 1
 
@@ -344,7 +344,7 @@ def test_without_move_and_idle_it_copies_expunges_and_polls(imap, monkeypatch):
     with running(replace(MAILBOX, poll_interval_seconds=0.5), store):
         t = token()
         imap.append("INBOX", mail(t))
-        wait_until(lambda: store.has(t), timeout=3, what="the polled message")
+        wait_until(lambda: store.has(t), timeout=8, what="the polled message")
         wait_until(lambda: count_in(imap, "Processed") == 1, what="the copy")
     assert uids_in(imap, "INBOX", ["HEADER", "Message-ID", keep]) and count_in(imap, "INBOX") == 1
     assert not store.has(keep)

@@ -346,3 +346,26 @@ def test_a_case_staff_took_before_any_category_never_writes_to_the_merchant(gate
     assert sink.to(MERCHANT) == []
     assert any("about the parcel" in r.text() for r in sink.to(STAFF[0]))
     assert "We will look at it." in _texts(sink, CUSTOMER)[-1]
+
+
+def test_an_escalated_case_nobody_takes_up_reminds_staff_until_one_writes(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink)
+    escalation_day = CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 7)
+    _timers(gateway, tmp_path, escalation_day)
+    assert _case(gateway)["escalated"]
+    before = len(sink.to(STAFF[0]))
+    out = _timers(gateway, tmp_path, CAL.add_business_days(escalation_day, 2), capsys)
+    assert "staff reminder 1 sent (case with staff" in out
+    assert len(sink.to(STAFF[0])) == before + 1
+    reminder = sink.to(STAFF[0])[-1].text()
+    assert "Reminder 1: case" in reminder and "because the merchant has not answered" in reminder
+    customer_before, merchant_before = len(sink.to(CUSTOMER)), len(sink.to(MERCHANT))
+    # a staff member writes: no second reminder
+    gateway.runtime.clock = FixedClock(CAL.add_business_days(escalation_day, 3))
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#note\nCalling the shop."),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    out = _timers(gateway, tmp_path, CAL.add_business_days(escalation_day, 6), capsys)
+    assert "staff reminder" not in out
+    assert not any("Reminder 2" in r.text() for r in sink.to(STAFF[0]))
+    assert (len(sink.to(CUSTOMER)), len(sink.to(MERCHANT))) == (customer_before, merchant_before)

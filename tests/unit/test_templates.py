@@ -33,6 +33,7 @@ EXTRAS = {
     Notice.STAFF_QUARANTINE: {"inbound_id": 3, "problem": "could not be placed", "mail_from": "", "received_at": NOW},
     Notice.MERCHANT_REMINDER: {"reminder": {"sequence": 2, "final": True, "escalation_date": NOW}, "rights": RIGHTS},
     Notice.STAFF_REMINDER: {"reminder": {"sequence": 1}},
+    Notice.STAFF_FOLLOWUP: {"reminder": {"sequence": 2, "since": NOW, "reason": "merchant_silent"}},
     Notice.CUSTOMER_REMINDER: {"reminder": {"sequence": 1}},
     Notice.STAFF_ESCALATION: {"escalation": {"reason": "merchant_silent"}, "transcript": [
         {"at": NOW, "who": "customer", "what": "case opened", "text": "My parcel <never> came"}]},
@@ -96,3 +97,12 @@ def test_every_closing_reads_right_for_every_party(locale, reason, party):
     context = {**_context(Notice.CASE_CLOSED, party), "closing": {"reason": reason, "note": ""}}
     rendered = Renderer(DEFAULT_TEMPLATES_DIR).render("case_closed", locale, context)
     assert "{{" not in rendered.text and "{{" not in rendered.html and "180" in rendered.text or reason != "expired"
+
+
+@pytest.mark.parametrize("locale, because, reason", [("en", "because", "the merchant has not answered"),
+                                                      ("fr", "parce que", "le marchand n'a pas répondu")])
+def test_staff_notices_say_why_the_case_is_with_staff(locale, because, reason):
+    rendered = Renderer(DEFAULT_TEMPLATES_DIR).render("staff_followup", locale, _context(Notice.STAFF_FOLLOWUP, "s"))
+    assert f"{because} {reason}" in rendered.text and reason.replace("'", "&#39;") in rendered.html
+    escalation = Renderer(DEFAULT_TEMPLATES_DIR).render("staff_escalation", locale, _context(Notice.STAFF_ESCALATION, "s"))
+    assert reason in escalation.text

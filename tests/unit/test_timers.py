@@ -107,6 +107,27 @@ def test_payment_case_staff_reminders(opened, first, second):
     assert all(t.kind != timers.STAFF_REMINDER for t in timers.scheduled(answered, **KW))
 
 
+def test_a_case_handed_to_staff_reminds_staff_until_one_of_them_writes():
+    escalated = paris(2026, 12, 7, 10, 0)  # a Monday
+    case = view(state="with_staff", escalated=True, waiting_since=escalated)
+    assert _at(case, timers.STAFF_FOLLOWUP, 1) == paris(2026, 12, 9, 10, 0)
+    assert _at(case, timers.STAFF_FOLLOWUP, 2) == paris(2026, 12, 14, 10, 0)
+    # a staff message before the escalation does not count; one after it stops the reminders
+    earlier = replace(case, last_staff_message_at=escalated - timedelta(days=1))
+    assert _at(earlier, timers.STAFF_FOLLOWUP, 1) == paris(2026, 12, 9, 10, 0)
+    answered = replace(case, last_staff_message_at=escalated + timedelta(hours=3))
+    assert all(t.kind != timers.STAFF_FOLLOWUP for t in timers.scheduled(answered, **KW))
+    # a category question nobody answered reaches staff without a category
+    assert _at(replace(case, category=None), timers.STAFF_FOLLOWUP, 1) == paris(2026, 12, 9, 10, 0)
+    # payment cases have their own same-day reminders instead
+    payment = replace(case, category="payment")
+    assert all(t.kind != timers.STAFF_FOLLOWUP for t in timers.scheduled(payment, **KW))
+    # after downtime only the last one of the chain is sent
+    run, skip = timers.due(case, paris(2026, 12, 20, 10, 0), **KW)
+    assert [t.sequence for t in run if t.kind == timers.STAFF_FOLLOWUP] == [2]
+    assert [t.sequence for t in skip if t.kind == timers.STAFF_FOLLOWUP] == [1]
+
+
 def test_customer_reminders_at_7_and_14_days_and_silence_never_closes_early():
     answered = paris(2026, 11, 27, 12, 0)
     case = view(state="awaiting_customer", waiting_since=answered)
