@@ -316,6 +316,9 @@ def _timers(table: _Reader | None) -> TimerSettings:
     followup = tuple(table.get("staff_followup_business_days", list, list(d.staff_followup_business_days)))
     table.check("staff_followup_business_days", all(isinstance(n, int) and n > 0 for n in followup)
                 and list(followup) == sorted(set(followup)), "increasing positive whole numbers")
+    request = tuple(table.get("staff_request_reminder_business_days", list, list(d.staff_request_reminder_business_days)))
+    table.check("staff_request_reminder_business_days", all(isinstance(n, int) and n > 0 for n in request)
+                and list(request) == sorted(set(request)), "increasing positive whole numbers")
     customer = tuple(table.get("customer_reminder_days", list, list(d.customer_reminder_days)))
     table.check("customer_reminder_days", all(isinstance(n, int) and n > 0 for n in customer), "positive whole numbers")
     values = {}
@@ -331,7 +334,7 @@ def _timers(table: _Reader | None) -> TimerSettings:
     table.reject_unknown()
     return TimerSettings(timezone=tz, country=country, merchant_reminder_business_days=reminders,
                          escalation_business_days=escalation, customer_reminder_days=customer,
-                         staff_followup_business_days=followup, **values, **ints)
+                         staff_followup_business_days=followup, staff_request_reminder_business_days=request, **values, **ints)
 
 
 def _imap(ingress: _Reader, environ: dict[str, str]) -> tuple[ImapMailbox, ...]:

@@ -143,6 +143,7 @@ class Case(Base):
     last_customer_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_merchant_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_staff_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    merchant_asked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # staff last wrote to the merchant
     next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     timer_lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 

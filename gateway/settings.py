@@ -122,6 +122,9 @@ class TimerSettings:
     # A case that reached staff otherwise (escalated, dead merchant address, unanswered
     # category question) and that no staff member has written on since: staff reminders.
     staff_followup_business_days: tuple[int, ...] = (2, 5)
+    # Staff wrote to the merchant on a case they own (payment, escalated) and the merchant
+    # has not answered: merchant reminders after these business days.
+    staff_request_reminder_business_days: tuple[int, ...] = (1,)
     customer_reminder_days: tuple[int, ...] = (7, 14)
     card_window_warning_days: int = 100
     preclose_notice_days: int = 170

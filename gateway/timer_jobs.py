@@ -57,7 +57,8 @@ def view_of(db: Session, case: Case) -> timers.TimerView:
         merchant_unreachable=case.merchant_unreachable, opened_at=case.opened_at, waiting_since=case.waiting_since,
         transaction_date=case.transaction_date or case.opened_at,
         last_customer_message_at=case.last_customer_message_at, last_staff_message_at=case.last_staff_message_at,
-        merchant_held=merchant_held, done=frozenset(tuple(row) for row in done),
+        merchant_held=merchant_held, merchant_asked_at=case.merchant_asked_at,
+        last_merchant_message_at=case.last_merchant_message_at, done=frozenset(tuple(row) for row in done),
     )
 
 
@@ -130,6 +131,12 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
                               "reason": lifecycle.escalation_reason(work, case)}}
         mailer.notice(Notice.STAFF_FOLLOWUP, case, "s", extra)
         return f"staff reminder {timer.sequence} sent (case with staff, no staff message since {case.waiting_since.date()})"
+    if timer.kind == timers.STAFF_REQUEST_REMINDER:
+        if not lifecycle.merchant_reachable(work, case):
+            return "no staff-request reminder: the merchant's address is marked invalid"
+        mailer.notice(Notice.STAFF_REQUEST_REMINDER, case, "m",
+                      {"reminder": {"sequence": timer.sequence, "asked_at": case.merchant_asked_at}})
+        return f"merchant reminded (staff wrote on {case.merchant_asked_at.date()} and wait for an answer)"
     if timer.kind == timers.CUSTOMER_REMINDER:
         mailer.notice(Notice.CUSTOMER_REMINDER, case, "c", {"reminder": {"sequence": timer.sequence}})
         return f"customer reminder {timer.sequence} sent"

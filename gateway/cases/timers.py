@@ -18,6 +18,7 @@ MERCHANT_REMINDER = "merchant_reminder"
 ESCALATION = "escalation"
 STAFF_REMINDER = "staff_reminder"
 STAFF_FOLLOWUP = "staff_followup"
+STAFF_REQUEST_REMINDER = "staff_request_reminder"  # to the merchant: staff wait for your answer
 CUSTOMER_REMINDER = "customer_reminder"
 CARD_WINDOW = "card_window"
 PRECLOSE = "preclose"
@@ -33,6 +34,7 @@ CHAINS = {
     ESCALATION: "merchant",
     STAFF_REMINDER: "staff",
     STAFF_FOLLOWUP: "staff",
+    STAFF_REQUEST_REMINDER: "staff_request",
     CUSTOMER_REMINDER: "customer",
     CATEGORY_REMINDER: "category",
     CATEGORY_ESCALATION: "category",
@@ -54,6 +56,8 @@ class TimerView:
     last_customer_message_at: datetime | None
     last_staff_message_at: datetime | None
     merchant_held: bool = False  # a reply from the merchant's side waits for staff (#release)
+    merchant_asked_at: datetime | None = None  # staff last wrote to the merchant
+    last_merchant_message_at: datetime | None = None
     done: frozenset[tuple[str, str, int]] = frozenset()  # (kind, period, sequence) already run
 
 
@@ -99,6 +103,11 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
         period = _period(case.waiting_since)
         for sequence, days in enumerate(settings.staff_followup_business_days, start=1):
             timers.append(Timer(calendar.add_business_days(case.waiting_since, days), STAFF_FOLLOWUP, period, sequence))
+    if case.state == "with_staff" and _merchant_owes_staff(case):
+        period = _period(case.merchant_asked_at)
+        for sequence, days in enumerate(settings.staff_request_reminder_business_days, start=1):
+            timers.append(Timer(calendar.add_business_days(case.merchant_asked_at, days),
+                                STAFF_REQUEST_REMINDER, period, sequence))
     if case.state == "awaiting_customer":
         period = _period(case.waiting_since)
         for sequence, days in enumerate(settings.customer_reminder_days, start=1):
@@ -113,6 +122,14 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
     closing = autoclose_at(case, settings)
     timers.append(Timer(closing, AUTOCLOSE, _period(closing), 1))  # a reopened case can close again
     return sorted(t for t in timers if t.key not in case.done)
+
+
+def _merchant_owes_staff(case: TimerView) -> bool:
+    """Staff wrote to the merchant and nothing came back since (held replies count: staff
+    have them)."""
+    if case.merchant_asked_at is None or case.merchant_unreachable or case.merchant_held:
+        return False
+    return case.last_merchant_message_at is None or case.last_merchant_message_at < case.merchant_asked_at
 
 
 def _staff_acted_since(case: TimerView, since: datetime) -> bool:

@@ -122,6 +122,12 @@ def _hold(step: Step, case: Case, party: str, reason: str) -> None:
     step.done(f"case {case.reference.upper()}: held for staff: {reason}", case_id=case.id)
 
 
+def _staff_own(case: Case) -> bool:
+    """Staff read everything the parties write: escalated cases, payment cases, and cases
+    staff took before a category was known."""
+    return case.escalated or case.category != "delivery"
+
+
 def _relay_to(step: Step, case: Case, author: str, targets: list[str], transform=None) -> list[str]:
     sent = []
     for target in dict.fromkeys(targets):
@@ -190,7 +196,7 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     message = opening.record_inbound(step, case, "m")
     case.last_merchant_message_at = step.now
     store.add_event(step.db, case, "message_received", at=step.now, party="m", message=message)
-    targets = ["c"] + (["s"] if case.escalated else [])
+    targets = ["c"] + (["s"] if _staff_own(case) else [])
     sent = _relay_to(step, case, "m", targets)
     opening.move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)
     step.done(f"case {case.reference.upper()}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
@@ -256,6 +262,8 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
                   f"{'; refused: ' + '; '.join(refused) if refused else ''}", case_id=case.id)
         return
     sent = _relay_to(step, case, "s", targets, transform=replace_body(found.body))
+    if "m" in sent:
+        case.merchant_asked_at = step.now
     opening.move(step, case, EventKind.STAFF_WROTE, party="s", message=message, to=target)
     step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 

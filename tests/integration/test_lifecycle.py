@@ -369,3 +369,33 @@ def test_an_escalated_case_nobody_takes_up_reminds_staff_until_one_writes(gatewa
     assert "staff reminder" not in out
     assert not any("Reminder 2" in r.text() for r in sink.to(STAFF[0]))
     assert (len(sink.to(CUSTOMER)), len(sink.to(MERCHANT))) == (customer_before, merchant_before)
+
+
+def test_payment_case_merchant_asked_by_staff_is_reminded_and_its_answer_reaches_staff(gateway, sink, tmp_path,
+                                                                                     capsys):
+    case = _open(gateway, sink, alias="payment", body="I was charged twice for TX-1001.")
+    assert sink.to(MERCHANT) == []  # payment cases go to staff only
+    asked = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)  # a Friday
+    gateway.runtime.clock = FixedClock(asked)
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re",
+                            body="#to merchant\nDid you refund the second charge of TX-1001?"),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    assert "refund the second charge" in sink.to(MERCHANT)[-1].text()
+    out = _timers(gateway, tmp_path, asked + timedelta(days=2), capsys)  # Sunday: not yet
+    assert "merchant reminded" not in out
+    out = _timers(gateway, tmp_path, CAL.add_business_days(asked, 1), capsys)  # Monday
+    assert "merchant reminded" in out
+    reminder = sink.to(MERCHANT)[-1]
+    assert "our staff are waiting for your answer" in reminder.text().split("\n", 1)[0]
+    assert _address(case, "m") in reminder.header("From")  # answering it goes to the case
+    staff_before = len(sink.to(STAFF[0]))
+    gateway.runtime.clock = FixedClock(CAL.add_business_days(asked, 1) + timedelta(hours=2))
+    gateway.send(build_mail(sender=MERCHANT, to=_address(case, "m"), subject="Re", body="Refunded this morning."),
+                 to=_address(case, "m"), sender=MERCHANT)
+    gateway.settle()
+    assert any("Refunded this morning." in r.text() for r in sink.to(STAFF[0])[staff_before:])  # staff own the case
+    assert "Refunded this morning." in _texts(sink, CUSTOMER)[-1]
+    merchant_before = len(sink.to(MERCHANT))
+    out = _timers(gateway, tmp_path, CAL.add_business_days(asked, 4), capsys)
+    assert "merchant reminded" not in out and len(sink.to(MERCHANT)) == merchant_before

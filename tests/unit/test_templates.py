@@ -33,6 +33,7 @@ EXTRAS = {
     Notice.STAFF_QUARANTINE: {"inbound_id": 3, "problem": "could not be placed", "mail_from": "", "received_at": NOW},
     Notice.MERCHANT_REMINDER: {"reminder": {"sequence": 2, "final": True, "escalation_date": NOW}, "rights": RIGHTS},
     Notice.STAFF_REMINDER: {"reminder": {"sequence": 1}},
+    Notice.STAFF_REQUEST_REMINDER: {"reminder": {"sequence": 1, "asked_at": NOW}},
     Notice.STAFF_FOLLOWUP: {"reminder": {"sequence": 2, "since": NOW, "reason": "merchant_silent"}},
     Notice.CUSTOMER_REMINDER: {"reminder": {"sequence": 1}},
     Notice.STAFF_ESCALATION: {"escalation": {"reason": "merchant_silent"}, "transcript": [

@@ -128,6 +128,24 @@ def test_a_case_handed_to_staff_reminds_staff_until_one_of_them_writes():
     assert [t.sequence for t in skip if t.kind == timers.STAFF_FOLLOWUP] == [1]
 
 
+def test_staff_asked_the_merchant_who_is_reminded_one_business_day_later_until_it_answers():
+    asked = paris(2026, 11, 27, 11, 0)  # a Friday
+    case = view(state="with_staff", category="payment", merchant_asked_at=asked,
+                last_staff_message_at=asked, last_merchant_message_at=None)
+    assert _at(case, timers.STAFF_REQUEST_REMINDER, 1) == paris(2026, 11, 30, 11, 0)
+    older_answer = replace(case, last_merchant_message_at=asked - timedelta(days=2))
+    assert _at(older_answer, timers.STAFF_REQUEST_REMINDER, 1) == paris(2026, 11, 30, 11, 0)
+    for changes in ({"last_merchant_message_at": asked + timedelta(hours=2)},  # it answered
+                    {"merchant_held": True},  # its answer waits for staff
+                    {"merchant_unreachable": True}, {"merchant_asked_at": None},
+                    {"state": "awaiting_customer"}):  # not a staff-owned case any more
+        assert all(t.kind != timers.STAFF_REQUEST_REMINDER for t in timers.scheduled(replace(case, **changes), **KW))
+    # a later staff message starts a new series
+    again = replace(case, merchant_asked_at=asked + timedelta(days=7), done=frozenset(
+        {(timers.STAFF_REQUEST_REMINDER, timers._period(asked), 1)}))
+    assert _at(again, timers.STAFF_REQUEST_REMINDER, 1) == paris(2026, 12, 7, 11, 0)
+
+
 def test_customer_reminders_at_7_and_14_days_and_silence_never_closes_early():
     answered = paris(2026, 11, 27, 12, 0)
     case = view(state="awaiting_customer", waiting_since=answered)
