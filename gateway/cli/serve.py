@@ -57,8 +57,7 @@ def _start_pollers(runtime, stop: threading.Event) -> list[threading.Thread]:
     for mailbox in runtime.settings.imap:
         poller = imap.ImapPoller(mailbox, store=store, clock=runtime.clock, stop=stop,
                                  max_message_bytes=runtime.settings.smtp_ingress.max_message_bytes,
-                                 report_too_large=imap.make_too_large_reporter(runtime.settings, runtime.database,
-                                                                               runtime.clock))
+                                 report_too_large=imap.make_too_large_reporter(runtime))
         thread = threading.Thread(target=poller.run, name=f"imap-{mailbox.username}", daemon=True)
         thread.start()
         threads.append(thread)
@@ -79,7 +78,7 @@ def cmd_poll_imap(args) -> int:
         if args.once:
             store = imap.make_store(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
             stop = threading.Event()
-            report = imap.make_too_large_reporter(settings, runtime.database, runtime.clock)
+            report = imap.make_too_large_reporter(runtime)
             total = sum(imap.ImapPoller(m, store=store, clock=runtime.clock, stop=stop,
                                         max_message_bytes=settings.smtp_ingress.max_message_bytes,
                                         report_too_large=report).poll_once()

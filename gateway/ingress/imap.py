@@ -27,12 +27,16 @@ from typing import Callable, Iterable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from gateway import addresses
 from gateway.clock import Clock
 from gateway.config import ImapMailbox, Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.metrics import IMAP_STORED
 from gateway.mail.parse import message_ids
 from gateway.models import Inbound
+from gateway.notices import Notice
+from gateway.outgoing import Mailer
+from gateway.pipeline import recipients_of
 from gateway.store import save_inbound
 
 log = logging.getLogger(__name__)
@@ -136,23 +140,42 @@ def make_store(settings: Settings, database: Database, clock: Clock, on_stored: 
     return store_message
 
 
-def make_too_large_reporter(settings: Settings, database: Database, clock: Clock) -> Callable[[bytes, int, str], None]:
+def make_too_large_reporter(runtime) -> Callable[[bytes, int, str], None]:
     """Record an oversized message left in its mailbox as a quarantined inbound row (its
-    headers only), so `quarantine list` and the metrics show it; once per message."""
-    lease_seconds = settings.workers.lease_seconds
+    headers only), so `quarantine list` and the metrics show it; once per message. When it
+    was addressed to one of our addresses, staff are told too (someone is waiting for an
+    answer); mail for nobody of ours in a catch-all mailbox is only listed, or every large
+    spam would reach staff."""
+    settings = runtime.settings
+    limit = settings.smtp_ingress.max_message_bytes
 
     def report(header: bytes, size: int, where: str) -> None:
         envelope = envelope_of(header)
-        with database.unit_of_work() as db:
+        outbox_ids: list[int] = []
+        with runtime.database.unit_of_work() as db:
+            now = runtime.now()
             inbound_id, duplicate = save_inbound(db, raw=header, mail_from=envelope.mail_from,
-                                                 rcpt_tos=list(envelope.rcpt_tos), source="imap", now=clock.now(),
-                                                 lease_seconds=lease_seconds)
-            if not duplicate:
-                row = db.get(Inbound, inbound_id)
-                row.status = "quarantined"
-                row.disposition = "unplaced: too large for max_message_bytes; left in its mailbox"
-                row.error = (f"{size} bytes, over max_message_bytes ({settings.smtp_ingress.max_message_bytes}); "
-                             f"only the headers are kept here; the message is still in {where}")
+                                                 rcpt_tos=list(envelope.rcpt_tos), source="imap", now=now,
+                                                 lease_seconds=settings.workers.lease_seconds)
+            if duplicate:
+                return
+            row = db.get(Inbound, inbound_id)
+            row.status = "quarantined"
+            row.disposition = "unplaced: too large for max_message_bytes; left in its mailbox"
+            row.error = (f"{size} bytes, over max_message_bytes ({limit}); "
+                         f"only the headers are kept here; the message is still in {where}")
+            ours = [r for r in recipients_of(settings, list(envelope.rcpt_tos))
+                    if not isinstance(r, addresses.Rejected)]
+            if ours:
+                mailer = Mailer(db=db, settings=settings, renderer=runtime.renderer, now=now)
+                mailer.staff_notice_outside_case(Notice.STAFF_QUARANTINE, {
+                    "inbound_id": inbound_id, "mail_from": envelope.mail_from, "received_at": now,
+                    "problem": f"is too large ({size} bytes, over max_message_bytes = {limit}) and was not read; "
+                               f"it is still in {where}. Raise the limit or ask the sender for smaller attachments",
+                }, inbound_id=inbound_id)
+                outbox_ids = list(mailer.outbox_ids)
+        for outbox_id in outbox_ids:
+            runtime.enqueue_delivery(outbox_id)
 
     return report
 

@@ -27,7 +27,7 @@ from gateway.config import ImapMailbox
 from gateway.db import DatabaseUnavailable
 from gateway.ingress.imap import ImapPoller, envelope_of, make_store, make_too_large_reporter
 from gateway.models import Inbound
-from tests.harness import CUSTOMER, DOMAIN, Backend, build_mail, settings_for
+from tests.harness import CUSTOMER, DOMAIN, STAFF, Backend, build_mail, settings_for
 
 pytestmark = pytest.mark.mailserver
 
@@ -297,24 +297,31 @@ def test_a_message_over_the_size_limit_is_left_and_reported_not_downloaded(imap,
     assert len([r for r in caplog.records if "over max_message_bytes" in r.getMessage()]) == 1
 
 
-def test_an_oversized_message_is_listed_in_quarantine_with_its_headers(imap, tmp_path):
+def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, tmp_path, sink):
     from gateway import reports
+    from workers.runtime import Runtime
 
-    big = token()
-    imap.append("INBOX", mail(big, size=20_000))
+    big, stray = token(), token()
+    imap.append("INBOX", mail(big, to=f"delivery@{DOMAIN}", size=20_000))
+    imap.append("INBOX", mail(stray, to="nobody@elsewhere.test", size=20_000))  # not for us: listed only
     backend = Backend("sqlite", f"sqlite:///{tmp_path / 'gateway.db'}", "memory://")
     dbmod.upgrade(backend.database_url)
-    database = dbmod.Database(backend.database_url)
-    settings = settings_for(tmp_path, backend, None)
-    report = make_too_large_reporter(settings, database, SystemClock())
+    runtime = Runtime(settings_for(tmp_path, backend, sink.port), inline=True)
+    report = make_too_large_reporter(runtime)
     for _ in range(2):  # reported once, however often it is seen
         ImapPoller(MAILBOX, store=RecordingStore(), clock=SystemClock(), stop=threading.Event(),
                    max_message_bytes=10_000, report_too_large=report).poll_once()
-    with database.unit_of_work() as db:
-        listed = reports.list_quarantine(db)
-    assert len(listed) == 1 and listed[0]["message_id"] == f"<{big}@customer.test>"
-    assert "left in its mailbox" in listed[0]["disposition"] and "UID" in listed[0]["error"]
-    database.dispose()
+    with runtime.database.unit_of_work() as db:
+        listed = {row["message_id"]: row for row in reports.list_quarantine(db)}
+    assert set(listed) == {f"<{big}@customer.test>", f"<{stray}@customer.test>"}
+    assert "left in its mailbox" in listed[f"<{big}@customer.test>"]["disposition"]
+    assert "UID" in listed[f"<{big}@customer.test>"]["error"]
+    told = sink.wait(lambda got: len(got) >= 2)  # one notice per staff address, for the one addressed to us
+    time.sleep(0.3)
+    assert len(sink.received) == 2 and {r.rcpt_tos[0] for r in told} == set(STAFF)
+    text = told[0].text()
+    assert "too large" in text and "max_message_bytes" in text and "INBOX" in text and "quarantine show" in text
+    runtime.close()
 
 
 def test_database_down_stops_the_pass_and_leaves_everything(imap):
