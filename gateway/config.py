@@ -327,10 +327,17 @@ def _timers(table: _Reader | None) -> TimerSettings:
         table.check(key, bool(_TIME_RE.match(values[key])), "expected HH:MM")
     ints = {}
     for key in ("payment_staff_reminders", "card_window_warning_days", "preclose_notice_days", "autoclose_days",
-                "autoclose_quiet_days"):
+                "autoclose_quiet_days", "payment_answer_business_days", "payment_answer_max_business_days",
+                "payment_answer_warning_business_days"):
         ints[key] = table.get(key, int, getattr(d, key))
         table.check(key, ints[key] >= 0, "must not be negative")
     table.check("preclose_notice_days", ints["preclose_notice_days"] < ints["autoclose_days"], "must be below autoclose_days")
+    table.check("payment_answer_max_business_days",
+                ints["payment_answer_business_days"] <= ints["payment_answer_max_business_days"],
+                "must not be below payment_answer_business_days")
+    table.check("payment_answer_warning_business_days",
+                ints["payment_answer_warning_business_days"] < ints["payment_answer_business_days"],
+                "must be below payment_answer_business_days")
     table.reject_unknown()
     return TimerSettings(timezone=tz, country=country, merchant_reminder_business_days=reminders,
                          escalation_business_days=escalation, customer_reminder_days=customer,

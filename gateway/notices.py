@@ -20,6 +20,7 @@ class Notice(str, Enum):
     STAFF_REMINDER = "staff_reminder"  # staff: payment case without a staff answer
     STAFF_FOLLOWUP = "staff_followup"  # staff: a case handed to staff that nobody has taken up
     STAFF_REQUEST_REMINDER = "staff_request_reminder"  # merchant: staff wrote to you and wait for an answer
+    STAFF_PAYMENT_DEADLINE = "staff_payment_deadline"  # staff: the written-answer deadline of a payment complaint
     CUSTOMER_REMINDER = "customer_reminder"  # customer: the merchant answered, we wait for you
     STAFF_ESCALATION = "staff_escalation"  # staff: the case is yours, with its whole history
     ESCALATION_CUSTOMER = "escalation_customer"  # customer: staff took over; your rights

@@ -125,6 +125,12 @@ class TimerSettings:
     # Staff wrote to the merchant on a case they own (payment, escalated) and the merchant
     # has not answered: merchant reminders after these business days.
     staff_request_reminder_business_days: tuple[int, ...] = (1,)
+    # Open payment cases: staff are warned `payment_answer_warning_business_days` before the
+    # written-answer deadline (PSD2 Art. 101(2), CMF L133-45: 15 business days, 35 at most
+    # after a holding reply), where the provider is the PSP complained about.
+    payment_answer_business_days: int = 15
+    payment_answer_max_business_days: int = 35
+    payment_answer_warning_business_days: int = 3
     customer_reminder_days: tuple[int, ...] = (7, 14)
     card_window_warning_days: int = 100
     preclose_notice_days: int = 170

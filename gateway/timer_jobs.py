@@ -137,6 +137,14 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
         mailer.notice(Notice.STAFF_REQUEST_REMINDER, case, "m",
                       {"reminder": {"sequence": timer.sequence, "asked_at": case.merchant_asked_at}})
         return f"merchant reminded (staff wrote on {case.merchant_asked_at.date()} and wait for an answer)"
+    if timer.kind == timers.PAYMENT_ANSWER_DUE:
+        due, latest = timers.payment_answer_deadlines(view_of(work.db, case), calendar, settings)
+        mailer.notice(Notice.STAFF_PAYMENT_DEADLINE, case, "s", {"deadline": {
+            "sequence": timer.sequence, "due": due, "latest": latest,
+            "business_days": settings.payment_answer_business_days,
+            "max_business_days": settings.payment_answer_max_business_days}})
+        which = "written answer" if timer.sequence == 1 else "latest answer after a holding reply"
+        return f"staff warned: {which} due by {(due if timer.sequence == 1 else latest).date()}"
     if timer.kind == timers.CUSTOMER_REMINDER:
         mailer.notice(Notice.CUSTOMER_REMINDER, case, "c", {"reminder": {"sequence": timer.sequence}})
         return f"customer reminder {timer.sequence} sent"

@@ -19,6 +19,7 @@ ESCALATION = "escalation"
 STAFF_REMINDER = "staff_reminder"
 STAFF_FOLLOWUP = "staff_followup"
 STAFF_REQUEST_REMINDER = "staff_request_reminder"  # to the merchant: staff wait for your answer
+PAYMENT_ANSWER_DUE = "payment_answer_due"  # to staff: the written-answer deadline is near (1: 15 BD, 2: 35 BD)
 CUSTOMER_REMINDER = "customer_reminder"
 CARD_WINDOW = "card_window"
 PRECLOSE = "preclose"
@@ -35,6 +36,7 @@ CHAINS = {
     STAFF_REMINDER: "staff",
     STAFF_FOLLOWUP: "staff",
     STAFF_REQUEST_REMINDER: "staff_request",
+    PAYMENT_ANSWER_DUE: "payment_answer",
     CUSTOMER_REMINDER: "customer",
     CATEGORY_REMINDER: "category",
     CATEGORY_ESCALATION: "category",
@@ -108,6 +110,12 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
         for sequence, days in enumerate(settings.staff_request_reminder_business_days, start=1):
             timers.append(Timer(calendar.add_business_days(case.merchant_asked_at, days),
                                 STAFF_REQUEST_REMINDER, period, sequence))
+    if case.category == "payment":
+        limits = [settings.payment_answer_business_days, settings.payment_answer_max_business_days]
+        for sequence, days in enumerate(dict.fromkeys(limits), start=1):
+            warn_after = max(0, days - settings.payment_answer_warning_business_days)
+            timers.append(Timer(calendar.add_business_days(case.opened_at, warn_after), PAYMENT_ANSWER_DUE,
+                                CASE_PERIOD, sequence))
     if case.state == "awaiting_customer":
         period = _period(case.waiting_since)
         for sequence, days in enumerate(settings.customer_reminder_days, start=1):
@@ -122,6 +130,13 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
     closing = autoclose_at(case, settings)
     timers.append(Timer(closing, AUTOCLOSE, _period(closing), 1))  # a reopened case can close again
     return sorted(t for t in timers if t.key not in case.done)
+
+
+def payment_answer_deadlines(case: TimerView, calendar: BusinessCalendar,
+                             settings: TimerSettings) -> tuple[datetime, datetime]:
+    """(written answer due, latest date after a holding reply), counted from the complaint."""
+    return (calendar.add_business_days(case.opened_at, settings.payment_answer_business_days),
+            calendar.add_business_days(case.opened_at, settings.payment_answer_max_business_days))
 
 
 def _merchant_owes_staff(case: TimerView) -> bool:

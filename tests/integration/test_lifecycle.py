@@ -399,3 +399,22 @@ def test_payment_case_merchant_asked_by_staff_is_reminded_and_its_answer_reaches
     merchant_before = len(sink.to(MERCHANT))
     out = _timers(gateway, tmp_path, CAL.add_business_days(asked, 4), capsys)
     assert "merchant reminded" not in out and len(sink.to(MERCHANT)) == merchant_before
+
+
+def test_an_open_payment_case_warns_staff_before_the_legal_answer_deadline(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink, alias="payment", body="I was charged twice for TX-1001.")
+    opened = datetime.fromisoformat(case["opened_at"])
+    due = CAL.add_business_days(opened, 15)
+    out = _timers(gateway, tmp_path, CAL.add_business_days(opened, 12), capsys)
+    assert f"written answer due by {due.date()}" in out
+    warning = sink.to(STAFF[0])[-1].text()
+    assert "written answer due by " + due.strftime("%-d %B %Y") in warning
+    assert "holding reply" in warning and "L133-45" in warning
+    assert not any("L133-45" in r.text() for r in sink.to(CUSTOMER))  # for staff only
+    gateway.runtime.clock = FixedClock(CAL.add_business_days(opened, 13))
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#close Refunded twice-charged amount."),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+    assert _case(gateway)["state"] == "closed"
+    out = _timers(gateway, tmp_path, CAL.add_business_days(opened, 33), capsys)
+    assert "due by" not in out

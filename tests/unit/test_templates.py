@@ -34,6 +34,8 @@ EXTRAS = {
     Notice.MERCHANT_REMINDER: {"reminder": {"sequence": 2, "final": True, "escalation_date": NOW}, "rights": RIGHTS},
     Notice.STAFF_REMINDER: {"reminder": {"sequence": 1}},
     Notice.STAFF_REQUEST_REMINDER: {"reminder": {"sequence": 1, "asked_at": NOW}},
+    Notice.STAFF_PAYMENT_DEADLINE: {"deadline": {"sequence": 1, "due": NOW, "latest": NOW, "business_days": 15,
+                                                 "max_business_days": 35}},
     Notice.STAFF_FOLLOWUP: {"reminder": {"sequence": 2, "since": NOW, "reason": "merchant_silent"}},
     Notice.CUSTOMER_REMINDER: {"reminder": {"sequence": 1}},
     Notice.STAFF_ESCALATION: {"escalation": {"reason": "merchant_silent"}, "transcript": [

@@ -146,6 +146,20 @@ def test_staff_asked_the_merchant_who_is_reminded_one_business_day_later_until_i
     assert _at(again, timers.STAFF_REQUEST_REMINDER, 1) == paris(2026, 12, 7, 11, 0)
 
 
+def test_open_payment_cases_warn_staff_before_the_written_answer_deadlines():
+    opened = paris(2026, 11, 26, 10, 0)  # a Thursday
+    case = view(state="with_staff", category="payment", opened_at=opened, waiting_since=opened,
+                last_staff_message_at=opened + timedelta(hours=1))
+    due, latest = timers.payment_answer_deadlines(case, CAL, SETTINGS)
+    assert (due, latest) == (paris(2026, 12, 17, 10, 0), paris(2027, 1, 18, 10, 0))  # 15 and 35 BD, 25 Dec and 1 Jan skipped
+    assert _at(case, timers.PAYMENT_ANSWER_DUE, 1) == paris(2026, 12, 14, 10, 0)  # 3 BD before
+    assert _at(case, timers.PAYMENT_ANSWER_DUE, 2) == paris(2027, 1, 13, 10, 0)
+    for changes in ({"category": "delivery"}, {"state": "closed"}):
+        assert all(t.kind != timers.PAYMENT_ANSWER_DUE for t in timers.scheduled(replace(case, **changes), **KW))
+    run, skip = timers.due(case, paris(2027, 2, 1, 10, 0), **KW)  # after long downtime: only the later one
+    assert [t.sequence for t in run if t.kind == timers.PAYMENT_ANSWER_DUE] == [2]
+
+
 def test_customer_reminders_at_7_and_14_days_and_silence_never_closes_early():
     answered = paris(2026, 11, 27, 12, 0)
     case = view(state="awaiting_customer", waiting_since=answered)
