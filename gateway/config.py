@@ -291,6 +291,10 @@ def _workers(table: _Reader | None) -> WorkerSettings:
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _timers(table: _Reader | None) -> TimerSettings:
     if table is None:
         return TimerSettings()
@@ -311,16 +315,16 @@ def _timers(table: _Reader | None) -> TimerSettings:
         table.check("country", False, f"no public-holiday calendar for {country!r}")
     reminders = tuple(table.get("merchant_reminder_business_days", list, list(d.merchant_reminder_business_days)))
     escalation = table.get("escalation_business_days", int, d.escalation_business_days)
-    table.check("merchant_reminder_business_days", all(isinstance(n, int) and 0 < n < escalation for n in reminders)
+    table.check("merchant_reminder_business_days", all(_whole(n) and 0 < n < escalation for n in reminders)
                 and list(reminders) == sorted(reminders), "increasing whole numbers below escalation_business_days")
     followup = tuple(table.get("staff_followup_business_days", list, list(d.staff_followup_business_days)))
-    table.check("staff_followup_business_days", all(isinstance(n, int) and n > 0 for n in followup)
+    table.check("staff_followup_business_days", all(_whole(n) and n > 0 for n in followup)
                 and list(followup) == sorted(set(followup)), "increasing positive whole numbers")
     request = tuple(table.get("staff_request_reminder_business_days", list, list(d.staff_request_reminder_business_days)))
-    table.check("staff_request_reminder_business_days", all(isinstance(n, int) and n > 0 for n in request)
+    table.check("staff_request_reminder_business_days", all(_whole(n) and n > 0 for n in request)
                 and list(request) == sorted(set(request)), "increasing positive whole numbers")
     customer = tuple(table.get("customer_reminder_days", list, list(d.customer_reminder_days)))
-    table.check("customer_reminder_days", all(isinstance(n, int) and n > 0 for n in customer), "positive whole numbers")
+    table.check("customer_reminder_days", all(_whole(n) and n > 0 for n in customer), "positive whole numbers")
     values = {}
     for key in ("payment_cutoff", "business_day_end"):
         values[key] = table.get(key, str, getattr(d, key))
@@ -336,7 +340,8 @@ def _timers(table: _Reader | None) -> TimerSettings:
                 ints["payment_answer_business_days"] <= ints["payment_answer_max_business_days"],
                 "must not be below payment_answer_business_days")
     table.check("payment_answer_warning_business_days",
-                ints["payment_answer_warning_business_days"] < ints["payment_answer_business_days"],
+                not ints["payment_answer_business_days"]
+                or ints["payment_answer_warning_business_days"] < ints["payment_answer_business_days"],
                 "must be below payment_answer_business_days")
     table.reject_unknown()
     return TimerSettings(timezone=tz, country=country, merchant_reminder_business_days=reminders,

@@ -73,6 +73,32 @@ def reschedule(db: Session, case: Case, settings: Settings, calendar: BusinessCa
     case.next_due_at = timers.next_due_at(view_of(db, case), **_timer_kwargs(settings, calendar))
 
 
+def reschedule_open_cases(runtime, *, batch_size: int = 500) -> int:
+    """Recompute every open case's next due time with the running code and `[timers]`.
+
+    A case's `next_due_at` is otherwise recomputed only when something happens to it, so
+    after an upgrade that adds a timer, or a change of the configured delays, cases opened
+    before would wait with the old time. Schedulers do this when they start; rows a worker
+    holds are skipped (the worker reschedules them itself). Returns how many changed."""
+    settings = runtime.settings
+    calendar = calendar_for(settings)
+    changed, last_id = 0, 0
+    while True:
+        with runtime.database.unit_of_work() as db:
+            query = (select(Case).where(Case.state != "closed", Case.id > last_id).order_by(Case.id)
+                     .limit(batch_size))
+            if db.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            cases = list(db.scalars(query))
+            if not cases:
+                return changed
+            for case in cases:
+                before = case.next_due_at
+                reschedule(db, case, settings, calendar)
+                changed += before != case.next_due_at
+            last_id = cases[-1].id
+
+
 def _mark(db: Session, case: Case, timer: timers.Timer, outcome: str, now: datetime) -> bool:
     """Record the timer once; False when it was recorded already (another scheduler ran it)."""
     try:
@@ -128,7 +154,9 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
         return f"staff reminder {timer.sequence} sent (payment case without a staff answer)"
     if timer.kind == timers.STAFF_FOLLOWUP:
         extra = {"reminder": {"sequence": timer.sequence, "since": case.waiting_since,
-                              "reason": lifecycle.escalation_reason(work, case)}}
+                              "reason": lifecycle.escalation_reason(work, case),
+                              "merchant_told": lifecycle.merchant_reachable(work, case)
+                              and lifecycle.merchant_involved(work, case)}}
         mailer.notice(Notice.STAFF_FOLLOWUP, case, "s", extra)
         return f"staff reminder {timer.sequence} sent (case with staff, no staff message since {case.waiting_since.date()})"
     if timer.kind == timers.STAFF_REQUEST_REMINDER:
@@ -172,11 +200,13 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
     raise ValueError(f"unknown timer kind {timer.kind}")
 
 
-def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
+def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500,
+                    exclude: frozenset[int] = frozenset()) -> list[int]:
     """Ids of cases whose next timer is due (through the `next_due_at` index), claimed for
-    `lease_seconds` (SKIP LOCKED on PostgreSQL)."""
+    `lease_seconds` (SKIP LOCKED on PostgreSQL); `exclude` are cases not to claim again."""
+    excluded = [Case.id.not_in(exclude)] if exclude else []
     return store.claim_ids(db, Case, Case.next_due_at.is_not(None), Case.next_due_at <= now,
-                           or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now),
+                           or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now), *excluded,
                            order_by=Case.next_due_at, limit=limit,
                            values={"timer_lease_until": now + timedelta(seconds=lease_seconds)})
 
@@ -188,8 +218,8 @@ def run_all_due(runtime) -> list[str]:
     seen: set[int] = set()
     while True:
         with runtime.database.unit_of_work() as db:
-            case_ids = [i for i in claim_due_cases(db, now=now, lease_seconds=runtime.settings.workers.lease_seconds)
-                        if i not in seen]
+            case_ids = claim_due_cases(db, now=now, lease_seconds=runtime.settings.workers.lease_seconds,
+                                       exclude=frozenset(seen))
         if not case_ids:
             return lines
         seen.update(case_ids)

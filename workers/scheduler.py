@@ -47,6 +47,12 @@ def sweep(runtime) -> SweepReport:
 def run_forever(runtime, stop: threading.Event) -> None:
     """Sweep every `workers.sweep_interval_seconds` until `stop` is set."""
     interval = runtime.settings.workers.sweep_interval_seconds
+    try:
+        changed = timer_jobs.reschedule_open_cases(runtime)
+        if changed:
+            log.info("rescheduled %s open case(s) with the current [timers]", changed)
+    except Exception:  # the sweeps go on; cases are rescheduled when they are next touched
+        log.exception("rescheduling open cases failed")
     while not stop.is_set():
         try:
             sweep(runtime)

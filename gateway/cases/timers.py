@@ -110,7 +110,7 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
         for sequence, days in enumerate(settings.staff_request_reminder_business_days, start=1):
             timers.append(Timer(calendar.add_business_days(case.merchant_asked_at, days),
                                 STAFF_REQUEST_REMINDER, period, sequence))
-    if case.category == "payment":
+    if case.category == "payment" and settings.payment_answer_business_days:
         limits = [settings.payment_answer_business_days, settings.payment_answer_max_business_days]
         for sequence, days in enumerate(dict.fromkeys(limits), start=1):
             warn_after = max(0, days - settings.payment_answer_warning_business_days)
@@ -140,9 +140,12 @@ def payment_answer_deadlines(case: TimerView, calendar: BusinessCalendar,
 
 
 def _merchant_owes_staff(case: TimerView) -> bool:
-    """Staff wrote to the merchant and nothing came back since (held replies count: staff
-    have them)."""
+    """Staff wrote to the merchant alone (#to merchant) while the case was theirs, and nothing
+    came back since (held replies count: staff have them). A request made before the case
+    came to staff (escalation, reopening) is not chased again."""
     if case.merchant_asked_at is None or case.merchant_unreachable or case.merchant_held:
+        return False
+    if case.merchant_asked_at < case.waiting_since:
         return False
     return case.last_merchant_message_at is None or case.last_merchant_message_at < case.merchant_asked_at
 
@@ -183,6 +186,9 @@ def due(case: TimerView, now: datetime, **kwargs) -> tuple[list[Timer], list[Tim
     ready = [t for t in scheduled(case, **kwargs) if t.at <= now]
     window_closed = case.transaction_date + timedelta(days=CARD_WINDOW_CLOSES_DAYS)
     late = [t for t in ready if t.kind == CARD_WINDOW and now >= window_closed]  # no warning after the fact
+    if case.category == "payment":  # nor about a deadline already past (a case reopened later)
+        deadlines = payment_answer_deadlines(case, kwargs["calendar"], kwargs["settings"])
+        late += [t for t in ready if t.kind == PAYMENT_ANSWER_DUE and now >= deadlines[t.sequence - 1]]
     ready = [t for t in ready if t not in late]
     last_of_chain: dict[str, Timer] = {}
     for timer in ready:

@@ -120,6 +120,9 @@ def cmd_timers(args) -> int:
         clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
     runtime = Runtime(settings, clock=clock, inline=True)
     try:
+        rescheduled = timer_jobs.reschedule_open_cases(runtime)
+        if rescheduled:
+            print(f"{rescheduled} open case(s) rescheduled with the current [timers]")
         report = timer_jobs.run_all_due(runtime)
     finally:
         runtime.close()

@@ -262,8 +262,8 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
                   f"{'; refused: ' + '; '.join(refused) if refused else ''}", case_id=case.id)
         return
     sent = _relay_to(step, case, "s", targets, transform=replace_body(found.body))
-    if "m" in sent:
-        case.merchant_asked_at = step.now
+    if target == "m" and "m" in sent:
+        case.merchant_asked_at = step.now  # a question for the merchant alone: it owes staff an answer
     opening.move(step, case, EventKind.STAFF_WROTE, party="s", message=message, to=target)
     step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
@@ -302,7 +302,7 @@ def _release(step: Step, case: Case, message_id: int) -> bool:
     inbound = step.db.get(Inbound, held.inbound_id)
     author = held.party
     targets = {"c": ["m"] if case.category != "payment" else ["s"], "m": ["c"], "s": ["c", "m"]}[author]
-    if case.escalated and author != "s":
+    if _staff_own(case) and author != "s":
         targets.append("s")
     for target in dict.fromkeys(targets):
         if target == "m" and not lifecycle.merchant_reachable(step, case):

@@ -44,9 +44,11 @@ def transcript(work: Work, case: Case) -> list[dict]:
 
 
 def escalation_reason(work: Work, case: Case) -> str | None:
-    """Why the case last came to staff: the `reason` of its latest applied escalation."""
+    """Why the case came to staff: the `reason` of the escalation that moved it there (a
+    later #escalate on a case already with staff changes nothing)."""
     kinds = (EventKind.ESCALATED.value, EventKind.MERCHANT_BOUNCED.value, EventKind.REOPENED.value)
-    for event in work.db.scalars(select(Event).where(Event.case_id == case.id, Event.kind.in_(kinds))
+    for event in work.db.scalars(select(Event).where(Event.case_id == case.id, Event.kind.in_(kinds),
+                                                     Event.at <= case.waiting_since)
                                  .order_by(Event.at.desc(), Event.id.desc())):
         if event.detail.get("applied", True):
             return event.detail.get("reason") or ("reopened" if event.kind == EventKind.REOPENED.value else None)

@@ -106,6 +106,17 @@ def _addresses(headers, names: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(address for address in found if "@" in address))
 
 
+def gateway_recipients(raw: bytes, rcpt_tos: Iterable[str], domain: str) -> list[str]:
+    """Where a message in the mailbox is going. When the delivery headers name the mailbox
+    itself (its own address in X-Original-To/Delivered-To), the addresses of ours in To and
+    Cc say it."""
+    rcpt_tos = list(rcpt_tos)
+    if any(r.endswith("@" + domain) for r in rcpt_tos):
+        return rcpt_tos
+    headers = _HEADER_PARSER.parsebytes(raw, headersonly=True)
+    return [a for a in _addresses(headers, ("to", "cc")) if a.endswith("@" + domain)] or rcpt_tos
+
+
 def make_store(settings: Settings, database: Database, clock: Clock, on_stored: Callable[[int], None]) -> StoreFn:
     """The `store` callable of a poller: commit the raw message, then enqueue its id.
 
@@ -119,12 +130,7 @@ def make_store(settings: Settings, database: Database, clock: Clock, on_stored: 
     domain = settings.gateway.domain
 
     def store_message(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> int:
-        if not any(r.endswith("@" + domain) for r in rcpt_tos):
-            # Written to the mailbox itself (its own address in X-Original-To/Delivered-To):
-            # the addresses of ours in To and Cc say where it is going.
-            headers = _HEADER_PARSER.parsebytes(raw, headersonly=True)
-            ours = [a for a in _addresses(headers, ("to", "cc")) if a.endswith("@" + domain)]
-            rcpt_tos = ours or rcpt_tos
+        rcpt_tos = gateway_recipients(raw, rcpt_tos, domain)
         with database.unit_of_work() as db:
             inbound_id, duplicate = save_inbound(db, raw=raw, mail_from=mail_from, rcpt_tos=rcpt_tos,
                                                  source="imap", now=clock.now(), lease_seconds=lease_seconds)
@@ -151,11 +157,12 @@ def make_too_large_reporter(runtime) -> Callable[[bytes, int, str], None]:
 
     def report(header: bytes, size: int, where: str) -> None:
         envelope = envelope_of(header)
+        rcpt_tos = gateway_recipients(header, envelope.rcpt_tos, settings.gateway.domain)
         outbox_ids: list[int] = []
         with runtime.database.unit_of_work() as db:
             now = runtime.now()
             inbound_id, duplicate = save_inbound(db, raw=header, mail_from=envelope.mail_from,
-                                                 rcpt_tos=list(envelope.rcpt_tos), source="imap", now=now,
+                                                 rcpt_tos=rcpt_tos, source="imap", now=now,
                                                  lease_seconds=settings.workers.lease_seconds)
             if duplicate:
                 return
@@ -164,7 +171,7 @@ def make_too_large_reporter(runtime) -> Callable[[bytes, int, str], None]:
             row.disposition = "unplaced: too large for max_message_bytes; left in its mailbox"
             row.error = (f"{size} bytes, over max_message_bytes ({limit}); "
                          f"only the headers are kept here; the message is still in {where}")
-            ours = [r for r in recipients_of(settings, list(envelope.rcpt_tos))
+            ours = [r for r in recipients_of(settings, rcpt_tos)
                     if not isinstance(r, addresses.Rejected)]
             if ours:
                 mailer = Mailer(db=db, settings=settings, renderer=runtime.renderer, now=now)

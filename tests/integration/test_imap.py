@@ -302,7 +302,9 @@ def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, t
     from workers.runtime import Runtime
 
     big, stray = token(), token()
-    imap.append("INBOX", mail(big, to=f"delivery@{DOMAIN}", size=20_000))
+    # delivered to the mailbox's own address, as a mailbox that receives the gateway's mail has it
+    imap.append("INBOX", mail(big, to=f"delivery@{DOMAIN}", size=20_000,
+                              headers={"Return-Path": f"<{CUSTOMER}>", "Delivered-To": USER}))
     imap.append("INBOX", mail(stray, to="nobody@elsewhere.test", size=20_000))  # not for us: listed only
     backend = Backend("sqlite", f"sqlite:///{tmp_path / 'gateway.db'}", "memory://")
     dbmod.upgrade(backend.database_url)
@@ -316,6 +318,7 @@ def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, t
     assert set(listed) == {f"<{big}@customer.test>", f"<{stray}@customer.test>"}
     assert "left in its mailbox" in listed[f"<{big}@customer.test>"]["disposition"]
     assert "UID" in listed[f"<{big}@customer.test>"]["error"]
+    assert listed[f"<{big}@customer.test>"]["rcpt_tos"] == [f"delivery@{DOMAIN}"]
     told = sink.wait(lambda got: len(got) >= 2)  # one notice per staff address, for the one addressed to us
     time.sleep(0.3)
     assert len(sink.received) == 2 and {r.rcpt_tos[0] for r in told} == set(STAFF)

@@ -8,10 +8,13 @@ import threading
 from dramatiq.brokers.stub import StubBroker
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import select
+
 from gateway import addresses, reports
 from gateway.cli import main
 from gateway.clock import BusinessCalendar, FixedClock
 from gateway import timer_jobs
+from gateway.models import Case, Merchant
 from workers.runtime import Runtime
 from tests.harness import CUSTOMER, DOMAIN, KEYS, MERCHANT, STAFF, build_mail, write_config
 
@@ -418,3 +421,70 @@ def test_an_open_payment_case_warns_staff_before_the_legal_answer_deadline(gatew
     assert _case(gateway)["state"] == "closed"
     out = _timers(gateway, tmp_path, CAL.add_business_days(opened, 33), capsys)
     assert "due by" not in out
+
+
+def _staff_says(gateway, case, at, body):
+    gateway.runtime.clock = FixedClock(at)
+    gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body=body),
+                 to=_address(case, "s"), sender=STAFF[0])
+    gateway.settle()
+
+
+def test_a_staff_message_to_both_parties_does_not_chase_the_merchant(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink)
+    opened = datetime.fromisoformat(case["opened_at"])
+    gateway.runtime.clock = FixedClock(opened + timedelta(minutes=5))
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="#escalate\nPlease help."),
+                 to=_address(case, "c"))
+    gateway.settle()
+    _staff_says(gateway, case, opened + timedelta(hours=1), "Carol, could you send us a photo of the parcel?")
+    out = _timers(gateway, tmp_path, CAL.add_business_days(opened + timedelta(hours=1), 1), capsys)
+    assert "merchant reminded" not in out
+
+
+def test_no_stale_requests_or_past_deadlines_after_a_reopen(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink, alias="payment", body="I was charged twice for TX-1001.")
+    opened = datetime.fromisoformat(case["opened_at"])
+    _staff_says(gateway, case, opened + timedelta(hours=1), "#to merchant\nDid you refund the second charge?")
+    gateway.runtime.clock = FixedClock(opened + timedelta(hours=2))
+    gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="#resolved"),
+                 to=_address(case, "c"))
+    gateway.settle()
+    reopened = CAL.add_business_days(opened, 40)
+    _staff_says(gateway, case, reopened, "#reopen")
+    assert _case(gateway)["state"] == "with_staff"
+    out = _timers(gateway, tmp_path, reopened + timedelta(minutes=1), capsys)
+    assert "merchant reminded" not in out and "due by" not in out
+
+
+def test_a_request_made_before_the_escalation_is_not_chased_after_it(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink)
+    opened = datetime.fromisoformat(case["opened_at"])
+    _staff_says(gateway, case, opened + timedelta(hours=1), "#to merchant\nPlease answer the customer.")
+    escalation_day = CAL.add_business_days(opened, 7)
+    out = _timers(gateway, tmp_path, escalation_day, capsys)
+    out += _timers(gateway, tmp_path, escalation_day + timedelta(minutes=2), capsys)
+    assert "escalated" in out and "merchant reminded" not in out
+
+
+def test_the_follow_up_of_a_dead_merchant_case_does_not_say_the_merchant_was_told(gateway, sink, tmp_path):
+    with gateway.runtime.database.unit_of_work() as db:
+        db.get(Merchant, "shop1").address_invalid = True
+    _open(gateway, sink)
+    case = _case(gateway)
+    assert case["state"] == "with_staff"
+    _timers(gateway, tmp_path, CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 2) + timedelta(minutes=1))
+    reminder = [r.text() for r in sink.to(STAFF[0]) if r.text().startswith("Reminder 1")][-1]
+    assert "because the merchant's email address does not work" in reminder
+    assert "the merchant has received nothing" in reminder and "Both parties" not in reminder
+    assert sink.to(MERCHANT) == []
+
+
+def test_cases_opened_before_an_upgrade_get_new_timers_when_the_scheduler_starts(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink)
+    escalation_day = CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 7)
+    _timers(gateway, tmp_path, escalation_day)
+    with gateway.runtime.database.unit_of_work() as db:
+        db.scalar(select(Case)).next_due_at = escalation_day + timedelta(days=90)  # what an older version stored
+    out = _timers(gateway, tmp_path, CAL.add_business_days(escalation_day, 2), capsys)
+    assert "1 open case(s) rescheduled" in out and "staff reminder 1 sent" in out

@@ -118,6 +118,19 @@ BROKEN = [
     pytest.param(MINIMAL + '[outbound.smtp]\nhost = "h"\nstarttls = true\nssl = true\n', "starttls",
                  id="starttls-and-ssl"),
     pytest.param(MINIMAL + "[ingress.smtp]\nmax_message_bytes = 10\n", "max_message_bytes", id="max-message-small"),
+    # timers
+    pytest.param(MINIMAL + "[timers]\nstaff_followup_business_days = [true, 3]\n", "staff_followup_business_days",
+                 id="followup-bool"),
+    pytest.param(MINIMAL + "[timers]\nstaff_followup_business_days = [5, 2]\n", "staff_followup_business_days",
+                 id="followup-decreasing"),
+    pytest.param(MINIMAL + "[timers]\nstaff_request_reminder_business_days = [0]\n",
+                 "staff_request_reminder_business_days", id="request-zero"),
+    pytest.param(MINIMAL + "[timers]\nmerchant_reminder_business_days = [true]\n", "merchant_reminder_business_days",
+                 id="merchant-reminder-bool"),
+    pytest.param(MINIMAL + "[timers]\npayment_answer_business_days = 40\n", "payment_answer_max_business_days",
+                 id="payment-answer-over-max"),
+    pytest.param(MINIMAL + "[timers]\npayment_answer_warning_business_days = 15\n",
+                 "payment_answer_warning_business_days", id="payment-warning-too-early"),
     # bad ports
     pytest.param(MINIMAL + "[ingress.smtp]\nport = 70000\n", "port", id="ingress-port-too-big"),
     pytest.param(MINIMAL + "[ingress.smtp]\nport = 65536\n", "port", id="ingress-port-65536"),
@@ -236,3 +249,11 @@ def test_smtp_password_from_the_environment_without_one_in_the_file(tmp_path):
 def test_smtp_password_from_the_environment_replaces_the_file(tmp_path):
     text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nusername = "gw"\npassword = "in-file"\n'
     assert _load(tmp_path, text, {"DISPUTE_GATEWAY_SMTP_PASSWORD": "from-env"}).outbound.smtp.password == "from-env"
+
+
+def test_timer_settings_read_from_the_file(tmp_path):
+    settings = _load(tmp_path, MINIMAL + "[timers]\nstaff_followup_business_days = [1, 3]\n"
+                     "staff_request_reminder_business_days = [1, 2]\npayment_answer_business_days = 0\n")
+    assert settings.timers.staff_followup_business_days == (1, 3)
+    assert settings.timers.staff_request_reminder_business_days == (1, 2)
+    assert settings.timers.payment_answer_business_days == 0  # the warnings are off

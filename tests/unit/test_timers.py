@@ -140,6 +140,9 @@ def test_staff_asked_the_merchant_who_is_reminded_one_business_day_later_until_i
                     {"merchant_unreachable": True}, {"merchant_asked_at": None},
                     {"state": "awaiting_customer"}):  # not a staff-owned case any more
         assert all(t.kind != timers.STAFF_REQUEST_REMINDER for t in timers.scheduled(replace(case, **changes), **KW))
+    # a request made before the case came to staff (escalated or reopened since) is not chased
+    later = replace(case, waiting_since=asked + timedelta(hours=1))
+    assert all(t.kind != timers.STAFF_REQUEST_REMINDER for t in timers.scheduled(later, **KW))
     # a later staff message starts a new series
     again = replace(case, merchant_asked_at=asked + timedelta(days=7), done=frozenset(
         {(timers.STAFF_REQUEST_REMINDER, timers._period(asked), 1)}))
@@ -156,8 +159,13 @@ def test_open_payment_cases_warn_staff_before_the_written_answer_deadlines():
     assert _at(case, timers.PAYMENT_ANSWER_DUE, 2) == paris(2027, 1, 13, 10, 0)
     for changes in ({"category": "delivery"}, {"state": "closed"}):
         assert all(t.kind != timers.PAYMENT_ANSWER_DUE for t in timers.scheduled(replace(case, **changes), **KW))
-    run, skip = timers.due(case, paris(2027, 2, 1, 10, 0), **KW)  # after long downtime: only the later one
+    run, skip = timers.due(case, paris(2027, 1, 14, 10, 0), **KW)  # after downtime: only the later one
     assert [t.sequence for t in run if t.kind == timers.PAYMENT_ANSWER_DUE] == [2]
+    run, skip = timers.due(case, paris(2027, 2, 1, 10, 0), **KW)  # both deadlines past (a case reopened late)
+    assert not [t for t in run if t.kind == timers.PAYMENT_ANSWER_DUE]
+    assert sorted(t.sequence for t in skip if t.kind == timers.PAYMENT_ANSWER_DUE) == [1, 2]
+    off = {**KW, "settings": replace(SETTINGS, payment_answer_business_days=0)}
+    assert all(t.kind != timers.PAYMENT_ANSWER_DUE for t in timers.scheduled(case, **off))
 
 
 def test_customer_reminders_at_7_and_14_days_and_silence_never_closes_early():
