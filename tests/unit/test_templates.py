@@ -109,3 +109,13 @@ def test_staff_notices_say_why_the_case_is_with_staff(locale, because, reason):
     assert f"{because} {reason}" in rendered.text and reason.replace("'", "&#39;") in rendered.html
     escalation = Renderer(DEFAULT_TEMPLATES_DIR).render("staff_escalation", locale, _context(Notice.STAFF_ESCALATION, "s"))
     assert reason in escalation.text
+
+
+@pytest.mark.parametrize("locale, words", [("en", ("6 months", "12 months", "2024/1799")),
+                                           ("fr", ("6 mois", "12 mois", "2024/1799"))])
+@pytest.mark.parametrize("dispute_type", ["damaged", "not_as_described"])
+def test_the_repair_extension_quotes_the_code_and_the_repair_directive(locale, words, dispute_type):
+    context = _context(Notice.ESCALATION_CUSTOMER)
+    context["case"] = {**context["case"], "dispute_type": dispute_type}
+    text = Renderer(DEFAULT_TEMPLATES_DIR).render("escalation_customer", locale, context).text
+    assert all(word in text for word in words)
