@@ -284,8 +284,13 @@ def _workers(table: _Reader | None) -> WorkerSettings:
     table.check("lease_seconds", lease >= 10, "must be at least 10")
     sweep = table.get("sweep_interval_seconds", int, 30)
     table.check("sweep_interval_seconds", sweep >= 1, "must be at least 1")
+    at_once = table.get("large_messages_at_once", int, WorkerSettings.large_messages_at_once)
+    table.check("large_messages_at_once", at_once >= 1, "must be at least 1")
+    large = table.get("large_message_bytes", int, WorkerSettings.large_message_bytes)
+    table.check("large_message_bytes", large >= 1024, "must be at least 1024")
     table.reject_unknown()
-    return WorkerSettings(threads=threads, lease_seconds=lease, sweep_interval_seconds=sweep)
+    return WorkerSettings(threads=threads, lease_seconds=lease, sweep_interval_seconds=sweep,
+                          large_messages_at_once=at_once, large_message_bytes=large)
 
 
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -105,6 +105,10 @@ class WorkerSettings:
     threads: int = 4
     lease_seconds: int = 300
     sweep_interval_seconds: int = 30
+    # Parsing and re-composing a message costs several times its size in memory for a
+    # moment; messages over large_message_bytes are processed this many at a time.
+    large_messages_at_once: int = 1
+    large_message_bytes: int = 2_097_152
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ import logging
 import traceback
 
 import dramatiq
+from sqlalchemy import select
 
 from gateway import pipeline
 from gateway.db import DatabaseUnavailable
+from gateway.models import Inbound
 
 log = logging.getLogger(__name__)
 
@@ -16,10 +18,16 @@ log = logging.getLogger(__name__)
 def declare(runtime) -> dramatiq.Actor:
     def process_inbound(inbound_id: int) -> None:
         settings = runtime.settings
-        now = runtime.now()
         try:
+            # the size first, in its own short transaction: waiting for a slot while holding
+            # a write transaction would block every other writer on SQLite
             with runtime.database.unit_of_work() as db:
-                result = pipeline.process_inbound(db, inbound_id, settings=settings, renderer=runtime.renderer, now=now)
+                size = db.scalar(select(Inbound.size).where(Inbound.id == inbound_id)) or 0
+            with runtime.large_messages.slot(size):
+                now = runtime.now()
+                with runtime.database.unit_of_work() as db:
+                    result = pipeline.process_inbound(db, inbound_id, settings=settings, renderer=runtime.renderer,
+                                                      now=now)
             outbox_ids = result.outbox_ids
         except DatabaseUnavailable:
             raise  # Dramatiq retries; the sweep re-enqueues if the retries run out
@@ -28,7 +36,7 @@ def declare(runtime) -> dramatiq.Actor:
             log.exception("inbound %s failed; quarantined", inbound_id)
             with runtime.database.unit_of_work() as db:
                 outbox_ids = pipeline.quarantine(db, inbound_id, error, settings=settings,
-                                                 renderer=runtime.renderer, now=now)
+                                                 renderer=runtime.renderer, now=runtime.now())
         for outbox_id in outbox_ids:
             runtime.enqueue_delivery(outbox_id)
 

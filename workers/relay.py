@@ -14,6 +14,7 @@ def declare(runtime) -> dramatiq.Actor:
             runtime.database, outbox_id, relay=runtime.relay, settings=runtime.settings, clock=runtime.now,
             on_permanent_failure=lambda db, row, *, error, now: bounces.on_smtp_rejection(
                 db, row, error=error, now=now, settings=runtime.settings, renderer=runtime.renderer),
+            send_slot=runtime.large_messages.slot,
         )
         if attempt.result == "retry" and attempt.retry_at is not None:
             delay = max(0, int((attempt.retry_at - runtime.now()).total_seconds() * 1000))

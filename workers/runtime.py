@@ -14,6 +14,7 @@ from gateway.db import Database
 from gateway.mail.templating import Renderer
 from gateway.relay import MaildirRelay, Relay, SmtpRelay
 from workers.broker import build_broker
+from workers.large_messages import LargeMessageGate
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Runtime:
         self.relay = relay or build_relay(settings.outbound)
         self.broker = broker or build_broker(settings.broker, namespace=broker_namespace)
         self.inline = inline
+        self.large_messages = LargeMessageGate(settings.workers.large_messages_at_once,
+                                               settings.workers.large_message_bytes)
         self.process_inbound = inbound.declare(self)
         self.deliver = relay_actors.declare(self)
         self.run_timer = timers.declare(self)
