@@ -23,9 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway import addresses, reports  # noqa: E402
-from tests.harness import (CUSTOMER, DOMAIN, KEYS, Backend, Gateway, Received, Sink, build_mail,  # noqa: E402
-                           settings_for)
+from bench.opening import open_case  # noqa: E402
+from tests.harness import CUSTOMER, Backend, Gateway, Received, Sink, build_mail, settings_for  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -47,13 +46,7 @@ def main() -> int:
                                      "large_messages_at_once": args.at_once})
     gateway = Gateway(settings, threads=args.threads)
     try:
-        gateway.load(tmp)
-        gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001 never arrived",
-                                body="TX-1001 never arrived."), to=f"delivery@{DOMAIN}")
-        sink.wait_count(5, timeout=30)
-        with gateway.runtime.database.unit_of_work() as db:
-            reference = reports.list_cases(db)[0]["reference"].lower()
-        address = addresses.case_address(reference, "c", domain=DOMAIN, keys=KEYS)
+        address = open_case(gateway, sink, tmp)
         gateway.worker.stop()  # queue everything first, so the threads start on them together
 
         async def count_only(server, session, envelope):  # the smarthost keeps no copy in this process

@@ -22,9 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway import addresses, reports  # noqa: E402
-from tests.harness import (CUSTOMER, DOMAIN, KEYS, Backend, Gateway, Sink, build_mail,  # noqa: E402
-                           settings_for)
+from bench.opening import open_case  # noqa: E402
+from tests.harness import CUSTOMER, Backend, Gateway, Sink, build_mail, settings_for  # noqa: E402
 
 
 def backend_for(name: str, tmp: Path) -> Backend:
@@ -59,13 +58,7 @@ def main() -> int:
                             workers={"threads": args.threads, "lease_seconds": 600, "sweep_interval_seconds": 3600})
     gateway = Gateway(settings, threads=args.threads)
     try:
-        gateway.load(tmp)
-        gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001 never arrived",
-                                body="TX-1001 never arrived."), to=f"delivery@{DOMAIN}")
-        sink.wait_count(5, timeout=30)
-        with gateway.runtime.database.unit_of_work() as db:
-            reference = reports.list_cases(db)[0]["reference"].lower()
-        address = addresses.case_address(reference, "c", domain=DOMAIN, keys=KEYS)
+        address = open_case(gateway, sink, tmp)
         filler = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 200)[: max(0, args.size - 600)]
         bodies = [build_mail(sender=CUSTOMER, to=address, subject="Re: TX-1001", body=f"Reply {i}\n{filler}")
                   for i in range(args.messages)]
