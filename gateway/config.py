@@ -346,8 +346,8 @@ def _timers(table: _Reader | None) -> TimerSettings:
                 "must not be below payment_answer_business_days")
     table.check("payment_answer_warning_business_days",
                 not ints["payment_answer_business_days"]
-                or ints["payment_answer_warning_business_days"] < ints["payment_answer_business_days"],
-                "must be below payment_answer_business_days")
+                or 1 <= ints["payment_answer_warning_business_days"] < ints["payment_answer_business_days"],
+                "must be at least 1 and below payment_answer_business_days")
     table.reject_unknown()
     return TimerSettings(timezone=tz, country=country, merchant_reminder_business_days=reminders,
                          escalation_business_days=escalation, customer_reminder_days=customer,

@@ -8,10 +8,10 @@ a 5xx marks the row 'failed' and is handled exactly like a hard bounce.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, ContextManager
+from typing import Callable
 
 from gateway import addresses, store
 from gateway.config import Settings
@@ -43,10 +43,8 @@ def deliver(
     settings: Settings,
     clock: Callable[[], datetime],
     on_permanent_failure: Callable[..., list[int]] | None = None,
-    send_slot: Callable[[int], ContextManager[None]] = lambda size: nullcontext(),
 ) -> tuple[Attempt, list[int]]:
-    """Attempt one outbox row; returns the attempt and any new outbox ids it caused.
-    `send_slot(size)` is entered around the send (the process's bound on large messages)."""
+    """Attempt one outbox row; returns the attempt and any new outbox ids it caused."""
     gateway = settings.gateway
     with database.unit_of_work() as db:
         row = store.claim_outbox(db, outbox_id, now=clock(), lease_seconds=settings.workers.lease_seconds)
@@ -55,8 +53,7 @@ def deliver(
         mail_from = addresses.bounce_address(row.verp_token, domain=gateway.domain, keys=gateway.secret_keys)
         recipient, raw, attempts = row.recipient, row.raw, row.attempts
     try:
-        with send_slot(len(raw)):
-            detail = relay.send(mail_from, recipient, raw)
+        detail = relay.send(mail_from, recipient, raw)
     except TemporaryFailure as error:
         with _released_on_error(database, outbox_id, clock):
             # A recipient's temporary refusal that lasts is a hard bounce (DOMAIN.md section 8).

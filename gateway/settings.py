@@ -126,8 +126,8 @@ class TimerSettings:
     # A case that reached staff otherwise (escalated, dead merchant address, unanswered
     # category question) and that no staff member has written on since: staff reminders.
     staff_followup_business_days: tuple[int, ...] = (2, 5)
-    # Staff wrote to the merchant on a case they own (payment, escalated) and the merchant
-    # has not answered: merchant reminders after these business days.
+    # Staff asked the merchant with `#to merchant` on a case they own (payment, escalated)
+    # and it has not answered: merchant reminders after these business days.
     staff_request_reminder_business_days: tuple[int, ...] = (1,)
     # Open payment cases: staff are warned `payment_answer_warning_business_days` before the
     # written-answer deadline (PSD2 Art. 101(2), CMF L133-45: 15 business days, 35 at most

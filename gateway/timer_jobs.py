@@ -155,8 +155,7 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
     if timer.kind == timers.STAFF_FOLLOWUP:
         extra = {"reminder": {"sequence": timer.sequence, "since": case.waiting_since,
                               "reason": lifecycle.escalation_reason(work, case),
-                              "merchant_told": lifecycle.merchant_reachable(work, case)
-                              and lifecycle.merchant_involved(work, case)}}
+                              "merchant": lifecycle.merchant_told_of_escalation(work, case)}}
         mailer.notice(Notice.STAFF_FOLLOWUP, case, "s", extra)
         return f"staff reminder {timer.sequence} sent (case with staff, no staff message since {case.waiting_since.date()})"
     if timer.kind == timers.STAFF_REQUEST_REMINDER:

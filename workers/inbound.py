@@ -11,6 +11,7 @@ from sqlalchemy import select
 from gateway import pipeline
 from gateway.db import DatabaseUnavailable
 from gateway.models import Inbound
+from workers.large_messages import RETRY_DELAY_MS
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +20,17 @@ def declare(runtime) -> dramatiq.Actor:
     def process_inbound(inbound_id: int) -> None:
         settings = runtime.settings
         try:
-            # the size first, in its own short transaction: waiting for a slot while holding
-            # a write transaction would block every other writer on SQLite
+            # the size first, in its own short transaction: a slot is never waited for while
+            # holding a transaction (on SQLite that would block every other writer)
             with runtime.database.unit_of_work() as db:
                 size = db.scalar(select(Inbound.size).where(Inbound.id == inbound_id)) or 0
-            with runtime.large_messages.slot(size):
-                now = runtime.now()
+            with runtime.large_messages.slot(size, wait=runtime.inline) as admitted:
+                if not admitted:
+                    runtime.enqueue_inbound(inbound_id, delay_ms=RETRY_DELAY_MS)
+                    return
                 with runtime.database.unit_of_work() as db:
                     result = pipeline.process_inbound(db, inbound_id, settings=settings, renderer=runtime.renderer,
-                                                      now=now)
+                                                      now=runtime.now())
             outbox_ids = result.outbox_ids
         except DatabaseUnavailable:
             raise  # Dramatiq retries; the sweep re-enqueues if the retries run out

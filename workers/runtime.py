@@ -57,9 +57,11 @@ class Runtime:
     def now(self) -> datetime:
         return self.clock.now()
 
-    def enqueue_inbound(self, inbound_id: int) -> None:
+    def enqueue_inbound(self, inbound_id: int, *, delay_ms: int | None = None) -> None:
         if self.inline:
             self.process_inbound.fn(inbound_id)
+        elif delay_ms:
+            self.process_inbound.send_with_options(args=(inbound_id,), delay=delay_ms)
         else:
             self.process_inbound.send(inbound_id)
 

@@ -44,16 +44,25 @@ def sweep(runtime) -> SweepReport:
     return SweepReport(len(inbound_ids), len(outbox_ids), len(case_ids))
 
 
+def reschedule(runtime) -> bool:
+    """Recompute the open cases' due times once per process start (an upgrade may have
+    added timers, or [timers] changed); True once done."""
+    changed = timer_jobs.reschedule_open_cases(runtime)
+    if changed:
+        log.info("rescheduled %s open case(s) with the current [timers]", changed)
+    return True
+
+
 def run_forever(runtime, stop: threading.Event) -> None:
     """Sweep every `workers.sweep_interval_seconds` until `stop` is set."""
     interval = runtime.settings.workers.sweep_interval_seconds
-    try:
-        changed = timer_jobs.reschedule_open_cases(runtime)
-        if changed:
-            log.info("rescheduled %s open case(s) with the current [timers]", changed)
-    except Exception:  # the sweeps go on; cases are rescheduled when they are next touched
-        log.exception("rescheduling open cases failed")
+    rescheduled = False
     while not stop.is_set():
+        if not rescheduled:
+            try:
+                rescheduled = reschedule(runtime)
+            except Exception:  # the database briefly down: tried again at the next pass
+                log.exception("rescheduling open cases failed")
         try:
             sweep(runtime)
         except Exception:  # a failed pass (database briefly down) is retried at the next interval

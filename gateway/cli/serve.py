@@ -161,6 +161,7 @@ def cmd_scheduler(args) -> int:
     upgrade_if_sqlite(settings)
     runtime = Runtime(settings, inline=settings.broker.embedded)
     if args.once:
+        scheduler.reschedule(runtime)
         report = scheduler.sweep(runtime)
         print(f"re-enqueued {report.inbound} inbound, {report.outbox} outbox; {report.timers} case timers due")
         runtime.close()

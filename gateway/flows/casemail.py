@@ -301,7 +301,8 @@ def _release(step: Step, case: Case, message_id: int) -> bool:
         return False
     inbound = step.db.get(Inbound, held.inbound_id)
     author = held.party
-    targets = {"c": ["m"] if case.category != "payment" else ["s"], "m": ["c"], "s": ["c", "m"]}[author]
+    # where the author's message would have gone had it not been held (see _from_customer)
+    targets = {"c": ["m"] if case.category == "delivery" else ["s"], "m": ["c"], "s": ["c", "m"]}[author]
     if _staff_own(case) and author != "s":
         targets.append("s")
     for target in dict.fromkeys(targets):

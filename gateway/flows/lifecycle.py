@@ -28,6 +28,18 @@ def merchant_involved(work: Work, case: Case) -> bool:
     return work.db.scalar(select(Outbox.id).where(Outbox.case_id == case.id, Outbox.party == "m").limit(1)) is not None
 
 
+def merchant_told_of_escalation(work: Work, case: Case) -> str:
+    """What the merchant knows of staff taking the case: "told" (it got the escalation
+    notice), "not_told" (it had mail on the case, but not that notice: its address failed)
+    or "nothing" (it never received anything on this case)."""
+    from gateway.models import Outbox
+
+    kinds = set(work.db.scalars(select(Outbox.kind).where(Outbox.case_id == case.id, Outbox.party == "m")))
+    if Notice.ESCALATION_MERCHANT.value in kinds:
+        return "told"
+    return "not_told" if kinds else "nothing"
+
+
 def transcript(work: Work, case: Case) -> list[dict]:
     """The case history for staff: every event in order, with the text of its message."""
     messages = {m.id: m for m in work.db.scalars(select(Message).where(Message.case_id == case.id))}

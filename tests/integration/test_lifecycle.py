@@ -488,3 +488,44 @@ def test_cases_opened_before_an_upgrade_get_new_timers_when_the_scheduler_starts
         db.scalar(select(Case)).next_due_at = escalation_day + timedelta(days=90)  # what an older version stored
     out = _timers(gateway, tmp_path, CAL.add_business_days(escalation_day, 2), capsys)
     assert "1 open case(s) rescheduled" in out and "staff reminder 1 sent" in out
+
+
+def test_the_follow_up_says_when_the_merchant_had_mail_but_not_the_escalation(gateway, sink, tmp_path):
+    case = _open(gateway, sink)
+    assert sink.to(MERCHANT)  # it had the new case
+    with gateway.runtime.database.unit_of_work() as db:  # what a later hard bounce does
+        db.get(Merchant, "shop1").address_invalid = True
+    escalation_day = CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 7)
+    _timers(gateway, tmp_path, escalation_day)
+    _timers(gateway, tmp_path, CAL.add_business_days(escalation_day, 2))
+    reminder = [r.text() for r in sink.to(STAFF[0]) if r.text().startswith("Reminder 1")][-1]
+    assert "the merchant was not: its address did not accept our mail" in reminder
+
+
+def test_releasing_a_held_customer_message_on_a_case_without_category_never_reaches_the_merchant(
+        gateway, sink, tmp_path):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"disputes@{DOMAIN}", subject="TX-1001", body="Problem with TX-1001"),
+                 to=f"disputes@{DOMAIN}")
+    gateway.settle()
+    case = _case(gateway)
+    _timers(gateway, tmp_path, datetime.fromisoformat(case["opened_at"]) + timedelta(days=21, minutes=1))
+    assert _case(gateway)["state"] == "with_staff" and _case(gateway)["category"] is None
+    other = "carol.work@elsewhere.test"
+    gateway.send(build_mail(sender=other, to=_address(case, "c"), subject="Re", body="The order was a gift."),
+                 to=_address(case, "c"), sender=other)
+    gateway.settle()
+    held = _case(gateway)["held_messages"]
+    _staff_says(gateway, case, gateway.runtime.now(), f"#release {held[0]['id']}")
+    assert sink.to(MERCHANT) == []
+    assert any("The order was a gift." in r.text() for r in sink.to(STAFF[0]))
+
+
+def test_scheduler_once_reschedules_cases_from_before_an_upgrade(gateway, sink, tmp_path, capsys):
+    _open(gateway, sink)
+    with gateway.runtime.database.unit_of_work() as db:
+        row = db.scalar(select(Case))
+        expected, row.next_due_at = row.next_due_at, row.next_due_at + timedelta(days=90)
+    config = write_config(tmp_path / "cli.toml", gateway.settings)
+    assert main(["--config", str(config), "scheduler", "--once"]) == 0
+    with gateway.runtime.database.unit_of_work() as db:
+        assert db.scalar(select(Case)).next_due_at == expected

@@ -131,6 +131,8 @@ BROKEN = [
                  id="payment-answer-over-max"),
     pytest.param(MINIMAL + "[timers]\npayment_answer_warning_business_days = 15\n",
                  "payment_answer_warning_business_days", id="payment-warning-too-early"),
+    pytest.param(MINIMAL + "[timers]\npayment_answer_warning_business_days = 0\n",
+                 "payment_answer_warning_business_days", id="payment-warning-on-the-deadline"),
     # bad ports
     pytest.param(MINIMAL + "[ingress.smtp]\nport = 70000\n", "port", id="ingress-port-too-big"),
     pytest.param(MINIMAL + "[ingress.smtp]\nport = 65536\n", "port", id="ingress-port-65536"),

@@ -36,7 +36,7 @@ EXTRAS = {
     Notice.STAFF_REQUEST_REMINDER: {"reminder": {"sequence": 1, "asked_at": NOW}},
     Notice.STAFF_PAYMENT_DEADLINE: {"deadline": {"sequence": 1, "due": NOW, "latest": NOW, "business_days": 15,
                                                  "max_business_days": 35}},
-    Notice.STAFF_FOLLOWUP: {"reminder": {"sequence": 2, "since": NOW, "reason": "merchant_silent", "merchant_told": True}},
+    Notice.STAFF_FOLLOWUP: {"reminder": {"sequence": 2, "since": NOW, "reason": "merchant_silent", "merchant": "told"}},
     Notice.CUSTOMER_REMINDER: {"reminder": {"sequence": 1}},
     Notice.STAFF_ESCALATION: {"escalation": {"reason": "merchant_silent"}, "transcript": [
         {"at": NOW, "who": "customer", "what": "case opened", "text": "My parcel <never> came"}]},
