@@ -42,10 +42,17 @@ def list_cases(db: Session, *, state: str | None = None) -> list[dict]:
     return [case_summary(c) for c in db.scalars(query)]
 
 
-def show_case(db: Session, reference: str) -> dict | None:
+def show_case(db: Session, reference: str, *, settings=None) -> dict | None:
+    """A case with its history; with `settings`, also the timers still to come."""
     case = db.scalar(select(Case).where(Case.reference == reference.strip().lower()))
     if case is None:
         return None
+    if settings is not None:
+        from gateway import timer_jobs
+
+        upcoming = timer_jobs.upcoming(db, case, settings)
+    else:
+        upcoming = None
     messages = {m.id: m for m in db.scalars(select(Message).where(Message.case_id == case.id).order_by(Message.id))}
     events = []
     for event in db.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.at, Event.id)):
@@ -66,6 +73,7 @@ def show_case(db: Session, reference: str) -> dict | None:
         for b in db.scalars(select(Bounce).where(Bounce.case_id == case.id).order_by(Bounce.id))
     ]
     return {**case_summary(case), "events": events, "held_messages": held, "bounces": bounces,
+            **({"upcoming_timers": upcoming} if upcoming is not None else {}),
             "messages": [{"id": m.id, "direction": m.direction, "party": m.party, "kind": m.kind,
                           "subject": m.subject, "held": m.held, "at": _iso(m.created_at)} for m in messages.values()]}
 
@@ -119,6 +127,10 @@ def format_case(case: dict) -> str:
         for bounce in case["bounces"]:
             lines.append(f"  {bounce['at'][:19]} {bounce['kind']} {bounce['recipient']} {bounce['status'] or ''} "
                          f"({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200])
+    if case.get("upcoming_timers"):
+        lines.append("Upcoming timers (what runs when, if nothing happens first):")
+        for timer in case["upcoming_timers"]:
+            lines.append(f"  {timer['at'][:16]}  {timer['kind'].replace('_', ' ')} {timer['sequence']}")
     return "\n".join(lines)
 
 

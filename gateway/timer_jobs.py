@@ -99,6 +99,13 @@ def reschedule_open_cases(runtime, *, batch_size: int = 500) -> int:
             last_id = cases[-1].id
 
 
+def upcoming(db: Session, case: Case, settings: Settings) -> list[dict]:
+    """The timers still to come for a case, in time order (for `cases show`)."""
+    calendar = calendar_for(settings)
+    return [{"kind": t.kind, "sequence": t.sequence, "at": t.at.isoformat()}
+            for t in timers.scheduled(view_of(db, case), **_timer_kwargs(settings, calendar))]
+
+
 def _mark(db: Session, case: Case, timer: timers.Timer, outcome: str, now: datetime) -> bool:
     """Record the timer once; False when it was recorded already (another scheduler ran it)."""
     try:

@@ -74,7 +74,7 @@ def cmd_cases(args) -> int:
                 cases = reports.list_cases(db, state=args.state)
                 print(json.dumps(cases, indent=2) if args.json else reports.format_case_list(cases))
                 return 0
-            case = reports.show_case(db, args.reference)
+            case = reports.show_case(db, args.reference, settings=settings)
     finally:
         database.dispose()
     if case is None:

@@ -98,8 +98,10 @@ maildir = "{tmp_path / 'md'}"
         assert key in case
     assert case["events"][0]["kind"] == "case_opened"
     assert all({"kind", "at", "party"} <= set(event) for event in case["events"])
+    assert [t["kind"] for t in case["upcoming_timers"]][:3] == ["merchant_reminder", "merchant_reminder", "escalation"]
     assert main(["--config", str(config), "cases", "show", reference]) == 0
-    assert "History:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "History:" in out and "Upcoming timers" in out and "merchant reminder 1" in out
 
 
 def test_embedded_run_serves_smtp_and_writes_the_maildir(tmp_path):
