@@ -207,13 +207,14 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
 
 
 def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500,
-                    exclude: frozenset[int] = frozenset()) -> list[int]:
+                    after_id: int | None = None) -> list[int]:
     """Ids of cases whose next timer is due (through the `next_due_at` index), claimed for
-    `lease_seconds` (SKIP LOCKED on PostgreSQL); `exclude` are cases not to claim again."""
-    excluded = [Case.id.not_in(exclude)] if exclude else []
+    `lease_seconds` (SKIP LOCKED on PostgreSQL), most overdue first; with `after_id`, only
+    cases of a higher id, in id order (one pass over every due case, each claimed once)."""
+    paging = [Case.id > after_id] if after_id is not None else []
     return store.claim_ids(db, Case, Case.next_due_at.is_not(None), Case.next_due_at <= now,
-                           or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now), *excluded,
-                           order_by=Case.next_due_at, limit=limit,
+                           or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now), *paging,
+                           order_by=Case.id if after_id is not None else Case.next_due_at, limit=limit,
                            values={"timer_lease_until": now + timedelta(seconds=lease_seconds)})
 
 
@@ -221,14 +222,14 @@ def run_all_due(runtime) -> list[str]:
     """Claim and run every due case timer now (the `timers run` command); lines of what was done."""
     now = runtime.now()
     lines: list[str] = []
-    seen: set[int] = set()
+    last_id = 0
     while True:
         with runtime.database.unit_of_work() as db:
             case_ids = claim_due_cases(db, now=now, lease_seconds=runtime.settings.workers.lease_seconds,
-                                       exclude=frozenset(seen))
+                                       after_id=last_id)
         if not case_ids:
             return lines
-        seen.update(case_ids)
+        last_id = max(case_ids)
         for case_id in case_ids:
             with runtime.database.unit_of_work() as db:
                 result = run_due(db, case_id, settings=runtime.settings, renderer=runtime.renderer, now=now)
