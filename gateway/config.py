@@ -123,7 +123,7 @@ def from_dict(
     base_dir = base_dir or Path.cwd()
     root = _Reader(data, "", source)
     gateway = _gateway(root.table("gateway") or _missing_table(source, "gateway"), environ, base_dir)
-    database = _database(root.table("database"), environ)
+    database = _database(root.table("database"), environ, base_dir)
     broker = _broker(root.table("broker"))
     ingress = root.table("ingress")
     smtp_ingress = _smtp_ingress(ingress.table("smtp") if ingress else None)
@@ -203,14 +203,27 @@ def _gateway(table: _Reader, environ: dict[str, str], base_dir: Path) -> Gateway
     )
 
 
-def _database(table: _Reader | None, environ: dict[str, str]) -> DatabaseSettings:
+def _database(table: _Reader | None, environ: dict[str, str], base_dir: Path) -> DatabaseSettings:
     if table is None:
-        return DatabaseSettings(url=environ.get("DISPUTE_GATEWAY_DATABASE_URL", DatabaseSettings.url))
-    url = table.get("url", str, DatabaseSettings.url)
-    url = environ.get("DISPUTE_GATEWAY_DATABASE_URL", url)
-    table.check("url", url.startswith(("sqlite:", "postgresql")), "must be a sqlite:/// or postgresql:// URL")
-    table.reject_unknown()
-    return DatabaseSettings(url=url)
+        url = environ.get("DISPUTE_GATEWAY_DATABASE_URL", DatabaseSettings.url)
+    else:
+        url = table.get("url", str, DatabaseSettings.url)
+        url = environ.get("DISPUTE_GATEWAY_DATABASE_URL", url)
+        table.check("url", url.startswith(("sqlite:", "postgresql")), "must be a sqlite:/// or postgresql:// URL")
+        table.reject_unknown()
+    return DatabaseSettings(url=sqlite_url_from(url, base_dir))
+
+
+def sqlite_url_from(url: str, base_dir: Path) -> str:
+    """A relative SQLite path is relative to the configuration file's folder (like `maildir`
+    and `templates_dir`), so every command finds the same database wherever it is run from."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, _, query = url[len(prefix):].partition("?")
+    if not path or path == ":memory:" or path.startswith("/"):
+        return url
+    return f"{prefix}{(base_dir / path).resolve()}" + (f"?{query}" if query else "")
 
 
 def _broker(table: _Reader | None) -> BrokerSettings:
@@ -254,6 +267,9 @@ def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, so
             helo_hostname=smtp_table.get("helo_hostname", str, None),
         )
         smtp_table.check("starttls", not (smtp.starttls and smtp.ssl), "starttls and ssl exclude each other")
+        smtp_table.check("username", not smtp.username or smtp.starttls or smtp.ssl or _loopback(smtp.host),
+                         f"a password would cross the network in clear text to {smtp.host}: "
+                         "set starttls = true or ssl = true")
         smtp_table.reject_unknown()
     maildir_value = table.get("maildir", str, "")
     maildir = (base_dir / maildir_value).resolve() if maildir_value else None
@@ -294,6 +310,18 @@ def _workers(table: _Reader | None) -> WorkerSettings:
 
 
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` names this machine (where clear text never leaves it)."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _whole(value) -> bool:
@@ -377,8 +405,11 @@ def _imap(ingress: _Reader, environ: dict[str, str]) -> tuple[ImapMailbox, ...]:
         processed = table.get("processed_folder", str, "Processed")
         batch = table.get("batch_size", int, 100)
         table.check("batch_size", 1 <= batch <= 5000, "must be between 1 and 5000")
+        host = table.get("host", str, required=True)
+        table.check("security", security != "plain" or _loopback(host),
+                    f"plain would send the password in clear text to {host}: plain is for loopback only")
         mailboxes.append(ImapMailbox(
-            host=table.get("host", str, required=True), username=username, password=password, port=port,
+            host=host, username=username, password=password, port=port,
             security=security, folder=table.get("folder", str, "INBOX"), processed_folder=processed or None,
             verify_certificates=table.get("verify_certificates", bool, True), batch_size=batch,
             poll_interval_seconds=table.get("poll_interval_seconds", float, 60.0),

@@ -109,7 +109,7 @@ def format_case(case: dict) -> str:
     lines = [f"Case {case['reference']}: {case['subject']}"]
     for key in ("state", "category", "dispute_type", "escalated", "merchant_unreachable", "frozen", "closed_reason",
                 "customer_email", "merchant_id", "transaction_reference", "opened_at", "closed_at", "next_due_at"):
-        lines.append(f"  {key + ':':22}{case[key]}")
+        lines.append(f"  {key + ':':24}{case[key]}")
     lines.append("History:")
     for event in case["events"]:
         detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items())
@@ -130,7 +130,7 @@ def format_case(case: dict) -> str:
     if case.get("upcoming_timers"):
         lines.append("Upcoming timers (what runs when, if nothing happens first):")
         for timer in case["upcoming_timers"]:
-            lines.append(f"  {timer['at'][:16]}  {timer['kind'].replace('_', ' ')} {timer['sequence']}")
+            lines.append(f"  {timer['local']}  {timer['kind'].replace('_', ' ')} {timer['sequence']}")
     return "\n".join(lines)
 
 

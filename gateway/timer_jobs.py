@@ -102,7 +102,8 @@ def reschedule_open_cases(runtime, *, batch_size: int = 500) -> int:
 def upcoming(db: Session, case: Case, settings: Settings) -> list[dict]:
     """The timers still to come for a case, in time order (for `cases show`)."""
     calendar = calendar_for(settings)
-    return [{"kind": t.kind, "sequence": t.sequence, "at": t.at.isoformat()}
+    return [{"kind": t.kind, "sequence": t.sequence, "at": t.at.isoformat(),
+             "local": calendar.local(t.at).strftime("%Y-%m-%d %H:%M %Z")}
             for t in timers.scheduled(view_of(db, case), **_timer_kwargs(settings, calendar))]
 
 

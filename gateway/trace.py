@@ -6,8 +6,11 @@ Administrators use it to answer "why did this mail do that?".
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from datetime import datetime
 from email.utils import getaddresses, parseaddr
+from typing import Iterator
 
 from sqlalchemy import func, select
 
@@ -32,6 +35,19 @@ def default_recipients(settings: Settings, raw_headers: dict[str, tuple[str, ...
         values.extend(raw_headers.get(name, ()))
     found = [a.lower() for _, a in getaddresses(values) if a.lower().endswith("@" + settings.gateway.domain)]
     return list(dict.fromkeys(found))
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Only warnings from the gateway's own loggers while a trace runs: the trace prints
+    every decision itself, and everything it did is rolled back."""
+    logger = logging.getLogger("gateway")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail_from: str | None = None,
@@ -86,8 +102,9 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
                 say(f"== duplicate of inbound {inbound_id}: the gateway would answer 250 and do nothing more")
                 return lines
             states = {c.id: c.state for c in db.scalars(select(Case))}
-            result = pipeline.process_inbound(db, inbound_id, settings=settings,
-                                              renderer=Renderer(settings.gateway.templates_dir), now=now)
+            with _quiet_logs():  # the pipeline's "processed" lines would read as if it had happened
+                result = pipeline.process_inbound(db, inbound_id, settings=settings,
+                                                  renderer=Renderer(settings.gateway.templates_dir), now=now)
             say("== decision")
             say(f"  {result.disposition}")
             if result.case_id is not None:

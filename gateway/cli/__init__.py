@@ -7,6 +7,7 @@ import logging
 import sys
 
 from gateway import config as config_module
+from gateway.cases.machine import CaseState
 from gateway.cli.admin import (
     cmd_health,
     cmd_db_upgrade,
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     cases = sub.add_parser("cases", help="list cases or show one case's history")
     cases_sub = cases.add_subparsers(dest="action", required=True)
     listing = cases_sub.add_parser("list")
-    listing.add_argument("--state")
+    listing.add_argument("--state", choices=[state.value for state in CaseState])
     listing.add_argument("--json", action="store_true")
     show = cases_sub.add_parser("show")
     show.add_argument("reference")

@@ -6,6 +6,7 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.cli.common import (
     load_settings,
@@ -115,9 +116,9 @@ def cmd_timers(args) -> int:
     settings = load_settings(args)
     upgrade_if_sqlite(settings)
     clock = SystemClock()
-    if args.now:
+    if args.now:  # a time without an offset is local time in [timers] timezone
         at = datetime.fromisoformat(args.now.replace("Z", "+00:00"))
-        clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
+        clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=ZoneInfo(settings.timers.timezone)))
     runtime = Runtime(settings, clock=clock, inline=True)
     try:
         rescheduled = timer_jobs.reschedule_open_cases(runtime)

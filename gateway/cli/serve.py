@@ -13,6 +13,8 @@ from gateway.cli.common import (
     require_shared_broker,
 )
 
+log = logging.getLogger(__name__)
+
 
 def cmd_run(args) -> int:
     """Embedded all-in-one: SMTP ingress, in-process workers and the scheduler."""
@@ -21,6 +23,7 @@ def cmd_run(args) -> int:
     from workers.runtime import Runtime
 
     settings = load_settings(args)
+    _warn_example_secret(settings)
     upgrade_if_sqlite(settings)
     runtime = Runtime(settings)
     worker = runtime.start_worker()
@@ -46,6 +49,15 @@ def cmd_run(args) -> int:
             metrics_server.shutdown()
         runtime.close()
     return 0
+
+
+EXAMPLE_SECRET = "change-me-to-a-long-random-secret"  # config.example.toml's
+
+
+def _warn_example_secret(settings) -> None:
+    if EXAMPLE_SECRET in settings.gateway.secret_keys:
+        log.warning("[gateway] secret_keys still holds the example key from config.example.toml: anyone who "
+                    "has read it can forge case addresses. Set your own before going live.")
 
 
 def _start_pollers(runtime, stop: threading.Event) -> list[threading.Thread]:
@@ -124,6 +136,7 @@ def cmd_serve_smtp(args) -> int:
     from workers.runtime import Runtime
 
     settings = load_settings(args)
+    _warn_example_secret(settings)
     require_shared_broker(settings, "serve-smtp")
     runtime = Runtime(settings)
     controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)

@@ -208,15 +208,15 @@ VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#clo
 
 def _from_staff(step: Step, case: Case, joined: bool) -> None:
     message = opening.record_inbound(step, case, "s")
-    case.last_staff_message_at = step.now
     found = command_reader.read(step.parsed.new_text)
     store.add_event(step.db, case, "message_received", at=step.now, party="s", message=message,
                     commands=[c.name for c in found.commands])
     problem = _staff_command_problem(found)
-    if problem:
+    if problem:  # nothing was done: the case still waits for staff (follow-ups keep running)
         _tell_staff(step, case, problem)
         step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
         return
+    case.last_staff_message_at = step.now
     if found.first("note"):
         store.add_event(step.db, case, "staff_note", at=step.now, party="s", message=message)
         step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)

@@ -134,3 +134,12 @@ def test_embedded_run_serves_smtp_and_writes_the_maildir(tmp_path):
         output = process.communicate(timeout=20)[0].decode()
     assert process.returncode == 0, output
     assert "dispute-gateway running" in output
+
+
+def test_serving_with_the_example_secret_key_warns(caplog):
+    from gateway import config
+    from gateway.cli.serve import _warn_example_secret
+
+    settings = config.load(Path(__file__).resolve().parents[2] / "config.example.toml", environ={})
+    _warn_example_secret(settings)
+    assert any("example key" in r.getMessage() for r in caplog.records)

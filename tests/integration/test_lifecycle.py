@@ -529,3 +529,24 @@ def test_scheduler_once_reschedules_cases_from_before_an_upgrade(gateway, sink, 
     assert main(["--config", str(config), "scheduler", "--once"]) == 0
     with gateway.runtime.database.unit_of_work() as db:
         assert db.scalar(select(Case)).next_due_at == expected
+
+
+def test_a_refused_staff_message_does_not_stop_the_follow_up(gateway, sink, tmp_path, capsys):
+    case = _open(gateway, sink)
+    escalation_day = CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 7)
+    _timers(gateway, tmp_path, escalation_day)
+    _staff_says(gateway, case, escalation_day + timedelta(hours=1), "Hi both,\n#to customer\nWe are on it.")
+    assert "below other text" in sink.to(STAFF[0])[-1].text()  # refused: nothing was sent
+    out = _timers(gateway, tmp_path, CAL.add_business_days(escalation_day, 2), capsys)
+    assert "staff reminder 1 sent (case with staff" in out
+
+
+def test_a_time_without_an_offset_is_local_time_and_cases_show_says_when_in_local_time(gateway, sink, tmp_path,
+                                                                                     capsys):
+    case = _open(gateway, sink)
+    config = write_config(tmp_path / "cli.toml", gateway.settings)
+    assert main(["--config", str(config), "timers", "run", "--now", "2026-11-26T08:00"]) == 0
+    assert "as of 2026-11-26T08:00:00+01:00" in capsys.readouterr().out  # Europe/Paris in November
+    assert main(["--config", str(config), "cases", "show", case["reference"]]) == 0
+    first = CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 2).astimezone(CAL.tz)
+    assert f"{first:%Y-%m-%d %H:%M} CET  merchant reminder 1" in capsys.readouterr().out

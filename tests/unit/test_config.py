@@ -239,17 +239,17 @@ def test_database_url_from_the_environment(tmp_path, text):
 
 
 def test_smtp_password_from_the_file(tmp_path):
-    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nusername = "gw"\npassword = "in-file"\n'
+    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nstarttls = true\nusername = "gw"\npassword = "in-file"\n'
     assert _load(tmp_path, text).outbound.smtp.password == "in-file"
 
 
 def test_smtp_password_from_the_environment_without_one_in_the_file(tmp_path):
-    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nusername = "gw"\n'
+    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nstarttls = true\nusername = "gw"\n'
     assert _load(tmp_path, text, {"DISPUTE_GATEWAY_SMTP_PASSWORD": "from-env"}).outbound.smtp.password == "from-env"
 
 
 def test_smtp_password_from_the_environment_replaces_the_file(tmp_path):
-    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nusername = "gw"\npassword = "in-file"\n'
+    text = MINIMAL + '[outbound.smtp]\nhost = "smtp.test"\nstarttls = true\nusername = "gw"\npassword = "in-file"\n'
     assert _load(tmp_path, text, {"DISPUTE_GATEWAY_SMTP_PASSWORD": "from-env"}).outbound.smtp.password == "from-env"
 
 
@@ -259,3 +259,29 @@ def test_timer_settings_read_from_the_file(tmp_path):
     assert settings.timers.staff_followup_business_days == (1, 3)
     assert settings.timers.staff_request_reminder_business_days == (1, 2)
     assert settings.timers.payment_answer_business_days == 0  # the warnings are off
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("sqlite:///gw.db", "sqlite:///{dir}/gw.db"),  # relative to the configuration file, not the current folder
+    ("sqlite:///data/gw.db?timeout=5", "sqlite:///{dir}/data/gw.db?timeout=5"),
+    ("sqlite:////var/lib/gw.db", "sqlite:////var/lib/gw.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("postgresql+psycopg://gw@db/gw", "postgresql+psycopg://gw@db/gw"),
+])
+def test_a_relative_sqlite_path_is_relative_to_the_configuration_file(tmp_path, monkeypatch, url, expected):
+    monkeypatch.chdir("/")
+    settings = _load(tmp_path, MINIMAL + f'[database]\nurl = "{url}"\n')
+    assert settings.database.url == expected.format(dir=tmp_path.resolve())
+    assert _load(tmp_path, MINIMAL).database.url == f"sqlite:///{tmp_path.resolve()}/dispute-gateway.db"
+
+
+IMAP = '[ingress.imap]\nhost = "{host}"\nusername = "u"\npassword = "p"\nsecurity = "plain"\n'
+SMARTHOST = '[outbound.smtp]\nhost = "{host}"\nusername = "gw"\npassword = "p"\n'
+
+
+@pytest.mark.parametrize("template", [IMAP, SMARTHOST])
+def test_clear_text_passwords_are_refused_beyond_loopback(tmp_path, template):
+    assert "clear text" in _error(tmp_path, MINIMAL + template.format(host="imap.example.org"))
+    for host in ("127.0.0.1", "localhost", "::1"):
+        _load(tmp_path, MINIMAL + template.format(host=host))
+    _load(tmp_path, MINIMAL + SMARTHOST.format(host="smtp.example.org") + "starttls = true\n")
