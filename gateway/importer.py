@@ -26,8 +26,24 @@ _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 MAX_AMOUNT = Decimal(10) ** 12  # the column holds 12 digits before the decimal point
 
 
+MAX_PROBLEMS = 50  # bad rows listed at most, per file
+
+
 class ImportError_(Exception):
-    """A file that cannot be imported; the message names the line."""
+    """A file that cannot be imported. The message names the first bad line (and how many
+    more there are); `problems` lists every bad row found, one line each."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
+
+
+def _raise_if_any(problems: list[str]) -> None:
+    if not problems:
+        return
+    more = len(problems) - 1
+    extra = f" (and {more} more bad row(s))" if more else ""
+    raise ImportError_(problems[0] + extra, tuple(problems[:MAX_PROBLEMS]))
 
 
 @dataclass(frozen=True)
@@ -59,8 +75,8 @@ def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) 
     return rows
 
 
-def _fail(path: Path, line: int, column: str, problem: str) -> ImportError_:
-    return ImportError_(f"{path}: line {line}: {column}: {problem}")
+def _problem(path: Path, line: int, column: str, problem: str) -> str:
+    return f"{path}: line {line}: {column}: {problem}"
 
 
 def parse_date(value: str) -> datetime:
@@ -78,18 +94,13 @@ def import_merchants(db: Session, path: Path, *, now: datetime) -> ImportReport:
     """Upsert merchants; a changed support address clears an 'address invalid' flag."""
     rows = _rows(path, MERCHANT_COLUMNS)
     seen: set[str] = set()
+    problems = []
     for line, row in rows:
-        if not row["merchant_id"]:
-            raise _fail(path, line, "merchant_id", "empty")
-        if row["merchant_id"] in seen:
-            raise _fail(path, line, "merchant_id", f"{row['merchant_id']!r} appears twice in the file")
+        problem = _merchant_problem(row, seen)
         seen.add(row["merchant_id"])
-        if not row["name"]:
-            raise _fail(path, line, "name", "empty")
-        if not _EMAIL_RE.match(row["support_email"]):
-            raise _fail(path, line, "support_email", f"not an email address: {row['support_email']!r}")
-        if row["locale"] not in LOCALES:
-            raise _fail(path, line, "locale", f"must be one of {', '.join(LOCALES)}, got {row['locale']!r}")
+        if problem:
+            problems.append(_problem(path, line, *problem))
+    _raise_if_any(problems)
     created = updated = 0
     existing = {m.merchant_id: m for m in db.scalars(select(Merchant).where(Merchant.merchant_id.in_(seen)))}
     for _, row in rows:
@@ -110,43 +121,36 @@ def import_merchants(db: Session, path: Path, *, now: datetime) -> ImportReport:
     return ImportReport(created, updated)
 
 
+def _merchant_problem(row: dict[str, str], seen: set[str]) -> tuple[str, str] | None:
+    """(column, problem) for the first thing wrong with a merchant row, or None."""
+    if not row["merchant_id"]:
+        return "merchant_id", "empty"
+    if row["merchant_id"] in seen:
+        return "merchant_id", f"{row['merchant_id']!r} appears twice in the file"
+    if not row["name"]:
+        return "name", "empty"
+    if not _EMAIL_RE.match(row["support_email"]):
+        return "support_email", f"not an email address: {row['support_email']!r}"
+    if row["locale"] not in LOCALES:
+        return "locale", f"must be one of {', '.join(LOCALES)}, got {row['locale']!r}"
+    return None
+
+
 def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportReport:
     """Upsert transactions; every merchant_id must exist (in the database already)."""
     rows = _rows(path, TRANSACTION_COLUMNS, OPTIONAL_TRANSACTION_COLUMNS)
     merchants = set(db.scalars(select(Merchant.merchant_id)))
     parsed: list[dict] = []
     seen: set[str] = set()
+    problems = []
     for line, row in rows:
-        reference = row["reference"]
-        if not _REFERENCE_RE.match(reference):
-            raise _fail(path, line, "reference", f"4 to 64 letters, digits or _ . / - expected, got {reference!r}")
-        if reference.lower() in seen:
-            raise _fail(path, line, "reference", f"{reference!r} appears twice in the file")
-        seen.add(reference.lower())
-        if row["merchant_id"] not in merchants:
-            raise _fail(path, line, "merchant_id", f"unknown merchant {row['merchant_id']!r} (import merchants first)")
-        if not _EMAIL_RE.match(row["customer_email"]):
-            raise _fail(path, line, "customer_email", f"not an email address: {row['customer_email']!r}")
-        try:
-            amount = Decimal(row["amount"])
-            if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
-                raise InvalidOperation
-        except InvalidOperation:
-            raise _fail(path, line, "amount", f"not a number from 0 to {MAX_AMOUNT - 1}: {row['amount']!r}") from None
-        if not _CURRENCY_RE.match(row["currency"].upper()):
-            raise _fail(path, line, "currency", f"three-letter ISO 4217 code expected, got {row['currency']!r}")
-        if row["customer_locale"] and row["customer_locale"] not in LOCALES:
-            raise _fail(path, line, "customer_locale", f"must be empty or one of {', '.join(LOCALES)}")
-        try:
-            when = parse_date(row["transaction_date"])
-        except ValueError:
-            raise _fail(path, line, "transaction_date", f"not an ISO 8601 date: {row['transaction_date']!r}") from None
-        parsed.append({
-            "reference": reference, "reference_key": reference.lower(), "merchant_id": row["merchant_id"],
-            "customer_email": row["customer_email"].lower(), "customer_name": row["customer_name"],
-            "amount": amount.quantize(Decimal("0.01")), "currency": row["currency"].upper(), "transaction_date": when,
-            "customer_locale": row["customer_locale"] or None,
-        })
+        values = _transaction_values(row, seen, merchants)
+        seen.add(row["reference"].lower())
+        if isinstance(values, tuple):
+            problems.append(_problem(path, line, *values))
+        else:
+            parsed.append(values)
+    _raise_if_any(problems)
     existing = {t.reference_key: t for t in db.scalars(select(Transaction).where(Transaction.reference_key.in_(seen)))}
     created = updated = 0
     for values in parsed:
@@ -162,3 +166,36 @@ def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportRepo
             updated += 1
     db.flush()
     return ImportReport(created, updated)
+
+
+def _transaction_values(row: dict[str, str], seen: set[str], merchants: set[str]) -> dict | tuple[str, str]:
+    """The column values of a transaction row, or (column, problem) for the first thing wrong."""
+    reference = row["reference"]
+    if not _REFERENCE_RE.match(reference):
+        return "reference", f"4 to 64 letters, digits or _ . / - expected, got {reference!r}"
+    if reference.lower() in seen:
+        return "reference", f"{reference!r} appears twice in the file"
+    if row["merchant_id"] not in merchants:
+        return "merchant_id", f"unknown merchant {row['merchant_id']!r} (import merchants first)"
+    if not _EMAIL_RE.match(row["customer_email"]):
+        return "customer_email", f"not an email address: {row['customer_email']!r}"
+    try:
+        amount = Decimal(row["amount"])
+        if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
+            raise InvalidOperation
+    except InvalidOperation:
+        return "amount", f"not a number from 0 to {MAX_AMOUNT - 1}: {row['amount']!r}"
+    if not _CURRENCY_RE.match(row["currency"].upper()):
+        return "currency", f"three-letter ISO 4217 code expected, got {row['currency']!r}"
+    if row["customer_locale"] and row["customer_locale"] not in LOCALES:
+        return "customer_locale", f"must be empty or one of {', '.join(LOCALES)}"
+    try:
+        when = parse_date(row["transaction_date"])
+    except ValueError:
+        return "transaction_date", f"not an ISO 8601 date: {row['transaction_date']!r}"
+    return {
+        "reference": reference, "reference_key": reference.lower(), "merchant_id": row["merchant_id"],
+        "customer_email": row["customer_email"].lower(), "customer_name": row["customer_name"],
+        "amount": amount.quantize(Decimal("0.01")), "currency": row["currency"].upper(), "transaction_date": when,
+        "customer_locale": row["customer_locale"] or None,
+    }

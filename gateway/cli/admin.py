@@ -54,7 +54,9 @@ def cmd_import(args) -> int:
         with database.unit_of_work() as db:
             report = run(db, Path(args.file), now=now)
     except importer.ImportError_ as error:
-        print(f"error: {error}; nothing was imported", file=sys.stderr)
+        for problem in error.problems:  # every bad row (up to importer.MAX_PROBLEMS), one per line
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{args.kind}: nothing was imported", file=sys.stderr)
         return 1
     finally:
         database.dispose()

@@ -48,11 +48,13 @@ def test_import_upserts_and_reports_a_bad_row_with_its_line(tmp_path, capsys):
     assert main(["--config", str(config), "import", "transactions", str(tmp_path / "t.csv")]) == 0
     assert main(["--config", str(config), "import", "transactions", str(tmp_path / "t.csv")]) == 0
     assert "0 created, 3 updated" in capsys.readouterr().out
-    bad = TRANSACTIONS_CSV + "TX-3001,shop1,eve@x.test,Eve,10,EUR,2026-11-23\nTX-3002,shop1,not-an-address,Zed,5,EUR,2026-11-23\n"
+    bad = TRANSACTIONS_CSV + ("TX-3001,shop1,eve@x.test,Eve,10,EUR,2026-11-23\n"
+                              "TX-3002,shop1,not-an-address,Zed,5,EUR,2026-11-23\n"
+                              "TX-3003,shop1,zoe@x.test,Zoe,five,EUR,2026-11-23\n")
     (tmp_path / "bad.csv").write_text(bad)
     assert main(["--config", str(config), "import", "transactions", str(tmp_path / "bad.csv")]) == 1
-    err = capsys.readouterr().err
-    assert "line 6" in err and "customer_email" in err and "nothing was imported" in err
+    err = capsys.readouterr().err.splitlines()  # every bad row, each on its own line
+    assert "line 6: customer_email" in err[0] and "line 7: amount" in err[1] and "nothing was imported" in err[2]
     assert main(["--config", str(config), "cases", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
 

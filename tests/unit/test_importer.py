@@ -300,3 +300,17 @@ def test_huge_amount_is_a_line_error(merchants, tmp_path, amount):
     path = _write(tmp_path, "t.csv", TX_HEADER + GOOD_TX + f"TX-2001,M1,c@customer.test,C,{amount},EUR,2024-08-01\n")
     with pytest.raises(importer.ImportError_, match="line 3: amount"):
         _import_transactions(merchants, path)
+
+
+def test_every_bad_row_is_reported_not_only_the_first(merchants, tmp_path):
+    path = _write(tmp_path, "t.csv", TX_HEADER + "TX-4001,M1,bad,A,1,EUR,2024-08-01\n"
+                  + "TX-4002,M1,b@customer.test,B,-5,EUR,2024-08-01\n" + "TX-4003,M1,c@customer.test,C,1,EUR,2024-08-01\n"
+                  + "TX-4004,M9,d@customer.test,D,1,EUR,2024-08-01\n")
+    with pytest.raises(importer.ImportError_) as error:
+        _import_transactions(merchants, path)
+    assert [p.split(": ", 1)[1] for p in error.value.problems] == [
+        "line 2: customer_email: not an email address: 'bad'",
+        f"line 3: amount: not a number from 0 to {importer.MAX_AMOUNT - 1}: '-5'",
+        "line 5: merchant_id: unknown merchant 'M9' (import merchants first)"]
+    assert str(error.value).endswith("(and 2 more bad row(s))") and "\n" not in str(error.value)
+    assert _transactions(merchants) == {}
