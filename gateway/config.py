@@ -204,26 +204,54 @@ def _gateway(table: _Reader, environ: dict[str, str], base_dir: Path) -> Gateway
 
 
 def _database(table: _Reader | None, environ: dict[str, str], base_dir: Path) -> DatabaseSettings:
-    if table is None:
-        url = environ.get("DISPUTE_GATEWAY_DATABASE_URL", DatabaseSettings.url)
-    else:
+    from_environment = environ.get("DISPUTE_GATEWAY_DATABASE_URL")
+    url = DatabaseSettings.url
+    if table is not None:
         url = table.get("url", str, DatabaseSettings.url)
-        url = environ.get("DISPUTE_GATEWAY_DATABASE_URL", url)
-        table.check("url", url.startswith(("sqlite:", "postgresql")), "must be a sqlite:/// or postgresql:// URL")
+        table.check("url", (from_environment or url).startswith(("sqlite:", "postgresql")),
+                    "must be a sqlite:/// or postgresql:// URL")
         table.reject_unknown()
-    return DatabaseSettings(url=sqlite_url_from(url, base_dir))
+    if from_environment:  # as given: an environment variable is read where the process runs
+        return DatabaseSettings(url=from_environment)
+    resolved = sqlite_url_from(url, base_dir)
+    _refuse_a_moved_database(url, resolved, table._source if table else "configuration")
+    return DatabaseSettings(url=resolved)
 
 
 def sqlite_url_from(url: str, base_dir: Path) -> str:
     """A relative SQLite path is relative to the configuration file's folder (like `maildir`
     and `templates_dir`), so every command finds the same database wherever it is run from."""
+    relative = _relative_sqlite_path(url)
+    if relative is None:
+        return url
+    _, _, query = url[len("sqlite:///"):].partition("?")
+    return f"sqlite:///{(base_dir / relative).resolve()}" + (f"?{query}" if query else "")
+
+
+def _relative_sqlite_path(url: str) -> str | None:
     prefix = "sqlite:///"
     if not url.startswith(prefix):
-        return url
+        return None
     path, _, query = url[len(prefix):].partition("?")
-    if not path or path == ":memory:" or path.startswith("/"):
-        return url
-    return f"{prefix}{(base_dir / path).resolve()}" + (f"?{query}" if query else "")
+    if not path or path == ":memory:" or path.startswith(("/", "file:")) or "uri=true" in query:
+        return None
+    return path
+
+
+def _refuse_a_moved_database(url: str, resolved: str, source: str) -> None:
+    """Older versions read a relative SQLite path from the working directory. Rather than
+    silently start on a new empty database beside the configuration, say where the old one
+    is and what to do."""
+    relative = _relative_sqlite_path(url)
+    if relative is None:
+        return
+    here = Path(resolved[len("sqlite:///"):].partition("?")[0])
+    old = (Path.cwd() / relative).resolve()
+    if not here.exists() and old.exists() and old != here:
+        raise ConfigError(
+            f"{source}: [database] url: {url!r} now means {here} (relative paths are relative to the "
+            f"configuration file), but the database is at {old}: give url = \"sqlite:///{old}\" "
+            f"or move the file")
 
 
 def _broker(table: _Reader | None) -> BrokerSettings:
@@ -316,12 +344,15 @@ def _loopback(host: str) -> bool:
     """Whether `host` names this machine (where clear text never leaves it)."""
     import ipaddress
 
-    if host.lower() in ("localhost", "localhost.localdomain"):
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name in ("localhost", "localhost.localdomain", "localhost6", "ip6-localhost", "ip6-loopback"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(name.split("%", 1)[0])
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def _whole(value) -> bool:

@@ -33,9 +33,10 @@ class ImportError_(Exception):
     """A file that cannot be imported. The message names the first bad line (and how many
     more there are); `problems` lists every bad row found, one line each."""
 
-    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, problems: tuple[str, ...] = (), total: int = 0) -> None:
         super().__init__(message)
         self.problems = problems or (message,)
+        self.total = max(total, len(self.problems))  # bad rows found; `problems` lists the first MAX_PROBLEMS
 
 
 def _raise_if_any(problems: list[str]) -> None:
@@ -43,7 +44,7 @@ def _raise_if_any(problems: list[str]) -> None:
         return
     more = len(problems) - 1
     extra = f" (and {more} more bad row(s))" if more else ""
-    raise ImportError_(problems[0] + extra, tuple(problems[:MAX_PROBLEMS]))
+    raise ImportError_(problems[0] + extra, tuple(problems[:MAX_PROBLEMS]), total=len(problems))
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class ImportReport:
     updated: int
 
 
-def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[tuple[int, dict[str, str]]]:
+def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[tuple[int, dict[str, str] | None]]:
+    """The non-empty rows with their line numbers; None for a row with more fields than
+    columns (reported in line order with the other bad rows)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -70,13 +73,18 @@ def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) 
         if not any((v or "").strip() for v in record.values() if isinstance(v, str)):
             continue
         if None in record:
-            raise ImportError_(f"{path}: line {reader.line_num}: more fields than columns")
+            rows.append((reader.line_num, None))
+            continue
         rows.append((reader.line_num, {k: (record.get(k) or "").strip() for k in columns + optional}))
     return rows
 
 
 def _problem(path: Path, line: int, column: str, problem: str) -> str:
     return f"{path}: line {line}: {column}: {problem}"
+
+
+def _too_many_fields(path: Path, line: int) -> str:
+    return f"{path}: line {line}: more fields than columns"
 
 
 def parse_date(value: str) -> datetime:
@@ -94,8 +102,11 @@ def import_merchants(db: Session, path: Path, *, now: datetime) -> ImportReport:
     """Upsert merchants; a changed support address clears an 'address invalid' flag."""
     rows = _rows(path, MERCHANT_COLUMNS)
     seen: set[str] = set()
-    problems = []
+    problems: list[str] = []
     for line, row in rows:
+        if row is None:
+            problems.append(_too_many_fields(path, line))
+            continue
         problem = _merchant_problem(row, seen)
         seen.add(row["merchant_id"])
         if problem:
@@ -103,7 +114,7 @@ def import_merchants(db: Session, path: Path, *, now: datetime) -> ImportReport:
     _raise_if_any(problems)
     created = updated = 0
     existing = {m.merchant_id: m for m in db.scalars(select(Merchant).where(Merchant.merchant_id.in_(seen)))}
-    for _, row in rows:
+    for _, row in rows:  # every row is good here (None rows were reported above)
         merchant = existing.get(row["merchant_id"])
         email = row["support_email"].lower()
         if merchant is None:
@@ -142,8 +153,11 @@ def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportRepo
     merchants = set(db.scalars(select(Merchant.merchant_id)))
     parsed: list[dict] = []
     seen: set[str] = set()
-    problems = []
+    problems: list[str] = []
     for line, row in rows:
+        if row is None:
+            problems.append(_too_many_fields(path, line))
+            continue
         values = _transaction_values(row, seen, merchants)
         seen.add(row["reference"].lower())
         if isinstance(values, tuple):

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     timers = sub.add_parser("timers", help="run due timers (reminders, escalation, auto-close)")
     timers_sub = timers.add_subparsers(dest="action", required=True)
     trun = timers_sub.add_parser("run")
-    trun.add_argument("--now", help="ISO 8601 time to run as (default: the real clock)")
+    trun.add_argument("--now", help="ISO 8601 time to run as (default: the real clock); without an offset, local time in [timers] timezone")
     timers.set_defaults(func=cmd_timers)
     sub.add_parser("health", help="check database, broker, smarthost and outbox; exit 1 if any fails").set_defaults(
         func=cmd_health)

@@ -56,6 +56,8 @@ def cmd_import(args) -> int:
     except importer.ImportError_ as error:
         for problem in error.problems:  # every bad row (up to importer.MAX_PROBLEMS), one per line
             print(f"error: {problem}", file=sys.stderr)
+        if error.total > len(error.problems):
+            print(f"error: ... and {error.total - len(error.problems)} more bad row(s) not shown", file=sys.stderr)
         print(f"{args.kind}: nothing was imported", file=sys.stderr)
         return 1
     finally:

@@ -266,6 +266,7 @@ def test_timer_settings_read_from_the_file(tmp_path):
     ("sqlite:///data/gw.db?timeout=5", "sqlite:///{dir}/data/gw.db?timeout=5"),
     ("sqlite:////var/lib/gw.db", "sqlite:////var/lib/gw.db"),
     ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("sqlite:///file:gw.db?mode=ro&uri=true", "sqlite:///file:gw.db?mode=ro&uri=true"),  # a SQLite URI: as given
     ("postgresql+psycopg://gw@db/gw", "postgresql+psycopg://gw@db/gw"),
 ])
 def test_a_relative_sqlite_path_is_relative_to_the_configuration_file(tmp_path, monkeypatch, url, expected):
@@ -282,6 +283,25 @@ SMARTHOST = '[outbound.smtp]\nhost = "{host}"\nusername = "gw"\npassword = "p"\n
 @pytest.mark.parametrize("template", [IMAP, SMARTHOST])
 def test_clear_text_passwords_are_refused_beyond_loopback(tmp_path, template):
     assert "clear text" in _error(tmp_path, MINIMAL + template.format(host="imap.example.org"))
-    for host in ("127.0.0.1", "localhost", "::1"):
+    for host in ("127.0.0.1", "127.0.0.2", "localhost", "localhost.", "ip6-localhost", "::1", "[::1]",
+                 "::ffff:127.0.0.1"):
         _load(tmp_path, MINIMAL + template.format(host=host))
     _load(tmp_path, MINIMAL + SMARTHOST.format(host="smtp.example.org") + "starttls = true\n")
+
+
+
+def test_a_database_left_in_the_working_directory_by_an_older_version_is_not_silently_replaced(tmp_path,
+                                                                                               monkeypatch):
+    config_dir, work_dir = tmp_path / "etc", tmp_path / "var"
+    config_dir.mkdir(), work_dir.mkdir()
+    (work_dir / "gw.db").write_bytes(b"")  # where an older version kept it
+    monkeypatch.chdir(work_dir)
+    message = _error(config_dir, MINIMAL + '[database]\nurl = "sqlite:///gw.db"\n')
+    assert str(work_dir / "gw.db") in message and "relative to the configuration file" in message
+    (config_dir / "gw.db").write_bytes(b"")  # once moved (or copied) beside the configuration, it loads
+    assert _load(config_dir, MINIMAL + '[database]\nurl = "sqlite:///gw.db"\n').database.url.endswith("/etc/gw.db")
+
+
+def test_a_relative_database_url_from_the_environment_is_used_as_given(tmp_path):
+    environ = {"DISPUTE_GATEWAY_DATABASE_URL": "sqlite:///from-env.db"}
+    assert _load(tmp_path, MINIMAL, environ).database.url == "sqlite:///from-env.db"

@@ -314,3 +314,18 @@ def test_every_bad_row_is_reported_not_only_the_first(merchants, tmp_path):
         "line 5: merchant_id: unknown merchant 'M9' (import merchants first)"]
     assert str(error.value).endswith("(and 2 more bad row(s))") and "\n" not in str(error.value)
     assert _transactions(merchants) == {}
+
+
+def test_a_row_with_too_many_fields_is_reported_in_line_order_with_the_others(db, tmp_path):
+    path = _write(tmp_path, "m.csv", MERCHANT_HEADER + "M1,Shop,bad,en\nM2,Shop,a@b.test,en,extra\nM3,Shop,c@d.test,de\n")
+    with pytest.raises(importer.ImportError_) as error:
+        _import_merchants(db, path)
+    assert [p.split(": ")[1] for p in error.value.problems] == ["line 2", "line 3", "line 4"]
+    assert "more fields than columns" in error.value.problems[1]
+
+
+def test_the_first_fifty_bad_rows_are_listed_and_the_rest_counted(db, tmp_path):
+    path = _write(tmp_path, "m.csv", MERCHANT_HEADER + "".join(f"M{i},Shop,bad,en\n" for i in range(60)))
+    with pytest.raises(importer.ImportError_) as error:
+        _import_merchants(db, path)
+    assert (len(error.value.problems), error.value.total) == (importer.MAX_PROBLEMS, 60)
