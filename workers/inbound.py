@@ -20,17 +20,18 @@ def declare(runtime) -> dramatiq.Actor:
     def process_inbound(inbound_id: int) -> None:
         settings = runtime.settings
         try:
-            # the size first, in its own short transaction: a slot is never waited for while
-            # holding a transaction (on SQLite that would block every other writer)
             with runtime.database.unit_of_work() as db:
                 size = db.scalar(select(Inbound.size).where(Inbound.id == inbound_id)) or 0
-            with runtime.large_messages.slot(size, wait=runtime.inline) as admitted:
-                if not admitted:
-                    runtime.enqueue_inbound(inbound_id, delay_ms=RETRY_DELAY_MS)
-                    return
-                with runtime.database.unit_of_work() as db:
-                    result = pipeline.process_inbound(db, inbound_id, settings=settings, renderer=runtime.renderer,
-                                                      now=runtime.now())
+                # A worker thread never waits for a slot (it would hold this transaction, and on
+                # SQLite every other writer with it): turned away, the message is queued again.
+                # Only a one-shot command, alone in its thread, waits.
+                with runtime.large_messages.slot(size, wait=runtime.inline) as admitted:
+                    if admitted:
+                        result = pipeline.process_inbound(db, inbound_id, settings=settings,
+                                                          renderer=runtime.renderer, now=runtime.now())
+            if not admitted:
+                runtime.enqueue_inbound(inbound_id, delay_ms=RETRY_DELAY_MS)
+                return
             outbox_ids = result.outbox_ids
         except DatabaseUnavailable:
             raise  # Dramatiq retries; the sweep re-enqueues if the retries run out
