@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.opening import open_case  # noqa: E402
+from gateway.clock import SystemClock  # noqa: E402
 from tests.harness import CUSTOMER, Backend, Gateway, Received, Sink, build_mail, settings_for  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def main() -> int:
     settings = settings_for(tmp, backend, sink.port, max_message_bytes=32 * 1024 * 1024,
                             workers={"threads": args.threads, "lease_seconds": 600, "sweep_interval_seconds": 3600,
                                      "large_messages_at_once": args.at_once})
-    gateway = Gateway(settings, threads=args.threads)
+    gateway = Gateway(settings, clock=SystemClock(), threads=args.threads)  # a benchmark runs on the real clock
     try:
         address = open_case(gateway, sink, tmp)
         gateway.worker.stop()  # queue everything first, so the threads start on them together

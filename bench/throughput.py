@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.opening import open_case  # noqa: E402
+from gateway.clock import SystemClock  # noqa: E402
 from tests.harness import CUSTOMER, Backend, Gateway, Sink, build_mail, settings_for  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def main() -> int:
     settings = settings_for(tmp, backend, sink.port, max_message_bytes=10_000_000,
                             hygiene={"freeze_after_messages": 10 * args.messages + 100},
                             workers={"threads": args.threads, "lease_seconds": 600, "sweep_interval_seconds": 3600})
-    gateway = Gateway(settings, threads=args.threads)
+    gateway = Gateway(settings, clock=SystemClock(), threads=args.threads)  # a benchmark runs on the real clock
     try:
         address = open_case(gateway, sink, tmp)
         filler = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 200)[: max(0, args.size - 600)]

@@ -214,8 +214,7 @@ def _database(table: _Reader | None, environ: dict[str, str], base_dir: Path) ->
     if from_environment:  # as given: an environment variable is read where the process runs
         return DatabaseSettings(url=from_environment)
     resolved = sqlite_url_from(url, base_dir)
-    _refuse_a_moved_database(url, resolved, table._source if table else "configuration")
-    return DatabaseSettings(url=resolved)
+    return DatabaseSettings(url=resolved, note=_older_location_note(url, resolved))
 
 
 def sqlite_url_from(url: str, base_dir: Path) -> str:
@@ -238,20 +237,23 @@ def _relative_sqlite_path(url: str) -> str | None:
     return path
 
 
-def _refuse_a_moved_database(url: str, resolved: str, source: str) -> None:
-    """Older versions read a relative SQLite path from the working directory. Rather than
-    silently start on a new empty database beside the configuration, say where the old one
-    is and what to do."""
+def _older_location_note(url: str, resolved: str) -> str | None:
+    """Versions before 0.2 read a relative SQLite path from the working directory. When a
+    file of that name is there and none beside the configuration, say so once at start.
+
+    Never a refusal: the file may as well be another instance's database (a quick start
+    run in the same folder), and which it is cannot be told from here."""
     relative = _relative_sqlite_path(url)
     if relative is None:
-        return
+        return None
     here = Path(resolved[len("sqlite:///"):].partition("?")[0])
     old = (Path.cwd() / relative).resolve()
-    if not here.exists() and old.exists() and old != here:
-        raise ConfigError(
-            f"{source}: [database] url: {url!r} now means {here} (relative paths are relative to the "
-            f"configuration file), but the database is at {old}: give url = \"sqlite:///{old}\" "
-            f"or move the file")
+    if here.exists() or not old.exists() or old == here:
+        return None
+    return (f"[database] url {url!r} is relative to the configuration file: this instance uses {here}. "
+            f"A file {old} exists in the working directory; if it is this instance's database from a "
+            f"version before 0.2 (which read relative paths from the working directory), stop the "
+            f"gateway and move it to {here}")
 
 
 def _broker(table: _Reader | None) -> BrokerSettings:

@@ -29,6 +29,7 @@ def case_summary(case: Case) -> dict:
         "merchant_id": case.merchant_id,
         "transaction_reference": case.transaction_reference,
         "subject": case.subject,
+        "transaction_date": _iso(case.transaction_date),
         "opened_at": _iso(case.opened_at),
         "closed_at": _iso(case.closed_at),
         "next_due_at": _iso(case.next_due_at),

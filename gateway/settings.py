@@ -43,6 +43,9 @@ class GatewaySettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///dispute-gateway.db"
+    # Set when a relative SQLite path also names a file in the working directory (where
+    # versions before 0.2 looked): said to the administrator at start, never acted on.
+    note: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

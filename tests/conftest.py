@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Backend, Gateway, Sink, settings_for
+from tests.harness import Backend, Gateway, Sink, TestClock, settings_for
 
 MAIL_DIR = Path(__file__).parent / "mail"
 PG_ADMIN_URL = os.environ.get("DG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -54,11 +54,25 @@ def sink():
 
 
 @pytest.fixture
-def make_gateway(tmp_path, sink):
-    """Factory: make_gateway(backend, **settings overrides) -> a running, loaded Gateway."""
+def clock() -> TestClock:
+    """The test's one clock (real time shifted by DG_TEST_CLOCK_OFFSET_DAYS until a test sets it)."""
+    return TestClock()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that read the clock are time-dependent: CI runs them again with the clock shifted."""
+    for item in items:
+        if "clock" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timed)
+
+
+@pytest.fixture
+def make_gateway(tmp_path, sink, clock):
+    """Factory: make_gateway(backend, **settings overrides) -> a running, loaded Gateway on the
+    test's clock."""
     started: list[Gateway] = []
 
-    def make(backend: Backend, *, workers: bool = True, clock=None, load: bool = True, **overrides) -> Gateway:
+    def make(backend: Backend, *, workers: bool = True, load: bool = True, **overrides) -> Gateway:
         settings = settings_for(tmp_path, backend, sink.port, **overrides)
         gateway = Gateway(settings, clock=clock, workers=workers)
         started.append(gateway)
@@ -74,6 +88,26 @@ def make_gateway(tmp_path, sink):
 @pytest.fixture
 def gateway(backend, make_gateway) -> Gateway:
     return make_gateway(backend)
+
+
+@pytest.fixture(scope="session")
+def dovecot():
+    """A real Dovecot on this run's own free port (tests.mailservers); stopped at the end."""
+    from tests import mailservers
+
+    mailservers.start("dovecot")
+    yield mailservers.IMAP_PORT
+    mailservers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def postfix(dovecot):
+    """A real Postfix in front of the gateway under test (tests.mailservers); stopped at the end."""
+    from tests import mailservers
+
+    mailservers.start("postfix")
+    yield mailservers.POSTFIX_PORT
+    mailservers.stop_all()
 
 
 @pytest.fixture

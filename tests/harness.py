@@ -4,12 +4,14 @@ aiosmtpd sink standing in for the smarthost. Nothing here is mocked: mail goes o
 from __future__ import annotations
 
 import email
+import os
 import smtplib
 import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage, Message
 from email.policy import SMTP, compat32
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Callable
 from aiosmtpd.controller import Controller
 
 from gateway import config, db as dbmod, importer
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock
 from gateway.ingress import smtp as smtp_ingress
 from workers import scheduler
 from workers.runtime import Runtime
@@ -28,6 +30,44 @@ STAFF = ("staff@ops.test", "lead@ops.test")
 KEYS = ("test-secret-key-number-one-0001", "older-secret-key-number-two-02")
 CUSTOMER = "carol@customer.test"
 MERCHANT = "support@shop.test"
+
+
+CLOCK_OFFSET_ENV = "DG_TEST_CLOCK_OFFSET_DAYS"
+
+
+def clock_offset() -> timedelta:
+    """The shift CI gives the tests' clock (`DG_TEST_CLOCK_OFFSET_DAYS`, default 0), so a
+    test that depends on today's date fails today instead of next week."""
+    return timedelta(days=float(os.environ.get(CLOCK_OFFSET_ENV) or 0))
+
+
+class TestClock:
+    """The one clock of a test: every component the test starts (ingress, workers,
+    scheduler, CLI) is given this object. It runs with real time shifted by
+    `clock_offset()` until a test sets it; then it says what it was told. Tests move it
+    (`set`, `advance`), never replace it."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, offset: timedelta | None = None) -> None:
+        self.offset = clock_offset() if offset is None else offset
+        self._at: datetime | None = None
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._at if self._at is not None else datetime.now(timezone.utc) + self.offset
+
+    def set(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("TestClock needs a timezone-aware datetime")
+        with self._lock:
+            self._at = at
+
+    def advance(self, delta: timedelta) -> datetime:
+        at = self.now() + delta
+        self.set(at)
+        return at
 
 
 def free_port() -> int:
@@ -184,32 +224,45 @@ MERCHANTS_CSV = """merchant_id,name,support_email,locale
 shop1,Shop One,support@shop.test,en
 shop2,Boutique Deux,sav@boutique.test,fr
 """
-TRANSACTIONS_CSV = """reference,merchant_id,customer_email,customer_name,amount,currency,transaction_date
-TX-1001,shop1,carol@customer.test,Carol Client,49.90,EUR,2026-11-20
-TX-1002,shop2,Carol@Customer.test,Carol Client,120,EUR,2026-11-21T10:00:00+01:00
-TX-2001,shop1,dave@other.test,Dave Other,15,EUR,2026-11-22
-"""
+TRANSACTIONS_HEADER = "reference,merchant_id,customer_email,customer_name,amount,currency,transaction_date\n"
+TX_AGE_DAYS = 13  # how long before "now" TX-1001 was paid; TX-1002 and TX-2001 a day later each
+
+
+def tx_date(now: datetime, days_before: int = TX_AGE_DAYS) -> datetime:
+    """The transaction date of the test data, `days_before` days before `now` (midnight UTC)."""
+    day = (now - timedelta(days=days_before)).date()
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def transactions_csv(now: datetime) -> str:
+    """The test transactions, dated relative to the test clock's `now`."""
+    first, second, third = (tx_date(now, TX_AGE_DAYS - n) for n in range(3))
+    return (TRANSACTIONS_HEADER
+            + f"TX-1001,shop1,carol@customer.test,Carol Client,49.90,EUR,{first.date()}\n"
+            + f"TX-1002,shop2,Carol@Customer.test,Carol Client,120,EUR,{second.date()}T10:00:00+01:00\n"
+            + f"TX-2001,shop1,dave@other.test,Dave Other,15,EUR,{third.date()}\n")
 
 
 class Gateway:
     """A running gateway: ingress + workers; the scheduler is driven by the test (`sweep`)."""
 
-    def __init__(self, settings: config.Settings, *, clock: Clock | None = None, workers: bool = True,
+    def __init__(self, settings: config.Settings, *, clock: Clock, workers: bool = True,
                  namespace: str | None = None, threads: int = 2) -> None:
         self.settings = settings
+        self.clock = clock
         if settings.database.url.startswith("sqlite") or "postgresql" in settings.database.url:
             dbmod.upgrade(settings.database.url)
-        self.runtime = Runtime(settings, clock=clock or SystemClock(),
+        self.runtime = Runtime(settings, clock=clock,
                                broker_namespace=namespace or f"dg-test-{uuid.uuid4().hex[:8]}")
         self.worker = self.runtime.start_worker(threads) if workers else None
         self.controller = smtp_ingress.start(settings, self.runtime.database, self.runtime.clock,
                                              self.runtime.enqueue_inbound)
         self.port = settings.smtp_ingress.port
 
-    def load(self, tmp_path: Path, merchants: str = MERCHANTS_CSV, transactions: str = TRANSACTIONS_CSV) -> None:
-        (tmp_path / "m.csv").write_text(merchants)
-        (tmp_path / "t.csv").write_text(transactions)
+    def load(self, tmp_path: Path, merchants: str = MERCHANTS_CSV, transactions: str | None = None) -> None:
         now = self.runtime.now()
+        (tmp_path / "m.csv").write_text(merchants)
+        (tmp_path / "t.csv").write_text(transactions if transactions is not None else transactions_csv(now))
         with self.runtime.database.unit_of_work() as db:
             importer.import_merchants(db, tmp_path / "m.csv", now=now)
         with self.runtime.database.unit_of_work() as db:

@@ -44,7 +44,7 @@ class Runtime:
         self.settings = settings
         self.database = Database(settings.database.url)
         self.renderer = Renderer(settings.gateway.templates_dir)
-        self.clock = clock or SystemClock()
+        self._clock = clock or SystemClock()
         self.relay = relay or build_relay(settings.outbound)
         self.broker = broker or build_broker(settings.broker, namespace=broker_namespace)
         self.inline = inline
@@ -54,8 +54,15 @@ class Runtime:
         self.deliver = relay_actors.declare(self)
         self.run_timer = timers.declare(self)
 
+    @property
+    def clock(self) -> Clock:
+        """The process's one clock, read by every component it wires (ingress, workers,
+        scheduler, commands). It cannot be swapped after start: a component that kept the
+        old one would live at another time. A test moves the clock it passed in instead."""
+        return self._clock
+
     def now(self) -> datetime:
-        return self.clock.now()
+        return self._clock.now()
 
     def enqueue_inbound(self, inbound_id: int, *, delay_ms: int | None = None) -> None:
         if self.inline:

@@ -8,6 +8,7 @@ import sys
 
 from gateway import config as config_module
 from gateway.cases.machine import CaseState
+from gateway.clock import Clock, SystemClock
 from gateway.cli.admin import (
     cmd_health,
     cmd_db_upgrade,
@@ -103,8 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
+    """Run one command. `clock` is the process's one clock (the system clock unless a
+    caller, such as a test driving the CLI beside a running gateway, gives its own)."""
     args = build_parser().parse_args(argv)
+    args.clock = clock or SystemClock()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if args.log_format == "json"
                          else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ def cmd_health(args) -> int:
 
     settings = load_settings(args)
     upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
-    runtime = Runtime(settings, inline=True)
+    runtime = Runtime(settings, clock=args.clock, inline=True)
     try:
         checks = metrics.health(runtime)
     finally:
@@ -48,7 +48,7 @@ def cmd_import(args) -> int:
     settings = load_settings(args)
     upgrade_if_sqlite(settings)
     database = Database(settings.database.url)
-    now = datetime.now(timezone.utc)
+    now = args.clock.now()
     run = importer.import_merchants if args.kind == "merchants" else importer.import_transactions
     try:
         with database.unit_of_work() as db:
@@ -114,12 +114,12 @@ def cmd_merchants(args) -> int:
 
 def cmd_timers(args) -> int:
     from gateway import timer_jobs
-    from gateway.clock import FixedClock, SystemClock
+    from gateway.clock import FixedClock
     from workers.runtime import Runtime
 
     settings = load_settings(args)
     upgrade_if_sqlite(settings)
-    clock = SystemClock()
+    clock = args.clock
     if args.now:  # a time without an offset is local time in [timers] timezone
         at = datetime.fromisoformat(args.now.replace("Z", "+00:00"))
         clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=ZoneInfo(settings.timers.timezone)))
@@ -143,7 +143,7 @@ def cmd_trace(args) -> int:
     settings = load_settings(args)
     upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
     raw = Path(args.file).read_bytes()
-    lines = trace.trace(settings, raw, rcpt=args.rcpt, mail_from=args.mail_from, now=datetime.now(timezone.utc))
+    lines = trace.trace(settings, raw, rcpt=args.rcpt, mail_from=args.mail_from, now=args.clock.now())
     print("\n".join(lines))
     return 0
 
@@ -154,7 +154,7 @@ def cmd_quarantine(args) -> int:
 
     settings = load_settings(args)
     upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
-    runtime = Runtime(settings, inline=settings.broker.embedded)
+    runtime = Runtime(settings, clock=args.clock, inline=settings.broker.embedded)
     try:
         with runtime.database.unit_of_work() as db:
             if args.action == "list":
@@ -187,7 +187,7 @@ def cmd_outbox(args) -> int:
 
     settings = load_settings(args)
     upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
-    runtime = Runtime(settings, inline=settings.broker.embedded)
+    runtime = Runtime(settings, clock=args.clock, inline=settings.broker.embedded)
     try:
         if args.action == "list":
             with runtime.database.unit_of_work() as db:

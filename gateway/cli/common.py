@@ -22,7 +22,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def load_settings(args) -> config_module.Settings:
-    return config_module.load(args.config)
+    settings = config_module.load(args.config)
+    if settings.database.note:
+        logging.getLogger("gateway").warning("%s", settings.database.note)
+    return settings
 
 
 def wait_for_signal() -> None:

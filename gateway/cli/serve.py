@@ -25,7 +25,7 @@ def cmd_run(args) -> int:
     settings = load_settings(args)
     _warn_example_secret(settings)
     upgrade_if_sqlite(settings)
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, clock=args.clock)
     worker = runtime.start_worker()
     controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
     metrics_server = _serve_metrics(runtime)
@@ -85,7 +85,7 @@ def cmd_poll_imap(args) -> int:
     if not settings.imap:
         raise config_module.ConfigError(f"{settings.source}: [ingress.imap]: missing: no mailbox to read")
     upgrade_if_sqlite(settings)
-    runtime = Runtime(settings, inline=settings.broker.embedded)
+    runtime = Runtime(settings, clock=args.clock, inline=settings.broker.embedded)
     try:
         if args.once:
             store = imap.make_store(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
@@ -138,7 +138,7 @@ def cmd_serve_smtp(args) -> int:
     settings = load_settings(args)
     _warn_example_secret(settings)
     require_shared_broker(settings, "serve-smtp")
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, clock=args.clock)
     controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
     _serve_metrics(runtime)
     print(f"SMTP ingress on {settings.smtp_ingress.host}:{settings.smtp_ingress.port}", flush=True)
@@ -155,7 +155,7 @@ def cmd_worker(args) -> int:
 
     settings = load_settings(args)
     require_shared_broker(settings, "worker")
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, clock=args.clock)
     worker = runtime.start_worker(args.threads)
     print(f"worker running with {args.threads or settings.workers.threads} threads on {settings.broker.url}", flush=True)
     try:
@@ -172,7 +172,7 @@ def cmd_scheduler(args) -> int:
 
     settings = load_settings(args)
     upgrade_if_sqlite(settings)
-    runtime = Runtime(settings, inline=settings.broker.embedded)
+    runtime = Runtime(settings, clock=args.clock, inline=settings.broker.embedded)
     if args.once:
         scheduler.reschedule(runtime)
         report = scheduler.sweep(runtime)

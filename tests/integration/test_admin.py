@@ -24,7 +24,7 @@ def test_trace_prints_every_decision_and_changes_nothing(sqlite_backend, make_ga
     eml = tmp_path / "m.eml"
     eml.write_bytes(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001 never arrived",
                                body="My parcel TX-1001 never arrived."))
-    assert main(["--config", _config(gateway, tmp_path), "trace", str(eml)]) == 0
+    assert main(["--config", _config(gateway, tmp_path), "trace", str(eml)], clock=gateway.clock) == 0
     out = capsys.readouterr().out
     for expected in ("== parsed", "RCPT TO: <delivery@disputes.test> -> 250 accepted", "human: no automatic-mail signal",
                      "IntakeMatch", "delivery case opened", "(new case) -> awaiting_merchant",
@@ -41,7 +41,7 @@ def test_trace_explains_a_bounce_and_a_refused_address(sqlite_backend, make_gate
     path = tmp_path / "dsn.eml"
     path.write_bytes(eml("postfix_dsn_unknown_user.eml"))
     assert main(["--config", _config(gateway, tmp_path), "trace", str(path), "--rcpt", f"disputes@{DOMAIN}",
-                 "--rcpt", f"case+aaaa-m-{'b' * 16}@{DOMAIN}", "--from", ""]) == 0
+                 "--rcpt", f"case+aaaa-m-{'b' * 16}@{DOMAIN}", "--from", ""], clock=gateway.clock) == 0
     out = capsys.readouterr().out
     assert "bounce: multipart/report" in out and "5.1.1" in out
     assert "550 refused (bad signature)" in out
@@ -62,14 +62,14 @@ def test_quarantine_keeps_the_message_tells_staff_and_can_retry(sqlite_backend, 
     gateway.settle()
     config = _config(gateway, tmp_path)
     capsys.readouterr()
-    assert main(["--config", config, "quarantine", "list", "--json"]) == 0
+    assert main(["--config", config, "quarantine", "list", "--json"], clock=gateway.clock) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["status"] == "quarantined" and "simulated fault" in listed[0]["error"]
-    assert main(["--config", config, "quarantine", "show", str(listed[0]["id"])]) == 0
+    assert main(["--config", config, "quarantine", "show", str(listed[0]["id"])], clock=gateway.clock) == 0
     shown = capsys.readouterr().out
     assert "raw: " in shown and "TX-1001" in shown
     monkeypatch.setattr(pipeline, "dispatch", original)
-    assert main(["--config", config, "quarantine", "retry", str(listed[0]["id"])]) == 0
+    assert main(["--config", config, "quarantine", "retry", str(listed[0]["id"])], clock=gateway.clock) == 0
     with gateway.runtime.database.unit_of_work() as db:
         assert db.get(Inbound, listed[0]["id"]).status == "processed"
         assert db.scalar(select(func.count()).select_from(Case)) == 1
@@ -83,23 +83,23 @@ def test_outbox_list_and_retry_of_a_failed_delivery(sqlite_backend, make_gateway
     gateway.settle()
     config = _config(gateway, tmp_path)
     capsys.readouterr()
-    assert main(["--config", config, "outbox", "list", "--status", "failed", "--json"]) == 0
+    assert main(["--config", config, "outbox", "list", "--status", "failed", "--json"], clock=gateway.clock) == 0
     failed = json.loads(capsys.readouterr().out)
     assert len(failed) == 1 and failed[0]["recipient"] == "staff@ops.test" and failed[0]["smtp_code"] == 550
     sink.handler.rcpt_answers.clear()
-    assert main(["--config", config, "outbox", "retry", str(failed[0]["id"])]) == 0
+    assert main(["--config", config, "outbox", "retry", str(failed[0]["id"])], clock=gateway.clock) == 0
     assert len(sink.to("staff@ops.test")) == 1
 
 
 def test_health_command_fails_when_the_smarthost_is_down(sqlite_backend, make_gateway, tmp_path, capsys):
     gateway = make_gateway(sqlite_backend)
     config = _config(gateway, tmp_path)
-    assert main(["--config", config, "health"]) == 0
+    assert main(["--config", config, "health"], clock=gateway.clock) == 0
     assert "ok   smarthost" in capsys.readouterr().out
     text = (tmp_path / "admin.toml").read_text().replace(f"port = {gateway.settings.outbound.smtp.port}",
                                                          f"port = {free_port()}")
     (tmp_path / "admin.toml").write_text(text)
-    assert main(["--config", config, "health"]) == 1
+    assert main(["--config", config, "health"], clock=gateway.clock) == 1
     assert "FAIL smarthost" in capsys.readouterr().out
 
 

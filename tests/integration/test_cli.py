@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from tests.harness import MERCHANTS_CSV, TRANSACTIONS_CSV, build_mail, free_port
+from datetime import datetime, timezone
+
+from tests.harness import MERCHANTS_CSV, build_mail, free_port, transactions_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,22 +42,24 @@ maildir = "{tmp_path / 'maildir'}"
     return path
 
 
-def test_import_upserts_and_reports_a_bad_row_with_its_line(tmp_path, capsys):
+def test_import_upserts_and_reports_a_bad_row_with_its_line(tmp_path, capsys, clock):
     config = _config(tmp_path)
+    transactions = transactions_csv(clock.now())
+    day = clock.now().date()
     (tmp_path / "m.csv").write_text(MERCHANTS_CSV)
-    (tmp_path / "t.csv").write_text(TRANSACTIONS_CSV)
-    assert main(["--config", str(config), "import", "merchants", str(tmp_path / "m.csv")]) == 0
-    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "t.csv")]) == 0
-    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "t.csv")]) == 0
+    (tmp_path / "t.csv").write_text(transactions)
+    assert main(["--config", str(config), "import", "merchants", str(tmp_path / "m.csv")], clock=clock) == 0
+    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "t.csv")], clock=clock) == 0
+    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "t.csv")], clock=clock) == 0
     assert "0 created, 3 updated" in capsys.readouterr().out
-    bad = TRANSACTIONS_CSV + ("TX-3001,shop1,eve@x.test,Eve,10,EUR,2026-11-23\n"
-                              "TX-3002,shop1,not-an-address,Zed,5,EUR,2026-11-23\n"
-                              "TX-3003,shop1,zoe@x.test,Zoe,five,EUR,2026-11-23\n")
+    bad = transactions + (f"TX-3001,shop1,eve@x.test,Eve,10,EUR,{day}\n"
+                          f"TX-3002,shop1,not-an-address,Zed,5,EUR,{day}\n"
+                          f"TX-3003,shop1,zoe@x.test,Zoe,five,EUR,{day}\n")
     (tmp_path / "bad.csv").write_text(bad)
-    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "bad.csv")]) == 1
+    assert main(["--config", str(config), "import", "transactions", str(tmp_path / "bad.csv")], clock=clock) == 1
     err = capsys.readouterr().err.splitlines()  # every bad row, each on its own line
     assert "line 6: customer_email" in err[0] and "line 7: amount" in err[1] and "nothing was imported" in err[2]
-    assert main(["--config", str(config), "cases", "list", "--json"]) == 0
+    assert main(["--config", str(config), "cases", "list", "--json"], clock=clock) == 0
     assert json.loads(capsys.readouterr().out) == []
 
 
@@ -91,9 +95,9 @@ url = "{gateway.settings.database.url}"
 [outbound]
 maildir = "{tmp_path / 'md'}"
 """)
-    assert main(["--config", str(config), "cases", "list", "--json"]) == 0
+    assert main(["--config", str(config), "cases", "list", "--json"], clock=gateway.clock) == 0
     reference = json.loads(capsys.readouterr().out)[0]["reference"]
-    assert main(["--config", str(config), "cases", "show", reference, "--json"]) == 0
+    assert main(["--config", str(config), "cases", "show", reference, "--json"], clock=gateway.clock) == 0
     case = json.loads(capsys.readouterr().out)
     for key in ("reference", "state", "category", "escalated", "merchant_unreachable", "closed_reason",
                 "customer_email", "merchant_id", "events"):
@@ -101,7 +105,7 @@ maildir = "{tmp_path / 'md'}"
     assert case["events"][0]["kind"] == "case_opened"
     assert all({"kind", "at", "party"} <= set(event) for event in case["events"])
     assert [t["kind"] for t in case["upcoming_timers"]][:3] == ["merchant_reminder", "merchant_reminder", "escalation"]
-    assert main(["--config", str(config), "cases", "show", reference]) == 0
+    assert main(["--config", str(config), "cases", "show", reference], clock=gateway.clock) == 0
     out = capsys.readouterr().out
     assert "History:" in out and "Upcoming timers" in out and "merchant reminder 1" in out
 
@@ -110,7 +114,8 @@ def test_embedded_run_serves_smtp_and_writes_the_maildir(tmp_path):
     port = free_port()
     config = _config(tmp_path, port)
     (tmp_path / "m.csv").write_text(MERCHANTS_CSV)
-    (tmp_path / "t.csv").write_text(TRANSACTIONS_CSV)
+    # a real process on the real clock: its transactions are dated from the real clock too
+    (tmp_path / "t.csv").write_text(transactions_csv(datetime.now(timezone.utc)))
     cli = [sys.executable, "-m", "gateway.cli", "--config", str(config)]
     subprocess.run(cli + ["import", "merchants", str(tmp_path / "m.csv")], check=True, capture_output=True)
     subprocess.run(cli + ["import", "transactions", str(tmp_path / "t.csv")], check=True, capture_output=True)

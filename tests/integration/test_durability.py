@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from gateway.clock import FixedClock, SystemClock
 from gateway.db import Database
 from gateway.ingress import smtp as smtp_ingress
 from gateway.models import Bounce, Inbound, Outbox
@@ -46,10 +45,10 @@ def test_duplicate_is_answered_250_so_the_mta_stops(gateway, sink):
     assert code == 250 and b"already" in text
 
 
-def test_database_down_at_data_answers_451_and_keeps_nothing_half_done(tmp_path, sqlite_backend):
+def test_database_down_at_data_answers_451_and_keeps_nothing_half_done(tmp_path, sqlite_backend, clock):
     settings = settings_for(tmp_path, sqlite_backend, None)
     down = Database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing")  # nothing listens there
-    controller = smtp_ingress.start(settings, down, SystemClock(), lambda inbound_id: None)
+    controller = smtp_ingress.start(settings, down, clock, lambda inbound_id: None)
     try:
         with pytest.raises(smtplib.SMTPDataError) as refused:
             with smtplib.SMTP("127.0.0.1", settings.smtp_ingress.port) as client:
@@ -75,9 +74,8 @@ def test_oversize_message_gets_552_whether_or_not_size_was_declared(backend, mak
     assert _count(gateway, Inbound) == 0
 
 
-def test_lost_queue_messages_are_repaired_by_the_sweep_without_duplicates(backend, make_gateway, sink):
-    clock = FixedClock(SystemClock().now())
-    gateway = make_gateway(backend, workers=False, clock=clock)
+def test_lost_queue_messages_are_repaired_by_the_sweep_without_duplicates(backend, make_gateway, sink, clock):
+    gateway = make_gateway(backend, workers=False)
     gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001", body="TX-1001"),
                  to=f"delivery@{DOMAIN}")
     gateway.runtime.broker.flush_all()  # the queue is lost (Redis flushed, worker killed)
@@ -100,9 +98,8 @@ def test_lost_queue_messages_are_repaired_by_the_sweep_without_duplicates(backen
     assert _count(gateway, Outbox, Outbox.status == "sent") == 5
 
 
-def test_lost_inbound_job_is_processed_after_its_lease(backend, make_gateway, sink):
-    clock = FixedClock(SystemClock().now())
-    gateway = make_gateway(backend, workers=False, clock=clock)
+def test_lost_inbound_job_is_processed_after_its_lease(backend, make_gateway, sink, clock):
+    gateway = make_gateway(backend, workers=False)
     gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001", body="TX-1001"),
                  to=f"delivery@{DOMAIN}")
     gateway.runtime.broker.flush_all()
@@ -133,9 +130,8 @@ def test_smarthost_5xx_is_a_permanent_failure_recorded_on_the_case(gateway, sink
     assert _count(gateway, Bounce, Bounce.recipient == MERCHANT, Bounce.detected_by == "smtp") == 2
 
 
-def test_a_temporary_failure_lasting_24_hours_counts_as_a_hard_bounce(backend, make_gateway, sink):
-    clock = FixedClock(SystemClock().now())
-    gateway = make_gateway(backend, clock=clock, outbound={"smtp": {"host": "127.0.0.1", "port": sink.port},
+def test_a_temporary_failure_lasting_24_hours_counts_as_a_hard_bounce(backend, make_gateway, sink, clock):
+    gateway = make_gateway(backend, outbound={"smtp": {"host": "127.0.0.1", "port": sink.port},
                                                            "retry_base_seconds": 3600, "retry_max_seconds": 3600,
                                                            "max_attempts": 50})
     sink.handler.rcpt_answers[MERCHANT] = ["451 4.2.0 mailbox busy, try later"]
@@ -179,9 +175,8 @@ def test_the_relay_reconnects_at_once_when_the_smarthost_closed_its_connection()
     assert len(handler.received) == 2
 
 
-def test_a_smarthost_outage_is_never_a_recipient_bounce(backend, make_gateway, sink):
-    clock = FixedClock(SystemClock().now())
-    gateway = make_gateway(backend, clock=clock, load=True,
+def test_a_smarthost_outage_is_never_a_recipient_bounce(backend, make_gateway, sink, clock):
+    gateway = make_gateway(backend, load=True,
                            outbound={"smtp": {"host": "127.0.0.1", "port": free_port(), "timeout_seconds": 2},
                                      "retry_base_seconds": 60, "retry_max_seconds": 60, "max_attempts": 2})
     gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001", body="TX-1001"),

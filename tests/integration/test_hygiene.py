@@ -15,7 +15,7 @@ from gateway import addresses, reports
 from gateway.cli import main
 from gateway.clock import BusinessCalendar
 from gateway.models import Outbox
-from tests.harness import CUSTOMER, DOMAIN, KEYS, MERCHANT, STAFF, build_mail, write_config
+from tests.harness import CUSTOMER, DOMAIN, KEYS, MERCHANT, STAFF, build_mail, tx_date, write_config
 
 MAIL = Path(__file__).resolve().parents[1] / "mail"
 CAL = BusinessCalendar("Europe/Paris", "FR")
@@ -65,7 +65,7 @@ def _verp(gateway, row):
 
 def _timers(gateway, tmp_path, at):
     assert main(["--config", str(write_config(tmp_path / "cli.toml", gateway.settings)), "timers", "run",
-                 "--now", at.isoformat()]) == 0
+                 "--now", at.isoformat()], clock=gateway.clock) == 0
 
 
 def test_hard_bounce_of_the_merchant_escalates_at_once(gateway, sink, tmp_path, capsys):
@@ -83,7 +83,7 @@ def test_hard_bounce_of_the_merchant_escalates_at_once(gateway, sink, tmp_path, 
     assert len(sink.to(CUSTOMER)) == customer_before + 1
     config = write_config(tmp_path / "cli.toml", gateway.settings)
     capsys.readouterr()
-    assert main(["--config", str(config), "merchants", "show", "shop1", "--json"]) == 0
+    assert main(["--config", str(config), "merchants", "show", "shop1", "--json"], clock=gateway.clock) == 0
     merchant = json.loads(capsys.readouterr().out)
     assert merchant["address_status"] == "invalid" and "5.1.1" in merchant["address_invalid_reason"]
     # no more reminders go to the dead address
@@ -93,7 +93,7 @@ def test_hard_bounce_of_the_merchant_escalates_at_once(gateway, sink, tmp_path, 
     # the merchant's address is updated; staff ask for the failed mail to be sent again
     gateway.load(tmp_path, merchants="merchant_id,name,support_email,locale\nshop1,Shop One,help@shop.test,en\n")
     capsys.readouterr()
-    assert main(["--config", str(config), "merchants", "show", "shop1", "--json"]) == 0
+    assert main(["--config", str(config), "merchants", "show", "shop1", "--json"], clock=gateway.clock) == 0
     assert json.loads(capsys.readouterr().out)["address_status"] == "ok"
     gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#retry"),
                  to=_address(case, "s"), sender=STAFF[0])
@@ -311,13 +311,10 @@ def test_a_second_bounce_of_the_same_dead_address_is_only_recorded(gateway, sink
     assert [e["kind"] for e in case["events"]].count("merchant_bounced") == 1
 
 
-def test_a_delay_warning_a_day_after_sending_counts_as_a_hard_bounce(backend, make_gateway, sink):
+def test_a_delay_warning_a_day_after_sending_counts_as_a_hard_bounce(backend, make_gateway, sink, clock):
     from datetime import timedelta
 
-    from gateway.clock import FixedClock, SystemClock
-
-    clock = FixedClock(SystemClock().now())
-    gateway = make_gateway(backend, clock=clock)
+    gateway = make_gateway(backend)
     _open(gateway)
     row = _outbox_to(gateway, MERCHANT)[-1]
     clock.set(clock.now() + timedelta(hours=25))
@@ -346,8 +343,9 @@ def test_a_new_case_for_a_merchant_already_known_dead_goes_to_staff_at_once(gate
 
 def test_a_busy_merchant_hears_of_every_new_case(backend, make_gateway, sink, tmp_path):
     """The notice ladder stops loops, not a merchant's own case notices."""
-    rows = "".join(f"TX-50{n:02d},shop1,buyer{n}@customer.test,Buyer {n},10,EUR,2026-11-20\n" for n in range(8))
     gateway = make_gateway(backend, load=False)
+    day = tx_date(gateway.clock.now()).date()
+    rows = "".join(f"TX-50{n:02d},shop1,buyer{n}@customer.test,Buyer {n},10,EUR,{day}\n" for n in range(8))
     gateway.load(tmp_path, transactions="reference,merchant_id,customer_email,customer_name,amount,currency,"
                                         "transaction_date\n" + rows)
     for n in range(8):

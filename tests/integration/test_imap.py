@@ -1,4 +1,4 @@
-"""IMAP ingress against a real Dovecot on 127.0.0.1:1143 (scripts/start-dovecot.sh).
+"""IMAP ingress against a real Dovecot on a free loopback port (scripts/start-dovecot.sh, tests.mailservers).
 
 Mail is put in the mailbox with APPEND, the way a delivery agent would leave it, and the
 poller is the production one. INBOX and Processed are emptied before and after each test.
@@ -7,7 +7,6 @@ poller is the production one. INBOX and Processed are emptied before and after e
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import threading
 import time
@@ -22,17 +21,17 @@ from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 from gateway import db as dbmod
-from gateway.clock import SystemClock
 from gateway.config import ImapMailbox
 from gateway.db import DatabaseUnavailable
 from gateway.ingress.imap import ImapPoller, envelope_of, make_store, make_too_large_reporter
 from gateway.models import Inbound
+from tests import mailservers
 from tests.harness import CUSTOMER, DOMAIN, STAFF, Backend, build_mail, settings_for
 
 pytestmark = pytest.mark.mailserver
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAP_PORT = 1143
+IMAP_PORT = mailservers.IMAP_PORT
 USER, PASSWORD = "inbox@merchant.test", "password"
 MAILBOX = ImapMailbox(host="127.0.0.1", port=IMAP_PORT, security="plain", username=USER, password=PASSWORD,
                       processed_folder="Processed", batch_size=100, poll_interval_seconds=300,
@@ -40,8 +39,8 @@ MAILBOX = ImapMailbox(host="127.0.0.1", port=IMAP_PORT, security="plain", userna
 
 
 def start_dovecot() -> None:
-    """(Re)start the loopback Dovecot; the script installs it on first use."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "start-dovecot.sh")], check=True, capture_output=True, timeout=300)
+    """(Re)start this run's loopback Dovecot; the script installs it on first use."""
+    mailservers.start("dovecot")
 
 
 def kick_sessions() -> None:
@@ -50,8 +49,8 @@ def kick_sessions() -> None:
     Needed with a restart: start-dovecot.sh stops the master, but Dovecot 2.3 leaves the
     running imap processes serving their clients, so a restart alone drops no connection.
     """
-    conf = Path(os.environ.get("MAILTEST_DIR", "/tmp/mailtest")) / "dovecot" / "dovecot.conf"
-    subprocess.run(["doveadm", "-c", str(conf), "kick", USER], check=True, capture_output=True, timeout=30)
+    subprocess.run(["doveadm", "-c", str(mailservers.DOVECOT_CONFIG), "kick", USER], check=True, capture_output=True,
+                   timeout=30)
 
 
 def connect() -> IMAPClient:
@@ -69,12 +68,6 @@ def empty_mailboxes() -> None:
                 client.expunge()
         for _flags, _sep, name in client.list_folders(pattern="Processed-*"):
             client.delete_folder(name)
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> int:
-    start_dovecot()
-    return IMAP_PORT
 
 
 @pytest.fixture
@@ -145,10 +138,10 @@ class RecordingStore:
 
 
 @contextmanager
-def running(poller_mailbox: ImapMailbox, store):
+def running(poller_mailbox: ImapMailbox, store, clock):
     """The poller's run() in a thread; on exit `stop` is set and it must end within 3 s."""
     stop = threading.Event()
-    poller = ImapPoller(poller_mailbox, store=store, clock=SystemClock(), stop=stop)
+    poller = ImapPoller(poller_mailbox, store=store, clock=clock, stop=stop)
     thread = threading.Thread(target=poller.run, name="imap-poller", daemon=True)
     thread.start()
     wait_until(lambda: poller.last_pass_at is not None, what="the first pass")
@@ -206,9 +199,9 @@ def test_appended_message_is_stored_moved_and_processed(backend, make_gateway, s
 # -- the run loop --------------------------------------------------------------------------
 
 
-def test_idle_delivers_within_seconds(imap):
+def test_idle_delivers_within_seconds(imap, clock):
     store = RecordingStore()
-    with running(MAILBOX, store):  # poll interval 300 s: only IDLE can explain a quick pick-up
+    with running(MAILBOX, store, clock):  # poll interval 300 s: only IDLE can explain a quick pick-up
         time.sleep(0.3)
         t = token()
         started = time.monotonic()
@@ -219,11 +212,11 @@ def test_idle_delivers_within_seconds(imap):
     assert store.attempts(t) == 1
 
 
-def test_reconnects_after_dovecot_restart_without_loss_or_duplicates(imap, caplog):
+def test_reconnects_after_dovecot_restart_without_loss_or_duplicates(imap, caplog, clock):
     caplog.set_level(logging.INFO, logger="gateway.ingress.imap")
     store = RecordingStore()
     before, after = token(), token()
-    with running(MAILBOX, store):
+    with running(MAILBOX, store, clock):
         imap.append("INBOX", mail(before))
         wait_until(lambda: store.has(before), what="the first message")
         kick_sessions()  # BYE to the idling poller, as a shutdown with shutdown_clients does
@@ -241,10 +234,10 @@ def test_reconnects_after_dovecot_restart_without_loss_or_duplicates(imap, caplo
     assert sum("connected; waiting with IDLE" in m for m in messages) >= 2
 
 
-def test_failing_message_is_retried_at_the_poll_interval_not_in_a_loop(imap):
+def test_failing_message_is_retried_at_the_poll_interval_not_in_a_loop(imap, clock):
     good, bad = token(), token()
     store = RecordingStore(fail={f"<{bad}@customer.test>"})
-    with running(replace(MAILBOX, poll_interval_seconds=1.0), store):
+    with running(replace(MAILBOX, poll_interval_seconds=1.0), store, clock):
         imap.append("INBOX", mail(bad))
         imap.append("INBOX", mail(good))
         wait_until(lambda: store.has(good), what="the good message")
@@ -260,12 +253,12 @@ def test_failing_message_is_retried_at_the_poll_interval_not_in_a_loop(imap):
 # -- passes --------------------------------------------------------------------------------
 
 
-def test_failed_store_leaves_the_message_and_the_next_pass_stores_it(imap):
+def test_failed_store_leaves_the_message_and_the_next_pass_stores_it(imap, clock):
     first, bad, last = token(), token(), token()
     for t in (first, bad, last):
         imap.append("INBOX", mail(t))
     store = RecordingStore(fail={f"<{bad}@customer.test>"})
-    poller = ImapPoller(MAILBOX, store=store, clock=SystemClock(), stop=threading.Event())
+    poller = ImapPoller(MAILBOX, store=store, clock=clock, stop=threading.Event())
 
     assert poller.poll_once() == 2
     left = uids_in(imap, "INBOX")
@@ -279,12 +272,12 @@ def test_failed_store_leaves_the_message_and_the_next_pass_stores_it(imap):
     assert [store.attempts(t) for t in (first, bad, last)] == [1, 2, 1]
 
 
-def test_a_message_over_the_size_limit_is_left_and_reported_not_downloaded(imap, caplog):
+def test_a_message_over_the_size_limit_is_left_and_reported_not_downloaded(imap, caplog, clock):
     small, big = token(), token()
     imap.append("INBOX", mail(small))
     imap.append("INBOX", mail(big, size=20_000))
     store = RecordingStore()
-    poller = ImapPoller(MAILBOX, store=store, clock=SystemClock(), stop=threading.Event(), max_message_bytes=10_000)
+    poller = ImapPoller(MAILBOX, store=store, clock=clock, stop=threading.Event(), max_message_bytes=10_000)
     with caplog.at_level("ERROR"):
         assert poller.poll_once() == 1
         assert poller.poll_once() == 0
@@ -297,7 +290,7 @@ def test_a_message_over_the_size_limit_is_left_and_reported_not_downloaded(imap,
     assert len([r for r in caplog.records if "over max_message_bytes" in r.getMessage()]) == 1
 
 
-def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, tmp_path, sink):
+def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, tmp_path, sink, clock):
     from gateway import reports
     from workers.runtime import Runtime
 
@@ -311,7 +304,7 @@ def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, t
     runtime = Runtime(settings_for(tmp_path, backend, sink.port), inline=True)
     report = make_too_large_reporter(runtime)
     for _ in range(2):  # reported once, however often it is seen
-        ImapPoller(MAILBOX, store=RecordingStore(), clock=SystemClock(), stop=threading.Event(),
+        ImapPoller(MAILBOX, store=RecordingStore(), clock=clock, stop=threading.Event(),
                    max_message_bytes=10_000, report_too_large=report).poll_once()
     with runtime.database.unit_of_work() as db:
         listed = {row["message_id"]: row for row in reports.list_quarantine(db)}
@@ -327,12 +320,12 @@ def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, t
     runtime.close()
 
 
-def test_database_down_stops_the_pass_and_leaves_everything(imap):
+def test_database_down_stops_the_pass_and_leaves_everything(imap, clock):
     tokens = [token() for _ in range(3)]
     for t in tokens:
         imap.append("INBOX", mail(t))
     store = RecordingStore(unavailable=True)
-    poller = ImapPoller(MAILBOX, store=store, clock=SystemClock(), stop=threading.Event())
+    poller = ImapPoller(MAILBOX, store=store, clock=clock, stop=threading.Event())
 
     assert poller.poll_once() == 0
     assert len(store.calls) == 1  # no point trying the next ones against a database that is down
@@ -342,7 +335,7 @@ def test_database_down_stops_the_pass_and_leaves_everything(imap):
     assert poller.poll_once() == 3 and count_in(imap, "INBOX") == 0
 
 
-def test_without_move_and_idle_it_copies_expunges_and_polls(imap, monkeypatch):
+def test_without_move_and_idle_it_copies_expunges_and_polls(imap, monkeypatch, clock):
     """The fallbacks for servers without MOVE (COPY, \\Deleted, UID EXPUNGE) and IDLE (polling)."""
     has_capability = IMAPClient.has_capability
     monkeypatch.setattr(IMAPClient, "has_capability",
@@ -351,7 +344,7 @@ def test_without_move_and_idle_it_copies_expunges_and_polls(imap, monkeypatch):
     keep = token()
     with connect() as other:  # someone else's \Deleted message must survive our UID EXPUNGE
         other.append("INBOX", mail(keep), flags=[b"\\Deleted"])
-    with running(replace(MAILBOX, poll_interval_seconds=0.5), store):
+    with running(replace(MAILBOX, poll_interval_seconds=0.5), store, clock):
         t = token()
         imap.append("INBOX", mail(t))
         wait_until(lambda: store.has(t), timeout=8, what="the polled message")
@@ -360,12 +353,12 @@ def test_without_move_and_idle_it_copies_expunges_and_polls(imap, monkeypatch):
     assert not store.has(keep)
 
 
-def test_seen_mode_flags_instead_of_moving(imap):
+def test_seen_mode_flags_instead_of_moving(imap, clock):
     new, old = token(), token()
     imap.append("INBOX", mail(old), flags=[b"\\Seen"])  # read by a person before: not ours to take
     imap.append("INBOX", mail(new))
     store = RecordingStore()
-    poller = ImapPoller(replace(MAILBOX, processed_folder=None), store=store, clock=SystemClock(),
+    poller = ImapPoller(replace(MAILBOX, processed_folder=None), store=store, clock=clock,
                         stop=threading.Event())
 
     assert poller.poll_once() == 1
@@ -375,33 +368,33 @@ def test_seen_mode_flags_instead_of_moving(imap):
     assert poller.poll_once() == 0
 
 
-def test_processed_folder_is_created(imap):
+def test_processed_folder_is_created(imap, clock):
     folder = f"Processed-{token()}"
     t = token()
     imap.append("INBOX", mail(t))
     assert not imap.folder_exists(folder)
-    assert ImapPoller(replace(MAILBOX, processed_folder=folder), store=RecordingStore(), clock=SystemClock(),
+    assert ImapPoller(replace(MAILBOX, processed_folder=folder), store=RecordingStore(), clock=clock,
                       stop=threading.Event()).poll_once() == 1
     assert imap.folder_exists(folder) and count_in(imap, folder) == 1 and count_in(imap, "INBOX") == 0
 
 
-def test_starttls_is_never_downgraded_to_plain_text(imap):
+def test_starttls_is_never_downgraded_to_plain_text(imap, clock):
     imap.append("INBOX", mail(token()))
     store = RecordingStore()
-    poller = ImapPoller(replace(MAILBOX, security="starttls"), store=store, clock=SystemClock(),
+    poller = ImapPoller(replace(MAILBOX, security="starttls"), store=store, clock=clock,
                         stop=threading.Event())
     with pytest.raises(Exception, match="STARTTLS"):  # this Dovecot offers no STARTTLS
         poller.poll_once()
     assert store.calls == [] and count_in(imap, "INBOX") == 1
 
 
-def test_two_thousand_waiting_messages_are_stored_once_in_batches(imap, tmp_path, monkeypatch, caplog):
+def test_two_thousand_waiting_messages_are_stored_once_in_batches(imap, tmp_path, monkeypatch, caplog, clock):
     caplog.set_level(logging.INFO, logger="imapclient")  # its DEBUG log holds every body: not ours to measure
     backend = Backend("sqlite", f"sqlite:///{tmp_path / 'gateway.db'}", "memory://")
     dbmod.upgrade(backend.database_url)
     database = dbmod.Database(backend.database_url)
     enqueued: list[int] = []
-    store = make_store(settings_for(tmp_path, backend, None), database, SystemClock(), enqueued.append)
+    store = make_store(settings_for(tmp_path, backend, None), database, clock, enqueued.append)
     run = token()
     messages = [mail(f"{run}-{n}", size=4000) for n in range(2000)]
     total_bytes = sum(len(m) for m in messages)
@@ -416,7 +409,7 @@ def test_two_thousand_waiting_messages_are_stored_once_in_batches(imap, tmp_path
     tracemalloc.start()
     started = time.monotonic()
     try:
-        stored = ImapPoller(MAILBOX, store=store, clock=SystemClock(), stop=threading.Event()).poll_once()
+        stored = ImapPoller(MAILBOX, store=store, clock=clock, stop=threading.Event()).poll_once()
         elapsed = time.monotonic() - started
         _current, peak = tracemalloc.get_traced_memory()
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway import reports
-from tests.harness import CUSTOMER, DOMAIN, MERCHANT, STAFF, build_mail
+from tests.harness import CUSTOMER, DOMAIN, MERCHANT, STAFF, build_mail, tx_date
 
 
 def _cases(gateway):
@@ -77,9 +77,9 @@ def test_no_answer_when_the_from_address_is_not_the_envelope_sender(gateway, sin
 
 def test_each_party_is_written_to_in_its_own_language(backend, make_gateway, sink, tmp_path):
     gateway = make_gateway(backend, load=False)
+    day = tx_date(gateway.clock.now()).date()
     gateway.load(tmp_path, transactions="reference,merchant_id,customer_email,customer_name,amount,currency,"
-                                        "transaction_date,customer_locale\n"
-                                        "TX-7001,shop1,claire@client.test,Claire,30,EUR,2026-11-20,fr\n")
+                                        f"transaction_date,customer_locale\nTX-7001,shop1,claire@client.test,Claire,30,EUR,{day},fr\n")
     gateway.send(build_mail(sender="claire@client.test", to=f"delivery@{DOMAIN}", subject="Colis TX-7001",
                             body="Mon colis TX-7001 n'est jamais arrivé."), to=f"delivery@{DOMAIN}",
                  sender="claire@client.test")

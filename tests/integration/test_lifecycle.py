@@ -40,8 +40,16 @@ def _address(case, party):
 
 def _timers(gateway, tmp_path, at: datetime, capsys=None) -> str:
     config = write_config(tmp_path / "cli.toml", gateway.settings)
-    assert main(["--config", str(config), "timers", "run", "--now", at.isoformat()]) == 0
+    assert main(["--config", str(config), "timers", "run", "--now", at.isoformat()], clock=gateway.clock) == 0
     return capsys.readouterr().out if capsys else ""
+
+
+def _next_friday(after: datetime) -> datetime:
+    """10:00 UTC on the first Friday after `after` that is a business day (no holiday)."""
+    day = after.date() + timedelta(days=1)
+    while day.weekday() != 4 or not CAL.is_business_day(day):
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 10, 0, tzinfo=timezone.utc)
 
 
 def _subjects(sink, address):
@@ -211,7 +219,7 @@ def test_auto_close_180_days_after_the_transaction(gateway, sink, tmp_path, caps
     gateway.send(build_mail(sender=MERCHANT, to=_address(case, "m"), subject="Re", body="Refund sent."),
                  to=_address(case, "m"), sender=MERCHANT)
     gateway.settle()
-    tx_date = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    tx_date = datetime.fromisoformat(case["transaction_date"])
     _timers(gateway, tmp_path, tx_date + timedelta(days=100))
     assert "card" in _subjects(sink, CUSTOMER)[-1].lower()
     _timers(gateway, tmp_path, tx_date + timedelta(days=170))
@@ -225,9 +233,9 @@ def test_auto_close_180_days_after_the_transaction(gateway, sink, tmp_path, caps
 
 def test_recent_customer_message_postpones_auto_close(gateway, sink, tmp_path):
     case = _open(gateway, sink)
-    tx_date = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    tx_date = datetime.fromisoformat(case["transaction_date"])
     clock_runtime_now = tx_date + timedelta(days=175)
-    gateway.runtime.clock = FixedClock(clock_runtime_now)
+    gateway.clock.set(clock_runtime_now)
     gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="Still waiting!"),
                  to=_address(case, "c"))
     gateway.settle()
@@ -301,8 +309,8 @@ def test_a_held_merchant_reply_pauses_the_reminders(gateway, sink, tmp_path):
 
 def test_staff_activity_holds_off_auto_close_and_a_reopened_case_can_close_again(gateway, sink, tmp_path):
     case = _open(gateway, sink)
-    tx_date = datetime(2026, 11, 20, tzinfo=timezone.utc)
-    gateway.runtime.clock = FixedClock(tx_date + timedelta(days=178))
+    tx_date = datetime.fromisoformat(case["transaction_date"])
+    gateway.clock.set(tx_date + timedelta(days=178))
     gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#to merchant\nPlease answer."),
                  to=_address(case, "s"), sender=STAFF[0])
     gateway.settle()
@@ -310,7 +318,7 @@ def test_staff_activity_holds_off_auto_close_and_a_reopened_case_can_close_again
     assert _case(gateway)["state"] != "closed"
     _timers(gateway, tmp_path, tx_date + timedelta(days=178 + 14))
     assert _case(gateway)["state"] == "closed"
-    gateway.runtime.clock = FixedClock(tx_date + timedelta(days=200))
+    gateway.clock.set(tx_date + timedelta(days=200))
     gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#reopen"),
                  to=_address(case, "s"), sender=STAFF[0])
     gateway.settle()
@@ -364,7 +372,7 @@ def test_an_escalated_case_nobody_takes_up_reminds_staff_until_one_writes(gatewa
     assert "Reminder 1: case" in reminder and "because the merchant has not answered" in reminder
     customer_before, merchant_before = len(sink.to(CUSTOMER)), len(sink.to(MERCHANT))
     # a staff member writes: no second reminder
-    gateway.runtime.clock = FixedClock(CAL.add_business_days(escalation_day, 3))
+    gateway.clock.set(CAL.add_business_days(escalation_day, 3))
     gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#note\nCalling the shop."),
                  to=_address(case, "s"), sender=STAFF[0])
     gateway.settle()
@@ -378,8 +386,8 @@ def test_payment_case_merchant_asked_by_staff_is_reminded_and_its_answer_reaches
                                                                                      capsys):
     case = _open(gateway, sink, alias="payment", body="I was charged twice for TX-1001.")
     assert sink.to(MERCHANT) == []  # payment cases go to staff only
-    asked = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)  # a Friday
-    gateway.runtime.clock = FixedClock(asked)
+    asked = _next_friday(datetime.fromisoformat(case["opened_at"]))
+    gateway.clock.set(asked)
     gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re",
                             body="#to merchant\nDid you refund the second charge of TX-1001?"),
                  to=_address(case, "s"), sender=STAFF[0])
@@ -393,7 +401,7 @@ def test_payment_case_merchant_asked_by_staff_is_reminded_and_its_answer_reaches
     assert "our staff are waiting for your answer" in reminder.text().split("\n", 1)[0]
     assert _address(case, "m") in reminder.header("From")  # answering it goes to the case
     staff_before = len(sink.to(STAFF[0]))
-    gateway.runtime.clock = FixedClock(CAL.add_business_days(asked, 1) + timedelta(hours=2))
+    gateway.clock.set(CAL.add_business_days(asked, 1) + timedelta(hours=2))
     gateway.send(build_mail(sender=MERCHANT, to=_address(case, "m"), subject="Re", body="Refunded this morning."),
                  to=_address(case, "m"), sender=MERCHANT)
     gateway.settle()
@@ -414,7 +422,7 @@ def test_an_open_payment_case_warns_staff_before_the_legal_answer_deadline(gatew
     assert "written answer due by " + due.strftime("%-d %B %Y") in warning
     assert "holding reply" in warning and "L133-45" in warning
     assert not any("L133-45" in r.text() for r in sink.to(CUSTOMER))  # for staff only
-    gateway.runtime.clock = FixedClock(CAL.add_business_days(opened, 13))
+    gateway.clock.set(CAL.add_business_days(opened, 13))
     gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body="#close Refunded twice-charged amount."),
                  to=_address(case, "s"), sender=STAFF[0])
     gateway.settle()
@@ -424,7 +432,7 @@ def test_an_open_payment_case_warns_staff_before_the_legal_answer_deadline(gatew
 
 
 def _staff_says(gateway, case, at, body):
-    gateway.runtime.clock = FixedClock(at)
+    gateway.clock.set(at)
     gateway.send(build_mail(sender=STAFF[0], to=_address(case, "s"), subject="Re", body=body),
                  to=_address(case, "s"), sender=STAFF[0])
     gateway.settle()
@@ -433,7 +441,7 @@ def _staff_says(gateway, case, at, body):
 def test_a_staff_message_to_both_parties_does_not_chase_the_merchant(gateway, sink, tmp_path, capsys):
     case = _open(gateway, sink)
     opened = datetime.fromisoformat(case["opened_at"])
-    gateway.runtime.clock = FixedClock(opened + timedelta(minutes=5))
+    gateway.clock.set(opened + timedelta(minutes=5))
     gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="#escalate\nPlease help."),
                  to=_address(case, "c"))
     gateway.settle()
@@ -446,7 +454,7 @@ def test_no_stale_requests_or_past_deadlines_after_a_reopen(gateway, sink, tmp_p
     case = _open(gateway, sink, alias="payment", body="I was charged twice for TX-1001.")
     opened = datetime.fromisoformat(case["opened_at"])
     _staff_says(gateway, case, opened + timedelta(hours=1), "#to merchant\nDid you refund the second charge?")
-    gateway.runtime.clock = FixedClock(opened + timedelta(hours=2))
+    gateway.clock.set(opened + timedelta(hours=2))
     gateway.send(build_mail(sender=CUSTOMER, to=_address(case, "c"), subject="Re", body="#resolved"),
                  to=_address(case, "c"))
     gateway.settle()
@@ -526,7 +534,7 @@ def test_scheduler_once_reschedules_cases_from_before_an_upgrade(gateway, sink, 
         row = db.scalar(select(Case))
         expected, row.next_due_at = row.next_due_at, row.next_due_at + timedelta(days=90)
     config = write_config(tmp_path / "cli.toml", gateway.settings)
-    assert main(["--config", str(config), "scheduler", "--once"]) == 0
+    assert main(["--config", str(config), "scheduler", "--once"], clock=gateway.clock) == 0
     with gateway.runtime.database.unit_of_work() as db:
         assert db.scalar(select(Case)).next_due_at == expected
 
@@ -545,8 +553,10 @@ def test_a_time_without_an_offset_is_local_time_and_cases_show_says_when_in_loca
                                                                                      capsys):
     case = _open(gateway, sink)
     config = write_config(tmp_path / "cli.toml", gateway.settings)
-    assert main(["--config", str(config), "timers", "run", "--now", "2026-11-26T08:00"]) == 0
-    assert "as of 2026-11-26T08:00:00+01:00" in capsys.readouterr().out  # Europe/Paris in November
-    assert main(["--config", str(config), "cases", "show", case["reference"]]) == 0
+    local_day = CAL.local(gateway.clock.now()).date() - timedelta(days=1)
+    expected = datetime(local_day.year, local_day.month, local_day.day, 8, 0, tzinfo=CAL.tz)
+    assert main(["--config", str(config), "timers", "run", "--now", f"{local_day}T08:00"], clock=gateway.clock) == 0
+    assert f"as of {expected.isoformat()}" in capsys.readouterr().out  # read in Europe/Paris
+    assert main(["--config", str(config), "cases", "show", case["reference"]], clock=gateway.clock) == 0
     first = CAL.add_business_days(datetime.fromisoformat(case["opened_at"]), 2).astimezone(CAL.tz)
-    assert f"{first:%Y-%m-%d %H:%M} CET  merchant reminder 1" in capsys.readouterr().out
+    assert f"{first:%Y-%m-%d %H:%M %Z}  merchant reminder 1" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """End to end through a real Postfix (the MTA in front of the gateway and its smarthost)
 and a real Dovecot (the merchant's and the customer's mailboxes, read over IMAP).
 
-Postfix hands *@disputes.test to the gateway on 127.0.0.1:2525, delivers *@merchant.test
+Postfix hands *@disputes.test to the gateway on this run's gateway port, delivers *@merchant.test
 users alice/bob/inbox to Maildirs that Dovecot serves, and bounces any other
 @merchant.test address with a real DSN to the envelope sender (our VERP address)."""
 
@@ -18,33 +18,36 @@ import pytest
 from imapclient import IMAPClient
 
 from gateway import reports
-from tests.harness import DOMAIN, build_mail
+from tests import mailservers
+from tests.harness import DOMAIN, build_mail, tx_date
 
 pytestmark = pytest.mark.mailserver
 REPO = Path(__file__).resolve().parents[2]
-POSTFIX = ("127.0.0.1", 2025)
-GATEWAY_PORT = 2525  # where start-postfix.sh relays *@disputes.test
+POSTFIX = ("127.0.0.1", mailservers.POSTFIX_PORT)
+GATEWAY_PORT = mailservers.GATEWAY_PORT  # where start-postfix.sh relays *@disputes.test
 CUSTOMER = "bob@merchant.test"
 MERCHANT = "alice@merchant.test"
 MERCHANTS = "merchant_id,name,support_email,locale\nshopA,Alice Shop,alice@merchant.test,en\n" \
             "ghost,Ghost Shop,nobody-here@merchant.test,en\n"
-TRANSACTIONS = ("reference,merchant_id,customer_email,customer_name,amount,currency,transaction_date\n"
-                "PF-1001,shopA,bob@merchant.test,Bob Buyer,20,EUR,2026-11-20\n"
-                "PF-2002,ghost,bob@merchant.test,Bob Buyer,35,EUR,2026-11-21\n")
+
+
+def _transactions(now) -> str:
+    day = tx_date(now).date()
+    return ("reference,merchant_id,customer_email,customer_name,amount,currency,transaction_date\n"
+            f"PF-1001,shopA,bob@merchant.test,Bob Buyer,20,EUR,{day}\n"
+            f"PF-2002,ghost,bob@merchant.test,Bob Buyer,35,EUR,{day}\n")
 
 
 @pytest.fixture(scope="module")
-def mailservers():
-    for script in ("start-postfix.sh", "start-dovecot.sh"):
-        subprocess.run(["bash", str(REPO / "scripts" / script)], check=True, capture_output=True, timeout=300)
-    subprocess.run(["postsuper", "-c", "/tmp/mailtest/postfix/etc", "-d", "ALL"], capture_output=True)
+def mailservers_ready(postfix, dovecot):
+    subprocess.run(["postsuper", "-c", str(mailservers.POSTFIX_CONFIG_DIR), "-d", "ALL"], capture_output=True)
     for user in (CUSTOMER, MERCHANT):
         _imap(user, lambda c: (c.select_folder("INBOX"), c.delete_messages(c.search("ALL")), c.expunge()))
     yield
 
 
 def _imap(user, action):
-    with IMAPClient("127.0.0.1", port=1143, ssl=False, timeout=10) as client:
+    with IMAPClient("127.0.0.1", port=mailservers.IMAP_PORT, ssl=False, timeout=10) as client:
         client.login(user, "password")
         return action(client)
 
@@ -91,11 +94,11 @@ def _submit(sender, rcpt, raw):
         client.sendmail(sender, [rcpt], raw)
 
 
-def test_dispute_round_trip_through_postfix_and_dovecot(mailservers, sqlite_backend, make_gateway, tmp_path):
+def test_dispute_round_trip_through_postfix_and_dovecot(mailservers_ready, sqlite_backend, make_gateway, tmp_path):
     gateway = make_gateway(sqlite_backend, load=False,
                            ingress={"smtp": {"host": "127.0.0.1", "port": GATEWAY_PORT, "hostname": "gw.test"}},
                            outbound={"smtp": {"host": POSTFIX[0], "port": POSTFIX[1], "timeout_seconds": 10}})
-    gateway.load(tmp_path, merchants=MERCHANTS, transactions=TRANSACTIONS)
+    gateway.load(tmp_path, merchants=MERCHANTS, transactions=_transactions(gateway.clock.now()))
     _submit(CUSTOMER, f"delivery@{DOMAIN}", build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}",
                                                         subject="PF-1001 never arrived", body="Where is PF-1001?"))
     merchant_mail = _wait_mailbox(MERCHANT, 2)
@@ -111,11 +114,11 @@ def test_dispute_round_trip_through_postfix_and_dovecot(mailservers, sqlite_back
     assert answer["In-Reply-To"] == customer_mail[0]["Message-ID"]
 
 
-def test_unknown_merchant_address_escalates_through_a_real_dsn(mailservers, sqlite_backend, make_gateway, tmp_path):
+def test_unknown_merchant_address_escalates_through_a_real_dsn(mailservers_ready, sqlite_backend, make_gateway, tmp_path):
     gateway = make_gateway(sqlite_backend, load=False,
                            ingress={"smtp": {"host": "127.0.0.1", "port": GATEWAY_PORT, "hostname": "gw.test"}},
                            outbound={"smtp": {"host": POSTFIX[0], "port": POSTFIX[1], "timeout_seconds": 10}})
-    gateway.load(tmp_path, merchants=MERCHANTS, transactions=TRANSACTIONS)
+    gateway.load(tmp_path, merchants=MERCHANTS, transactions=_transactions(gateway.clock.now()))
     _submit(CUSTOMER, f"delivery@{DOMAIN}", build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}",
                                                         subject="PF-2002 missing", body="PF-2002 never came."))
     deadline = time.monotonic() + 40
@@ -133,15 +136,13 @@ def test_unknown_merchant_address_escalates_through_a_real_dsn(mailservers, sqli
     assert "PF-2002" in told[0]["Subject"] + _text(told[0])
 
 
-def test_postfix_refuses_forged_case_addresses_at_rcpt_time(mailservers, sqlite_backend, make_gateway, tmp_path):
+def test_postfix_refuses_forged_case_addresses_at_rcpt_time(mailservers_ready, sqlite_backend, make_gateway, tmp_path):
     """The README's Postfix set-up: reject_unverified_recipient asks the gateway at RCPT time."""
     gateway = make_gateway(sqlite_backend, load=False,
                            ingress={"smtp": {"host": "127.0.0.1", "port": GATEWAY_PORT, "hostname": "gw.test"}},
                            outbound={"smtp": {"host": POSTFIX[0], "port": POSTFIX[1], "timeout_seconds": 10}})
-    gateway.load(tmp_path, merchants=MERCHANTS, transactions=TRANSACTIONS)
-    script = str(REPO / "scripts" / "start-postfix.sh")
-    subprocess.run(["bash", script], check=True, capture_output=True, timeout=120,
-                   env={**__import__("os").environ, "POSTFIX_VERIFY_GATEWAY": "yes"})
+    gateway.load(tmp_path, merchants=MERCHANTS, transactions=_transactions(gateway.clock.now()))
+    mailservers.start("postfix", POSTFIX_VERIFY_GATEWAY="yes")
     try:
         forged = f"case+abcdefgh-m-{'a' * 16}@{DOMAIN}"
         with smtplib.SMTP(*POSTFIX, timeout=60) as client:
@@ -154,4 +155,4 @@ def test_postfix_refuses_forged_case_addresses_at_rcpt_time(mailservers, sqlite_
             code, _ = client.rcpt(f"delivery@{DOMAIN}")
             assert code == 250
     finally:
-        subprocess.run(["bash", script], check=True, capture_output=True, timeout=120)
+        mailservers.start("postfix")

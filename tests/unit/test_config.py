@@ -290,16 +290,18 @@ def test_clear_text_passwords_are_refused_beyond_loopback(tmp_path, template):
 
 
 
-def test_a_database_left_in_the_working_directory_by_an_older_version_is_not_silently_replaced(tmp_path,
-                                                                                               monkeypatch):
+def test_a_database_left_in_the_working_directory_is_named_at_start_but_never_refuses(tmp_path, monkeypatch):
     config_dir, work_dir = tmp_path / "etc", tmp_path / "var"
     config_dir.mkdir(), work_dir.mkdir()
-    (work_dir / "gw.db").write_bytes(b"")  # where an older version kept it
+    (work_dir / "gw.db").write_bytes(b"")  # an older version's database, or another instance's (a quick start)
     monkeypatch.chdir(work_dir)
-    message = _error(config_dir, MINIMAL + '[database]\nurl = "sqlite:///gw.db"\n')
-    assert str(work_dir / "gw.db") in message and "relative to the configuration file" in message
-    (config_dir / "gw.db").write_bytes(b"")  # once moved (or copied) beside the configuration, it loads
-    assert _load(config_dir, MINIMAL + '[database]\nurl = "sqlite:///gw.db"\n').database.url.endswith("/etc/gw.db")
+    settings = _load(config_dir, MINIMAL + '[database]\nurl = "sqlite:///gw.db"\n')
+    assert settings.database.url == f"sqlite:///{config_dir / 'gw.db'}"  # the instance's own, beside its file
+    note = settings.database.note
+    assert str(work_dir / "gw.db") in note and "relative to the configuration file" in note
+    assert f'sqlite:///{work_dir / "gw.db"}' not in note  # never suggests using another instance's database
+    (config_dir / "gw.db").write_bytes(b"")  # once it exists beside the configuration, nothing is said
+    assert _load(config_dir, MINIMAL + '[database]\nurl = "sqlite:///gw.db"\n').database.note is None
 
 
 def test_a_relative_database_url_from_the_environment_is_used_as_given(tmp_path):
