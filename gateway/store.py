@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import parseaddr
 from typing import Iterable, Sequence
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.mail.fingerprint import fingerprint
 from gateway.mail.parse import decode, message_ids
 from gateway.models import Case, Event, Inbound, Merchant, Message, Outbox, Party, Transaction
 
@@ -22,22 +21,20 @@ _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 def dedupe_key(raw: bytes, rcpt_tos: Sequence[str]) -> tuple[str, str | None]:
     """(key, Message-ID): the same message to the same recipients gives the same key.
 
-    With a Message-ID the key is (Message-ID, From address, recipients), so a copy that
-    gained a Received header on a second delivery is still recognised; without one it
-    is the hash of the bytes.
+    The key is `fingerprint.fingerprint`: the content below the trace headers an MTA
+    prepends, so a copy that gained a Received header on a second delivery is recognised
+    with or without a Message-ID, and a different message reusing a Message-ID is not.
+    The Message-ID is kept for reference only.
     """
-    rcpts = "\0".join(sorted(r.lower() for r in rcpt_tos))
     try:
-        headers = _HEADER_PARSER.parsebytes(raw, headersonly=True)
+        headers = _HEADER_PARSER.parsebytes(raw[:_HEADER_BYTES], headersonly=True)
         ids = message_ids(decode(headers.get("Message-ID")))
-        sender = parseaddr(decode(headers.get("From")))[1].lower()
-    except Exception:  # headers too broken to read: the bytes alone identify the message
-        ids, sender = (), ""
-    if ids:
-        basis = f"mid\0{ids[0]}\0{sender}\0{rcpts}".encode("utf-8", "surrogateescape")
-    else:
-        basis = b"raw\0" + hashlib.sha256(raw).digest() + rcpts.encode()
-    return hashlib.sha256(basis).hexdigest(), (ids[0][:998] if ids else None)
+    except Exception:  # headers too broken to read: no Message-ID to note
+        ids = ()
+    return fingerprint(raw, rcpt_tos), (ids[0][:998] if ids else None)
+
+
+_HEADER_BYTES = 256 * 1024  # enough for any real header block; the Message-ID is only noted
 
 
 def save_inbound(

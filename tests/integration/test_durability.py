@@ -34,6 +34,33 @@ def test_same_mail_delivered_twice_is_processed_once(gateway, sink):
     assert len(sink.received) == 5
 
 
+def test_another_message_reusing_a_message_id_is_processed_not_dropped(gateway, sink):
+    first = build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001 lost", body="TX-1001 lost",
+                       message_id="<reused@customer.test>")
+    gateway.send(first, to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    second = build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1002 broken",
+                        body="And TX-1002 came broken.", message_id="<reused@customer.test>")
+    gateway.send(second, to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    assert _count(gateway, Inbound) == 2
+    assert _count(gateway, Inbound, Inbound.status == "processed") == 2
+    assert any("came broken" in r.text() for r in sink.to("sav@boutique.test"))  # TX-1002's merchant heard
+
+
+def test_a_message_without_message_id_delivered_twice_is_processed_once(gateway, sink):
+    raw = (f"From: {CUSTOMER}\r\nTo: delivery@{DOMAIN}\r\nSubject: TX-1001 lost\r\n"
+           "Date: Thu, 26 Nov 2026 10:00:00 +0100\r\n\r\nTX-1001 never came.\r\n").encode()
+    gateway.send(b"Received: from mx1.customer.test by mx.disputes.test; Thu, 26 Nov 2026 10:00:01 +0100\r\n" + raw,
+                 to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    delivered = len(sink.received)
+    gateway.send(b"Received: from mx2.customer.test by mx.disputes.test; Thu, 26 Nov 2026 10:09:01 +0100\r\n" + raw,
+                 to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    assert _count(gateway, Inbound) == 1 and len(sink.received) == delivered
+
+
 def test_duplicate_is_answered_250_so_the_mta_stops(gateway, sink):
     raw = build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001", body="TX-1001")
     gateway.send(raw, to=f"delivery@{DOMAIN}")
