@@ -458,9 +458,14 @@ def _hygiene(table: _Reader | None) -> HygieneSettings:
     d = HygieneSettings()
     ints = {}
     for key in ("notices_per_address_per_hour", "notices_per_address_per_day", "freeze_after_messages",
-                "freeze_window_minutes", "soft_bounce_hard_after_hours", "max_attachments", "max_attachment_bytes"):
+                "freeze_window_minutes", "soft_bounce_hard_after_hours", "max_attachments", "max_attachment_bytes",
+                "max_header_fields", "max_header_bytes", "max_header_field_bytes", "max_mime_parts", "max_mime_depth"):
         ints[key] = table.get(key, int, getattr(d, key))
         table.check(key, ints[key] >= 1, "must be at least 1")
+    table.check("max_header_field_bytes", ints["max_header_field_bytes"] >= 998,
+                "must be at least 998 (one header line)")
+    table.check("max_mime_depth", ints["max_mime_depth"] <= 100,
+                "must be at most 100 (the email parser recurses once per level)")
     authserv = table.get("authserv_id", str, "") or None
     extensions = table.get("blocked_extensions", list, None)
     if extensions is not None:

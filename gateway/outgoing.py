@@ -23,7 +23,8 @@ from gateway.config import Settings
 from gateway.mail.attachments import BLOCKED_EXTENSIONS, AttachmentPolicy
 from gateway.mail.hygiene import relay_transform
 from gateway.mail.rewrite import chain, scrub_addresses
-from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, readdress, thread_references
+from gateway.mail.compose import (Envelope, compose_notice, compose_relay, header_text, new_message_id, readdress,
+                                  thread_references)
 from gateway.mail.templating import Renderer
 from gateway.models import Case, Merchant, Outbox, SendLog, Transaction
 from gateway.notices import ANSWERS, Notice
@@ -35,9 +36,10 @@ _REPLY_PREFIX_RE = re.compile(r"^((re|fwd?|tr|aw|wg|sv|rif|r)\s*(\[\d+\])?\s*:\s
 
 
 def clean_subject(subject: str) -> str:
-    """A case subject from a message subject: no reply prefixes, no case tag, bounded."""
-    subject = _TAG_RE.sub("", _REPLY_PREFIX_RE.sub("", subject or "")).strip()
-    return subject[:150] or "Dispute"
+    """A case subject from a message subject: no reply prefixes, no case tag, no control
+    characters, bounded."""
+    subject = _TAG_RE.sub("", _REPLY_PREFIX_RE.sub("", header_text(subject or ""))).strip()
+    return " ".join(subject.split())[:150] or "Dispute"
 
 
 def case_subject(case: Case, *, reply: bool = True) -> str:
@@ -285,7 +287,8 @@ class Mailer:
                                        block_remote_images=self.settings.hygiene.block_remote_images)
         envelope, row = self._envelope(case, to_party, recipients[0], from_name=self.author_name(case, author, locale),
                                        message_id=message_id, auto=None)
-        composed = compose_relay(raw, envelope, key=key, transform=safe)  # parsed and filtered once
+        composed = compose_relay(raw, envelope, key=key, transform=safe,  # parsed and filtered once
+                                 limits=self.settings.hygiene.limits)
         ids = [self._queue(raw=composed if recipient == recipients[0] else readdress(composed, envelope.to_name,
                                                                                       recipient),
                            recipient=recipient, kind="relay", party=to_party, case=case, message_id=message_id,

@@ -47,14 +47,17 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
     if inbound is None:
         return Result([], "already processed", None)
     mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
-    parsed = parse(inbound.raw)
+    limits = settings.hygiene.limits
+    parsed = parse(inbound.raw, limits)
     classification = classify(parsed, Signals(mail_from=inbound.mail_from, keys=settings.gateway.secret_keys))
-    classification, verdict = bounces_detection.confirm(classification, inbound.raw)
+    classification, verdict = bounces_detection.confirm(classification, inbound.raw, limits)
     step = Step(db=db, settings=settings, mailer=mailer, now=now, inbound=inbound, parsed=parsed,
                 classification=classification, verdict=verdict)
     match = identify(recipients_of(settings, inbound.rcpt_tos), parsed.in_reply_to + parsed.references,
                      lambda ids: store.sent_message_owner(db, ids))
     dispatch(step, match)
+    if parsed.limited:
+        _note_limits(step)
     if inbound.case_id is not None:
         case = store.case_by_id(db, inbound.case_id)
         timer_jobs.reschedule(db, case, settings)
@@ -63,6 +66,17 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
     log.info("inbound %s processed: %s [%s; Message-ID %s]", inbound.id, inbound.disposition,
              classification.kind.value, parsed.message_id)
     return Result(list(mailer.outbox_ids), inbound.disposition or "", inbound.case_id)
+
+
+def _note_limits(step: Step) -> None:
+    """A message over the limits was processed without its excess: say what was dropped in
+    the disposition, the log and the case history (the stored original keeps everything)."""
+    notes = "; ".join(step.parsed.limited)
+    step.inbound.disposition = f"{step.inbound.disposition or ''} (over the limits, not processed: {notes})".strip()
+    log.warning("inbound %s over the limits; processed without the excess: %s", step.inbound.id, notes)
+    if step.inbound.case_id is not None:
+        case = store.case_by_id(step.db, step.inbound.case_id)
+        store.add_event(step.db, case, "message_limited", at=step.now, notes=list(step.parsed.limited))
 
 
 def dispatch(step: Step, match) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.mail.limits import Limits
+
 SENDER_POLICIES = ("strict", "domain")
 LOCALES = ("en", "fr")
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -164,6 +166,18 @@ class HygieneSettings:
     max_attachments: int = 20
     max_attachment_bytes: int = 20 * 1024 * 1024
     blocked_extensions: tuple[str, ...] | None = None  # None: the built-in list
+    # Bounded work per message (gateway.mail.limits): what is past these is not processed.
+    max_header_fields: int = Limits.max_header_fields
+    max_header_bytes: int = Limits.max_header_bytes
+    max_header_field_bytes: int = Limits.max_header_field_bytes
+    max_mime_parts: int = Limits.max_parts
+    max_mime_depth: int = Limits.max_depth
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_header_fields=self.max_header_fields, max_header_bytes=self.max_header_bytes,
+                      max_header_field_bytes=self.max_header_field_bytes, max_parts=self.max_mime_parts,
+                      max_depth=self.max_mime_depth)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
     """The decisions the gateway would take for `raw`, as lines of text."""
     lines: list[str] = []
     say = lines.append
-    parsed = parse(raw)
+    parsed = parse(raw, settings.hygiene.limits)
     say("== parsed")
     for name in SHOWN_HEADERS:
         for value in parsed.headers.get(name, ()):
@@ -64,6 +64,8 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
         f"{len(parsed.attachments)} attachment(s) {[a.filename for a in parsed.attachments]}")
     if parsed.defects:
         say(f"  defects: {', '.join(parsed.defects)}")
+    if parsed.limited:
+        say(f"  over the limits, not processed: {'; '.join(parsed.limited)}")
     say(f"  new text (commands are read from it): {parsed.new_text[:200]!r}")
     rcpt = rcpt or default_recipients(settings, parsed.headers)
     if mail_from is None:

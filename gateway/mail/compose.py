@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from email.charset import QP, Charset
@@ -21,6 +22,7 @@ from email.utils import collapse_rfc2231_value, encode_rfc2231, format_datetime,
 from datetime import datetime
 from typing import Callable, Sequence
 
+from gateway.mail.limits import Limits, bound
 from gateway.mail.parse import decode
 from gateway.mail.templating import Rendered
 
@@ -73,10 +75,19 @@ def thread_references(refs: Sequence[str]) -> tuple[str, ...]:
     return (refs[0],) + refs[-(MAX_REFERENCES - 1):]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f\u2028\u2029]+")
+
+
+def header_text(value: str) -> str:
+    """`value` fit for a header we write: no control characters (NUL, escape sequences, CR
+    and LF that would start a new header...; tab stays), white space folded."""
+    return " ".join(_CONTROL.sub(" ", value or "").split(" ")).strip()
+
+
 def _set_routing(message: Message, envelope: Envelope, key: str) -> None:
-    message["From"] = formataddr((envelope.from_name, envelope.from_address))
-    message["To"] = formataddr((envelope.to_name, envelope.to_address))
-    message["Subject"] = envelope.subject
+    message["From"] = formataddr((header_text(envelope.from_name), envelope.from_address))
+    message["To"] = formataddr((header_text(envelope.to_name), envelope.to_address))
+    message["Subject"] = header_text(envelope.subject)
     message["Date"] = format_datetime(envelope.date)
     message["Message-ID"] = envelope.message_id
     if envelope.in_reply_to:
@@ -107,17 +118,20 @@ def compose_relay(
     *,
     key: str,
     transform: Callable[[Message], None] | None = None,
+    limits: Limits = Limits(),
 ) -> bytes:
     """A relayed human message: the original body, every header replaced.
 
     `transform` may change the parsed body in place (remove command lines, sanitise
-    HTML, drop attachments) before it is written out. A message too broken for the email
-    package to write back out is relayed as its plain text (the original stays on the case).
+    HTML, drop attachments) before it is written out. What is over `limits` is not
+    relayed (gateway.mail.limits). A message too broken for the email package to write
+    back out is relayed as its plain text (the original stays on the case).
     """
+    raw = bound(raw, limits).raw
     try:
         return _compose_relay(raw, envelope, key=key, transform=transform)
     except Exception:  # malformed MIME that parses but cannot be serialised again
-        return _compose_text_fallback(raw, envelope, key=key, transform=transform)
+        return _compose_text_fallback(raw, envelope, key=key, transform=transform, limits=limits)
 
 
 MALFORMED_NOTE = ("[The original message was malformed; its text is shown here and the original is kept "
@@ -126,13 +140,13 @@ MALFORMED_NOTE = ("[The original message was malformed; its text is shown here a
 
 
 def _compose_text_fallback(raw: bytes, envelope: Envelope, *, key: str,
-                           transform: Callable[[Message], None] | None = None) -> bytes:
+                           transform: Callable[[Message], None] | None = None, limits: Limits = Limits()) -> bytes:
     """The text of a broken message, put through the same transform as the full relay would
     be (so a staff reply still sends only its new text, addresses still scrubbed)."""
     from gateway.mail.parse import parse
 
     message = EmailMessage(policy=SMTP)
-    message.set_content(f"{parse(raw).text}\n")
+    message.set_content(f"{parse(raw, limits).text}\n")
     body = email.message_from_bytes(message.as_bytes(), policy=compat32)
     if transform is not None:
         transform(body)

@@ -15,6 +15,7 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses
 
+from gateway.mail.limits import Limits, bound
 from gateway.mail.text import html_to_text, new_text
 
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
@@ -47,6 +48,7 @@ class ParsedMessage:
     attachments: tuple[Attachment, ...]
     headers: dict[str, tuple[str, ...]] = field(repr=False)  # lower-case name -> decoded values
     defects: tuple[str, ...] = ()
+    limited: tuple[str, ...] = ()  # what `limits.bound` dropped before parsing, in words
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
@@ -69,7 +71,11 @@ def _unescape_8bit(text: str) -> str:
 
 def decode(value) -> str:
     """A header value, unfolded, with RFC 2047 words decoded and raw 8-bit bytes read as
-    UTF-8; never raises."""
+    UTF-8, NUL characters removed (no database keeps them in text); never raises."""
+    return _decode(value).replace("\x00", "")
+
+
+def _decode(value) -> str:
     if value is None:
         return ""
     try:
@@ -118,9 +124,10 @@ def _payload_text(part: Message) -> str:
         return ""
     charset = part.get_content_charset() or "utf-8"
     try:
-        return payload.decode(charset, errors="replace")
+        text = payload.decode(charset, errors="replace")
     except LookupError:  # unknown charset name
-        return payload.decode("utf-8", errors="replace")
+        text = payload.decode("utf-8", errors="replace")
+    return text.replace("\x00", "")
 
 
 def _leaves(part: Message):
@@ -159,9 +166,10 @@ def _walk_body(message: Message) -> tuple[str | None, str | None, list[Attachmen
     return plain, html, attachments
 
 
-def parse(raw: bytes) -> ParsedMessage:
-    """Parse raw RFC 5322 bytes."""
-    message = email.message_from_bytes(raw, policy=compat32)
+def parse(raw: bytes, limits: Limits = Limits()) -> ParsedMessage:
+    """Parse raw RFC 5322 bytes, bounded by `limits` first (see gateway.mail.limits)."""
+    bounded = bound(raw, limits)
+    message = email.message_from_bytes(bounded.raw, policy=compat32)
     headers: dict[str, list[str]] = {}
     for name, value in message.items():
         headers.setdefault(name.lower(), []).append(decode(value))
@@ -194,4 +202,5 @@ def parse(raw: bytes) -> ParsedMessage:
         attachments=tuple(attachments),
         headers={k: tuple(v) for k, v in headers.items()},
         defects=tuple(defects),
+        limited=bounded.notes,
     )

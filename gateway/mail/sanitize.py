@@ -10,7 +10,7 @@ Three passes, so that no hand-written parser ever has the last word:
    can never let one through.
 
 A separate permissive nh3 pass over the input (`_inventory`) only describes what was
-taken out, for the report; it decides nothing. Before any of it, `_nesting_work` bounds
+taken out, for the report; it decides nothing. Before any of it, `nesting_work` bounds
 html5ever's cost on deeply nested tags, which grows with depth squared: past the bound the
 part is relayed as escaped text.
 
@@ -45,6 +45,7 @@ from gateway.mail.css import (
     CSS_FUNCTIONS,
     CSS_URL,
     HOSTILE_PROPERTIES,
+    MAX_STYLE_CHARS,
     STYLE_PROPERTIES,
     declarations,
 )
@@ -70,7 +71,10 @@ UNSAFE_STYLE = "unsafe style"
 CONDITIONAL_COMMENT = "conditional comment"
 UNPARSEABLE = "unparseable html"
 TOO_DEEP = "deeply nested html"
+NOT_ITEMISED = "large html: what was removed is not itemised"
 
+INVENTORY_CHARS = 512 * 1024  # longer HTML is sanitised the same, without itemising what was removed
+MAX_CSS_URLS = 10  # url() values in one declaration; real mail has one or two
 MAX_NESTING_WORK = 20_000_000  # about 0.1 s of html5ever per pass; a long newsletter is near 10**5
 
 TAGS = frozenset({
@@ -140,16 +144,18 @@ def sanitize_html(html: str, *, block_remote_images: bool = True) -> SanitizedHt
     """Sanitise one HTML body for relaying. Never raises: input nothing can parse
     comes back as escaped text."""
     try:
-        html = _valid_text(html)
-        if _nesting_work(html) > MAX_NESTING_WORK:
-            return SanitizedHtml(_text_only(html), 0, (TOO_DEEP,))
+        html = valid_text(html)
+        if nesting_work(html) > MAX_NESTING_WORK:
+            return SanitizedHtml(text_only(html), 0, (TOO_DEEP,))
         return _sanitize(html, block_remote_images)
     except Exception:  # a parser meeting something new must not stop the relay
-        return SanitizedHtml(_text_only(html), 0, (UNPARSEABLE,))
+        return SanitizedHtml(text_only(html), 0, (UNPARSEABLE,))
 
 
 def _sanitize(html: str, block: bool) -> SanitizedHtml:
-    notes = _inventory(html)
+    # The inventory only describes what is removed; past INVENTORY_CHARS it is skipped to
+    # bound the work (three passes instead of four), and the report says so.
+    notes = _inventory(html) if len(html) <= INVENTORY_CHARS else [NOT_ITEMISED]
     first = _AttributePolicy(block, final=False)
     cleaned = _clean(html, first)
     images = _ImagePass(block)
@@ -176,18 +182,23 @@ def _clean(html: str, policy: _AttributePolicy) -> str:
     )
 
 
-def _valid_text(html: str) -> str:
+def valid_text(html: str) -> str:
     """Lone surrogates (from a broken charset decode) cannot cross into Rust."""
     return html.encode("utf-8", "replace").decode("utf-8")
 
 
-def _text_only(html: str) -> str:
-    """The fallback: tags stripped by a linear regex, the rest escaped as text."""
+def stripped_text(html: str) -> str:
+    """The text of HTML with its tags stripped by a linear regex, entities decoded and
+    white space folded: the fallback when no parser may read it."""
     try:
-        text = htmllib.unescape(_ANY_TAG.sub(" ", _valid_text(str(html))))
-        return "<div>" + htmllib.escape(" ".join(text.split())) + "</div>"
+        return " ".join(htmllib.unescape(_ANY_TAG.sub(" ", valid_text(str(html)))).split())
     except Exception:
         return ""
+
+
+def text_only(html: str) -> str:
+    """The fallback for relaying: `stripped_text`, escaped as HTML text."""
+    return "<div>" + htmllib.escape(stripped_text(html)) + "</div>"
 
 
 def _url(value: str) -> tuple[str, str]:
@@ -258,6 +269,9 @@ class _AttributePolicy:
         return value
 
     def _style(self, style: str) -> str:
+        if len(style) > MAX_STYLE_CHARS:  # bounded work: nothing real is that long
+            self.notes.append(UNSAFE_STYLE)
+            return ""
         kept = []
         for declaration in declarations(style):
             name, colon, value = declaration.partition(":")
@@ -276,6 +290,9 @@ class _AttributePolicy:
         lowered = value.lower()
         functions = CSS_FUNCTION.findall(lowered)
         if any(bad in lowered for bad in CSS_FORBIDDEN) or any(f not in CSS_FUNCTIONS for f in functions):
+            self.notes.append(UNSAFE_STYLE)
+            return False
+        if functions.count("url") > MAX_CSS_URLS:  # bounded work: the url() pattern rescans to the end
             self.notes.append(UNSAFE_STYLE)
             return False
         urls = CSS_URL.findall(value)
@@ -332,7 +349,7 @@ def _inventory(html: str) -> list[str]:
     return notes
 
 
-def _nesting_work(html: str) -> int:
+def nesting_work(html: str) -> int:
     """An upper estimate of html5ever's work on nesting: the sum, over start tags, of the
     elements still open. html5ever scans its stack of open elements for many start tags,
     so 100,000 nested <div>s take it minutes; stops counting past the limit."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+import nh3
 from mailparser_reply import EmailReplyParser
+
+from gateway.mail.sanitize import MAX_NESTING_WORK, nesting_work, stripped_text, valid_text
 
 _LANGUAGES = ["en", "fr", "de", "es", "it"]
 _BLOCK_TAGS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table", "hr", "pre"}
@@ -60,13 +63,24 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(html: str) -> str:
-    """Readable plain text from HTML; blockquotes become '>'-quoted lines."""
-    extractor = _TextExtractor()
+    """Readable plain text from HTML; blockquotes become '>'-quoted lines.
+
+    html5ever (through nh3) reads the HTML first and keeps only the tags that shape the
+    text, so html.parser only ever sees well-formed markup: on malformed input (megabytes
+    of `</` or `<!--`) html.parser alone takes time quadratic in the size. Past the
+    nesting bound that makes html5ever itself slow, the tags are stripped by a linear regex.
+    """
+    html = valid_text(html)
+    if nesting_work(html) > MAX_NESTING_WORK:
+        return stripped_text(html)
     try:
-        extractor.feed(html)
-        extractor.close()
-    except Exception:  # html.parser is lenient; this guards against pathological input
-        return re.sub(r"<[^>]+>", " ", html)
+        html = nh3.clean(html, tags=_BLOCK_TAGS | {"span"}, clean_content_tags=_SKIP_TAGS - {"head"},
+                         attributes={}, strip_comments=True, link_rel=None)
+    except Exception:  # html5ever meeting something new must not stop a message
+        return stripped_text(html)
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
     depth = 0
     lines = []
     for line in "".join(extractor.parts).replace("\xa0", " ").splitlines():

@@ -10,6 +10,7 @@ from email.policy import compat32
 from gateway.mail.parse import decode
 from gateway.mail.bounces.base import Failure, FailureKind, Verdict, classify_status
 
+MAX_RECIPIENT_BLOCKS = 100  # we send to one recipient per message: a report on more is not about ours
 _ADDRESS_RE = re.compile(r"<?([^\s<>;]+@[^\s<>;]+?)>?\s*$")
 
 
@@ -48,7 +49,7 @@ def detect(message: Message) -> Verdict:
     if part is None:
         return Verdict.none("dsn")
     failures = []
-    for block in _fields_blocks(part):
+    for block in _fields_blocks(part)[:MAX_RECIPIENT_BLOCKS]:
         # Original-Recipient is the address as we sent it; Final-Recipient may be an internal alias
         recipient = _address(_field(block, "Original-Recipient")) or _address(_field(block, "Final-Recipient"))
         action = _field(block, "Action").lower()
