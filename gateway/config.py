@@ -334,9 +334,14 @@ def _workers(table: _Reader | None) -> WorkerSettings:
     table.check("large_messages_at_once", at_once >= 1, "must be at least 1")
     large = table.get("large_message_bytes", int, WorkerSettings.large_message_bytes)
     table.check("large_message_bytes", large >= 1024, "must be at least 1024")
+    retries = {}
+    for key, minimum in (("inbound_max_attempts", 1), ("inbound_retry_seconds", 1),
+                         ("processing_time_limit_seconds", 5), ("quarantine_digest_minutes", 1)):
+        retries[key] = table.get(key, int, getattr(WorkerSettings, key))
+        table.check(key, retries[key] >= minimum, f"must be at least {minimum}")
     table.reject_unknown()
     return WorkerSettings(threads=threads, lease_seconds=lease, sweep_interval_seconds=sweep,
-                          large_messages_at_once=at_once, large_message_bytes=large)
+                          large_messages_at_once=at_once, large_message_bytes=large, **retries)
 
 
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -112,6 +112,21 @@ class Inbound(Base):
     error: Mapped[str | None] = mapped_column(Text)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # set while an attempt runs: a new attempt that finds it set knows the last one died
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class StaffReport(Base):
+    """A quarantined or unplaced message staff are to hear of: at once, or in the next
+    digest when another report went out within [workers] quarantine_digest_minutes."""
+
+    __tablename__ = "staff_reports"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"))
+    problem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    told_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
 
 class Case(Base):

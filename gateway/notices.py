@@ -16,6 +16,7 @@ class Notice(str, Enum):
     STAFF_NEW_CASE = "staff_new_case"  # staff: a case opened
     STAFF_HELD_MESSAGE = "staff_held_message"  # staff: a message was held (sender mismatch)
     STAFF_QUARANTINE = "staff_quarantine"  # staff: a message could not be processed or placed
+    STAFF_QUARANTINE_DIGEST = "staff_quarantine_digest"  # staff: the others since the last report
     MERCHANT_REMINDER = "merchant_reminder"  # merchant: no answer yet (1st; 2nd with rights and escalation date)
     STAFF_REMINDER = "staff_reminder"  # staff: payment case without a staff answer
     STAFF_FOLLOWUP = "staff_followup"  # staff: a case handed to staff that nobody has taken up
@@ -32,15 +33,18 @@ class Notice(str, Enum):
     PRECLOSE_NOTICE = "preclose_notice"  # both: the case closes soon
     STAFF_DELIVERY_PROBLEM = "staff_delivery_problem"  # staff: mail to a party failed
     STAFF_CASE_FROZEN = "staff_case_frozen"  # staff: too many messages, relaying stopped
+    STAFF_NOTICES_SUPPRESSED = "staff_notices_suppressed"  # staff: automatic answers to an address held back
 
     @property
     def folder(self) -> str:
         return self.value
 
 
-# Automatic answers to inbound mail: the notices a mail loop or a flood could trigger. Only
-# these are held to the per-address ladder ([hygiene] notices_per_address_per_hour/day);
-# notices the gateway sends on its own schedule (new case, reminders, rights, closure)
-# never are, so a busy merchant always hears of its cases.
-ANSWERS = frozenset({Notice.UNKNOWN_REFERENCE, Notice.ASK_CATEGORY, Notice.ACK_DELIVERY, Notice.ACK_PAYMENT,
-                     Notice.CLOSED_CASE_REPLY, Notice.STAFF_UNKNOWN_COMMAND})
+# The automatic answers held to the per-address ladder ([hygiene] notices_per_address_per_hour
+# and _per_day), which stops two autoresponders from answering each other for ever: only
+# answers to senders nobody has verified (the "which transaction?" answer to an intake
+# message that matched no purchase of its sender). Acknowledgements, category questions and
+# closed-case answers only ever answer a party's own message that passed the sender check:
+# they are never held back (a loop through them freezes its case instead), and neither are
+# the notices the gateway sends on its own schedule (new case, reminders, rights, closure).
+ANSWERS = frozenset({Notice.UNKNOWN_REFERENCE})

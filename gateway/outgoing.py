@@ -15,7 +15,7 @@ from email.message import Message as MimeMessage
 from typing import Callable, Sequence
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from gateway import addresses, store
@@ -31,6 +31,7 @@ from gateway.notices import ANSWERS, Notice
 
 log = logging.getLogger(__name__)
 ROLE_LABELS = {"en": {"c": "customer", "m": "merchant", "s": "staff"}, "fr": {"c": "client", "m": "marchand", "s": "équipe"}}
+SUPPRESSION_REPORTED = "suppression_reported"  # a send_log row: staff were told answers to the address are held
 _TAG_RE = re.compile(r"\[(case|dossier)\s+[a-z2-7]+\]\s*", re.IGNORECASE)
 _REPLY_PREFIX_RE = re.compile(r"^((re|fwd?|tr|aw|wg|sv|rif|r)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -96,6 +97,7 @@ class Mailer:
     renderer: Renderer
     now: datetime
     outbox_ids: list[int] = field(default_factory=list)
+    suppressed: list[Notice] = field(default_factory=list)  # what the ladder held back in this unit of work
     _rows: dict = field(default_factory=dict, repr=False)  # merchant/transaction rows read in this unit of work
 
     def merchant_of(self, case: Case) -> Merchant | None:
@@ -253,25 +255,45 @@ class Mailer:
     def within_ladder(self, recipient: str, notice: Notice, *, case: Case | None) -> bool:
         """Whether one more automatic notice may go to `recipient` now (the per-hour and
         per-day ladder that stops two autoresponders from answering each other for ever).
-        Only automatic answers count (notices.ANSWERS); staff addresses are exempt: a busy
-        day is not a loop, and case freezing covers floods."""
+        Only answers to unverified senders count (notices.ANSWERS); staff addresses are
+        exempt. What it holds back is logged as suppressed, recorded on the case, and staff
+        hear of it once per hour per address."""
         if notice not in ANSWERS or recipient.lower() in self.settings.gateway.staff_addresses:
             return True
         hygiene = self.settings.hygiene
         recipient = recipient.lower()
+        if self.db.get_bind().dialect.name == "postgresql":  # two workers must not both see room for one more
+            self.db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"ladder:{recipient}"})
         last_hour = SendLog.at > self.now - timedelta(hours=1)
         day, hour = self.db.execute(
             select(func.count(), func.coalesce(func.sum(sql_case((last_hour, 1), else_=0)), 0))
-            .where(SendLog.recipient == recipient, SendLog.at > self.now - timedelta(days=1))).one()
-        if hour >= hygiene.notices_per_address_per_hour or day >= hygiene.notices_per_address_per_day:
-            log.warning("notice %s to a recipient suppressed: %s in the last hour, %s in the last day",
-                        notice.value, hour, day)
-            if case is not None:
-                store.add_event(self.db, case, "notice_suppressed", at=self.now, notice=notice.value,
-                                last_hour=hour, last_day=day)
-            return False
-        self.db.add(SendLog(recipient=recipient, at=self.now, kind=notice.value))
-        return True
+            .where(SendLog.recipient == recipient, SendLog.kind != SUPPRESSION_REPORTED,
+                   SendLog.at > self.now - timedelta(days=1))).one()
+        if hour < hygiene.notices_per_address_per_hour and day < hygiene.notices_per_address_per_day:
+            self.db.add(SendLog(recipient=recipient, at=self.now, kind=notice.value))
+            return True
+        log.warning("notice %s suppressed (%s automatic notices to this address in the last hour, %s in the "
+                    "last day)%s", notice.value, hour, day, f" on case {case.reference.upper()}" if case else "")
+        self.suppressed.append(notice)
+        if case is not None:
+            store.add_event(self.db, case, "notice_suppressed", at=self.now, notice=notice.value,
+                            last_hour=hour, last_day=day)
+        self._report_suppression(recipient, notice, case, hour=hour, day=day)
+        return False
+
+    def _report_suppression(self, recipient: str, notice: Notice, case: Case | None, *, hour: int, day: int) -> None:
+        """Tell staff that answers to `recipient` are held back, at most once per hour per address."""
+        reported = self.db.scalar(select(SendLog.id).where(
+            SendLog.recipient == recipient, SendLog.kind == SUPPRESSION_REPORTED,
+            SendLog.at > self.now - timedelta(hours=1)).limit(1))
+        if reported is not None:
+            return
+        self.db.add(SendLog(recipient=recipient, at=self.now, kind=SUPPRESSION_REPORTED))
+        hygiene = self.settings.hygiene
+        self.staff_notice_outside_case(Notice.STAFF_NOTICES_SUPPRESSED, {"suppressed": {
+            "address": recipient, "notice": notice.value, "case": case.reference.upper() if case else "",
+            "last_hour": hour, "last_day": day, "per_hour": hygiene.notices_per_address_per_hour,
+            "per_day": hygiene.notices_per_address_per_day}}, inbound_id=None)
 
     def relay(self, case: Case, raw: bytes, *, author: str, to_party: str, inbound_id: int,
               transform: Callable[[MimeMessage], None] | None = None, hide: Sequence[str] = ()) -> list[int]:

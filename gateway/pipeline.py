@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import addresses, store, timer_jobs
+from gateway import addresses, quarantine, store, timer_jobs
 from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
 from gateway.config import Settings
 from gateway.flows import bounces, casemail, intake
 from gateway.flows.step import Step
 from gateway.mail import bounces as bounces_detection
-from gateway.mail.classify import Kind, Signals, classify
-from gateway.mail.parse import parse
+from gateway.mail.bounces.base import Verdict
+from gateway.mail.classify import Classification, Kind, Signals, classify
+from gateway.mail.parse import ParsedMessage, parse
 from gateway.mail.templating import Renderer
 from gateway.models import Inbound
-from gateway.notices import Notice
 from gateway.outgoing import Mailer
 
 log = logging.getLogger(__name__)
@@ -41,18 +42,116 @@ def recipients_of(settings: Settings, rcpt_tos: list[str]) -> list[addresses.Rec
             for r in rcpt_tos]
 
 
-def process_inbound(db: Session, inbound_id: int, *, settings: Settings, renderer: Renderer, now: datetime) -> Result:
-    """Process one queued inbound message; a no-op if it was processed already."""
+@dataclass(frozen=True)
+class Prepared:
+    """What is read from a message before any database work: parsed, classified, and what
+    a bounce reports. Pure CPU, so it runs outside the write transaction (on SQLite, the
+    write lock every other writer, the SMTP ingress included, waits for)."""
+
+    parsed: ParsedMessage
+    classification: Classification
+    verdict: Verdict
+
+
+def prepare(raw: bytes, mail_from: str, settings: Settings) -> Prepared:
+    limits = settings.hygiene.limits
+    parsed = parse(raw, limits)
+    classification = classify(parsed, Signals(mail_from=mail_from, keys=settings.gateway.secret_keys))
+    classification, verdict = bounces_detection.confirm(classification, raw, limits)
+    return Prepared(parsed, classification, verdict)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An attempt to process one message, begun: its bytes and envelope, or `exhausted`
+    when earlier attempts used up [workers] inbound_max_attempts (it is to be quarantined)."""
+
+    inbound_id: int
+    raw: bytes
+    mail_from: str
+    size: int
+    number: int
+    exhausted: bool = False
+
+
+def begin_attempt(db: Session, inbound_id: int, *, settings: Settings, now: datetime) -> Attempt | None:
+    """Count one more attempt at `inbound_id` and mark it started (committed by the caller
+    before the work, so an attempt that never ends, by a time limit or a dead worker, still
+    counts). None: nothing to do (processed, quarantined, gone, or an attempt still running)."""
+    workers = settings.workers
+    inbound = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update()
+                        .execution_options(populate_existing=True))
+    if inbound is None or inbound.status != "queued":
+        return None
+    if inbound.started_at is not None:
+        if inbound.started_at + timedelta(seconds=workers.processing_time_limit_seconds + 30) > now:
+            return None  # another worker is on it (a duplicate queue message)
+        inbound.error = (f"attempt {inbound.attempts} did not finish: the worker stopped or it ran past "
+                         f"[workers] processing_time_limit_seconds ({workers.processing_time_limit_seconds})")
+        inbound.started_at = None
+        log.warning("inbound %s: %s", inbound.id, inbound.error)
+    if inbound.attempts >= workers.inbound_max_attempts:
+        return Attempt(inbound.id, inbound.raw, inbound.mail_from, inbound.size, inbound.attempts, exhausted=True)
+    inbound.attempts += 1
+    inbound.started_at = now
+    inbound.lease_until = now + timedelta(seconds=settings.workers.lease_seconds)
+    return Attempt(inbound.id, inbound.raw, inbound.mail_from, inbound.size, inbound.attempts)
+
+
+def attempt_not_started(db: Session, inbound_id: int) -> None:
+    """Undo `begin_attempt` for an attempt turned away before any work (no large-message slot)."""
+    inbound = db.get(Inbound, inbound_id, with_for_update=True)
+    if inbound is not None and inbound.status == "queued" and inbound.started_at is not None:
+        inbound.attempts = max(0, inbound.attempts - 1)
+        inbound.started_at = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What became of a failed attempt: retried after `retry_in`, or quarantined."""
+
+    outbox_ids: list[int]
+    retry_in: timedelta | None
+
+
+def attempt_failed(db: Session, inbound_id: int, error: str | None, *, settings: Settings, renderer: Renderer,
+                   now: datetime) -> Failed:
+    """Record a failed attempt (`error`: its traceback; None: it never ran, the attempts were
+    used up before): retried with backoff while attempts remain, else quarantined with its
+    error and reported to staff."""
+    workers = settings.workers
+    inbound = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update()
+                        .execution_options(populate_existing=True))
+    if inbound is None or inbound.status != "queued":
+        return Failed([], None)
+    inbound.started_at = None
+    if error is not None:
+        inbound.error = error[:4000]
+    if inbound.attempts >= workers.inbound_max_attempts:
+        why = f"processing failed {inbound.attempts} time(s)"
+        log.error("inbound %s quarantined: %s: %s", inbound.id, why,
+                  " ".join((inbound.error or "").strip().splitlines()[-1:]))
+        return Failed(quarantine.quarantine(db, inbound, inbound.error or "", settings=settings, renderer=renderer,
+                                            now=now, why=why), None)
+    retry_in = timedelta(seconds=workers.inbound_retry_seconds * 2 ** max(0, inbound.attempts - 1))
+    inbound.lease_until = now + retry_in + timedelta(seconds=workers.lease_seconds)
+    log.warning("inbound %s: attempt %s of %s failed; tried again in %s s", inbound.id, inbound.attempts,
+                workers.inbound_max_attempts, int(retry_in.total_seconds()))
+    return Failed([], retry_in)
+
+
+def process_inbound(db: Session, inbound_id: int, *, settings: Settings, renderer: Renderer, now: datetime,
+                    prepared: Prepared | None = None) -> Result:
+    """Process one queued inbound message; a no-op if it was processed already. `prepared`
+    is what `prepare` read from it (done here when not given)."""
     inbound = store.claim_inbound(db, inbound_id, now=now, lease_seconds=settings.workers.lease_seconds)
     if inbound is None:
         return Result([], "already processed", None)
     mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
-    limits = settings.hygiene.limits
-    parsed = parse(inbound.raw, limits)
-    classification = classify(parsed, Signals(mail_from=inbound.mail_from, keys=settings.gateway.secret_keys))
-    classification, verdict = bounces_detection.confirm(classification, inbound.raw, limits)
+    prepared = prepared or prepare(inbound.raw, inbound.mail_from, settings)
+    parsed = prepared.parsed
     step = Step(db=db, settings=settings, mailer=mailer, now=now, inbound=inbound, parsed=parsed,
-                classification=classification, verdict=verdict)
+                classification=prepared.classification, verdict=prepared.verdict)
     match = identify(recipients_of(settings, inbound.rcpt_tos), parsed.in_reply_to + parsed.references,
                      lambda ids: store.sent_message_owner(db, ids))
     dispatch(step, match)
@@ -63,8 +162,9 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
         timer_jobs.reschedule(db, case, settings)
     inbound.status = "processed"
     inbound.processed_at = now
+    inbound.started_at = None
     log.info("inbound %s processed: %s [%s; Message-ID %s]", inbound.id, inbound.disposition,
-             classification.kind.value, parsed.message_id)
+             prepared.classification.kind.value, parsed.message_id)
     return Result(list(mailer.outbox_ids), inbound.disposition or "", inbound.case_id)
 
 
@@ -103,30 +203,7 @@ def dispatch(step: Step, match) -> None:
 
 
 def _unplaced(step: Step, why: str) -> None:
-    """Kept and reported: staff hear of mail the gateway could not place."""
+    """Kept and reported: staff hear of mail the gateway could not place (at once, or in
+    the next digest)."""
     step.done(f"unplaced: {why}")
-    step.mailer.staff_notice_outside_case(
-        Notice.STAFF_QUARANTINE,
-        {"inbound_id": step.inbound.id, "problem": f"could not be placed: {why}",
-         "mail_from": step.inbound.mail_from, "received_at": step.inbound.received_at},
-        inbound_id=step.inbound.id,
-    )
-
-
-def quarantine(db: Session, inbound_id: int, error: str, *, settings: Settings, renderer: Renderer,
-               now: datetime) -> list[int]:
-    """Mark a message that failed processing; its raw bytes stay, staff are told once."""
-    inbound = db.get(Inbound, inbound_id)
-    if inbound is None or inbound.status != "queued":
-        return []
-    inbound.status = "quarantined"
-    inbound.error = error[:4000]
-    inbound.disposition = "quarantined: processing failed"
-    mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
-    mailer.staff_notice_outside_case(
-        Notice.STAFF_QUARANTINE,
-        {"inbound_id": inbound.id, "problem": f"processing failed: {error.splitlines()[0][:300] if error else ''}",
-         "mail_from": inbound.mail_from, "received_at": inbound.received_at},
-        inbound_id=inbound.id,
-    )
-    return list(mailer.outbox_ids)
+    quarantine.report(step.mailer, step.inbound, f"could not be placed: {why}")

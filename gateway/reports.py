@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Bounce, Case, Event, Merchant, Message
@@ -135,13 +135,21 @@ def format_case(case: dict) -> str:
     return "\n".join(lines)
 
 
-def list_quarantine(db: Session, *, limit: int = 200) -> list[dict]:
-    """Messages that failed processing, and mail the gateway could not place."""
+QUARANTINE_PAGE = 50
+
+
+def list_quarantine(db: Session, *, page: int = 1, per_page: int = QUARANTINE_PAGE) -> dict:
+    """Messages that failed processing, and mail the gateway could not place, newest first,
+    one page at a time: {"total", "page", "pages", "per_page", "messages"}."""
     from gateway.models import Inbound
 
-    query = (select(Inbound).where((Inbound.status == "quarantined") | Inbound.disposition.like("unplaced:%"))
-             .order_by(Inbound.id.desc()).limit(limit))
-    return [_inbound_summary(row) for row in db.scalars(query)]
+    kept = (Inbound.status == "quarantined") | Inbound.disposition.like("unplaced:%")
+    total = db.scalar(select(func.count()).select_from(Inbound).where(kept)) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    query = select(Inbound).where(kept).order_by(Inbound.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    return {"total": total, "page": page, "pages": pages, "per_page": per_page,
+            "messages": [_inbound_summary(row) for row in db.scalars(query)]}
 
 
 def _inbound_summary(row) -> dict:

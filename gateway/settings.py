@@ -114,6 +114,14 @@ class WorkerSettings:
     # moment; messages over large_message_bytes are processed this many at a time.
     large_messages_at_once: int = 1
     large_message_bytes: int = 2_097_152
+    # A message whose processing fails (or runs past the time limit, or whose worker dies)
+    # is tried this many times in all, retry_seconds apart and doubling, then quarantined.
+    inbound_max_attempts: int = 3
+    inbound_retry_seconds: int = 30
+    processing_time_limit_seconds: int = 120
+    # Staff hear of a quarantined or unplaced message at once, then at most once per this
+    # many minutes in one digest of the others.
+    quarantine_digest_minutes: int = 60
 
 
 @dataclass(frozen=True)

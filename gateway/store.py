@@ -76,11 +76,12 @@ def save_inbound(
 
 
 def claim_inbound(db: Session, inbound_id: int, *, now: datetime, lease_seconds: int) -> Inbound | None:
-    """Lock a queued inbound row for processing, or None if another run did it already."""
-    row = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update())
+    """Lock a queued inbound row for processing, or None if another run did it already
+    (attempts are counted by `pipeline.begin_attempt`, in a transaction of their own)."""
+    row = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update()
+                    .execution_options(populate_existing=True))
     if row is None or row.status != "queued":
         return None
-    row.attempts += 1
     row.lease_until = now + timedelta(seconds=lease_seconds)
     return row
 

@@ -215,6 +215,7 @@ def settings_for(tmp_path: Path, backend: Backend, sink_port: int | None, **over
                      if sink_port else {"maildir": str(tmp_path / "maildir")}),
         "workers": {"threads": 2, "lease_seconds": 60, "sweep_interval_seconds": 3600},
     }
+    data["workers"].update(overrides.pop("worker_settings", {}))  # the [workers] keys a test changes
     for key, value in overrides.items():
         data[key] = value
     return config.from_dict(data, source="test-config.toml")

@@ -66,7 +66,9 @@ class Runtime:
 
     def enqueue_inbound(self, inbound_id: int, *, delay_ms: int | None = None) -> None:
         if self.inline:
-            self.process_inbound.fn(inbound_id)
+            if delay_ms is None:
+                self.process_inbound.fn(inbound_id)
+            return  # a delayed retry in a one-shot command is left to the running gateway's sweep
         elif delay_ms:
             self.process_inbound.send_with_options(args=(inbound_id,), delay=delay_ms)
         else:

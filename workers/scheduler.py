@@ -10,7 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from gateway import store, timer_jobs
+from gateway import quarantine, store, timer_jobs
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class SweepReport:
 
 
 def sweep(runtime) -> SweepReport:
-    """One pass: stuck inbound and outbox rows, then due case timers."""
+    """One pass: stuck inbound and outbox rows, due case timers, and the quarantine digest."""
     settings = runtime.settings
     now = runtime.now()
     lease = settings.workers.lease_seconds
@@ -32,6 +32,10 @@ def sweep(runtime) -> SweepReport:
         outbox_ids = store.stuck_outbox_ids(db, now=now, lease_seconds=lease)
     with runtime.database.unit_of_work() as db:
         case_ids = timer_jobs.claim_due_cases(db, now=now, lease_seconds=lease)
+    with runtime.database.unit_of_work() as db:
+        digest_ids = quarantine.send_digest(db, settings=settings, renderer=runtime.renderer, now=now)
+    for outbox_id in digest_ids:
+        runtime.enqueue_delivery(outbox_id)
     for inbound_id in inbound_ids:
         runtime.enqueue_inbound(inbound_id)
     for outbox_id in outbox_ids:

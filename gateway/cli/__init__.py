@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_health)
     quarantine = sub.add_parser("quarantine", help="messages that failed processing or could not be placed")
     q_sub = quarantine.add_subparsers(dest="action", required=True)
-    q_list = q_sub.add_parser("list")
+    q_list = q_sub.add_parser("list", help="newest first, one page at a time, with the total")
+    q_list.add_argument("--page", type=int, default=1, help="page number (default 1)")
+    q_list.add_argument("--per-page", type=int, default=50, help="messages per page (default 50)")
     q_list.add_argument("--json", action="store_true")
     for name in ("show", "retry"):
         q_one = q_sub.add_parser(name)

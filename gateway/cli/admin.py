@@ -158,8 +158,8 @@ def cmd_quarantine(args) -> int:
     try:
         with runtime.database.unit_of_work() as db:
             if args.action == "list":
-                print_data(reports.list_quarantine(db), args.json,
-                       lambda rows: table(rows, ("id", "status", "received_at", "mail_from", "disposition", "error")))
+                listing = reports.list_quarantine(db, page=args.page, per_page=max(1, args.per_page))
+                print_data(listing, args.json, _quarantine_page)
                 return 0
             if args.action == "show":
                 found = reports.show_inbound(db, args.id)
@@ -179,6 +179,18 @@ def cmd_quarantine(args) -> int:
         return 0
     finally:
         runtime.close()
+
+
+def _quarantine_page(listing: dict) -> str:
+    """A page of `quarantine list` and where it stands among all of them."""
+    rows, total, page = listing["messages"], listing["total"], listing["page"]
+    if not total:
+        return "nothing in quarantine"
+    first = (page - 1) * listing["per_page"] + 1
+    where = (f"{total} message(s) in quarantine; showing {first}-{first + len(rows) - 1} "
+             f"(page {page} of {listing['pages']}, newest first")
+    where += f"; next: --page {page + 1})" if page < listing["pages"] else ")"
+    return table(rows, ("id", "status", "received_at", "mail_from", "disposition", "error")) + "\n" + where
 
 
 def cmd_outbox(args) -> int:

@@ -4,7 +4,10 @@ a case (or join the open one), or tell the sender what is missing."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway import addresses, store
@@ -12,18 +15,28 @@ from gateway.cases.machine import CaseState
 from gateway.flows import opening
 from gateway.flows.step import Step
 from gateway.mail import trust
-from gateway.models import Case
+from gateway.mail.parse import ParsedMessage, parse
+from gateway.models import Case, Inbound, Outbox
 from gateway.notices import Notice
 from gateway.outgoing import clean_subject
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{2,62}[A-Za-z0-9]")
 MAX_TOKENS = 400
+UNKNOWN_REFERENCE_LOOKBACK_DAYS = 30  # a reply to our "which transaction?" answer older than this starts afresh
+# What a transaction reference looks like when none matches: a letter and three digits at
+# least ("TX-9999", "FR123456"); dates, amounts and words do not ("2026-11-20", "49.90").
+_REFERENCE_SHAPE = re.compile(r"^(?=(?:\D*\d){3})(?=.*[A-Za-z])")
 
 
 def reference_candidates(subject: str, text: str) -> list[str]:
     """Words that could be a transaction reference, in order of appearance."""
     tokens = _TOKEN_RE.findall(subject) + _TOKEN_RE.findall(text[:20_000])
     return list(dict.fromkeys(tokens))[:MAX_TOKENS]
+
+
+def looks_like_reference(token: str) -> bool:
+    """Whether an unmatched word was meant as a reference (answered "unknown", not "missing")."""
+    return bool(_REFERENCE_SHAPE.match(token))
 
 
 def handle(step: Step, local_part: str) -> None:
@@ -35,32 +48,81 @@ def handle(step: Step, local_part: str) -> None:
     if not sender:
         step.done("unplaced: intake mail without a readable From address")
         return
+    earlier = earlier_attempts(step, sender)  # what she wrote before we asked her for the reference
     candidates = reference_candidates(parsed.subject, parsed.new_text or parsed.text)
+    for attempt in earlier:
+        candidates += reference_candidates(attempt.parsed.subject, attempt.parsed.new_text)
     found = store.transactions_by_keys(step.db, candidates)
     order = {c.lower(): i for i, c in enumerate(candidates)}
     owned = sorted((t for t in found if t.customer_email == sender), key=lambda t: order.get(t.reference_key, 0))
     if not owned:
-        _unknown_reference(step, sender, had_candidate=bool(found))
+        _unknown_reference(step, sender, unknown=bool(found) or any(looks_like_reference(c) for c in candidates))
         return
     tx = owned[0]
     category = step.settings.gateway.intake_local_parts.get(local_part)
+    for attempt in reversed(earlier):  # the alias she first wrote to says payment or delivery
+        category = category or attempt.category
     existing = store.open_case_for_transaction(step.db, tx.reference)
     if existing is not None:
         from gateway.flows import casemail  # the same path as a reply on the case
 
         casemail.handle(step, existing, "c", joined=True, category=category)
         return
-    case = _new_case(step, tx, category)
+    subject = earlier[0].parsed.subject if earlier else parsed.subject
+    case = _new_case(step, tx, category, subject)
     if case is None:  # another worker opened a case for this transaction a moment ago
         from gateway.flows import casemail
 
         casemail.handle(step, store.open_case_for_transaction(step.db, tx.reference), "c", joined=True,
                         category=category)
         return
-    opening.open_case(step, case, first_message=True)
+    opening.open_case(step, case, first_message=True, earlier=[(a.inbound, a.parsed) for a in earlier])
 
 
-def _new_case(step: Step, tx, category: str | None) -> Case | None:
+@dataclass(frozen=True)
+class EarlierAttempt:
+    """An intake message of the same sender that we answered "which transaction?"."""
+
+    inbound: Inbound
+    parsed: ParsedMessage
+    category: str | None
+
+
+MAX_EARLIER = 5  # messages followed back through our "which transaction?" answers
+
+
+def earlier_attempts(step: Step, sender: str) -> list[EarlierAttempt]:
+    """The sender's earlier intake messages this one answers, oldest first: each was
+    answered with an unknown-reference notice to `sender` that this message (or an earlier
+    one of the chain) replies to. Her first complaint then opens the case with its subject
+    and is relayed, not only the reply that named the reference."""
+    found: list[EarlierAttempt] = []
+    ids = list(step.parsed.in_reply_to + step.parsed.references)
+    since = step.now - timedelta(days=UNKNOWN_REFERENCE_LOOKBACK_DAYS)
+    seen: set[int] = set()
+    while ids and len(found) < MAX_EARLIER:
+        notice = step.db.scalar(
+            select(Outbox).where(Outbox.message_id.in_(ids[-50:]), Outbox.kind == Notice.UNKNOWN_REFERENCE.value,
+                                 Outbox.case_id.is_(None), Outbox.recipient == sender, Outbox.created_at >= since)
+            .order_by(Outbox.id.desc()).limit(1))
+        if notice is None or notice.inbound_id is None or notice.inbound_id in seen:
+            break
+        seen.add(notice.inbound_id)
+        inbound = step.db.get(Inbound, notice.inbound_id)
+        if inbound is None or inbound.case_id is not None:
+            break
+        parsed = parse(inbound.raw, step.settings.hygiene.limits)
+        if parsed.from_address != sender:
+            break
+        local_parts = [r.split("@", 1)[0].lower() for r in inbound.rcpt_tos]
+        category = next((step.settings.gateway.intake_local_parts.get(lp) for lp in local_parts
+                         if step.settings.gateway.intake_local_parts.get(lp)), None)
+        found.append(EarlierAttempt(inbound, parsed, category))
+        ids = list(parsed.in_reply_to + parsed.references)
+    return list(reversed(found))
+
+
+def _new_case(step: Step, tx, category: str | None, subject: str) -> Case | None:
     """A new open case for `tx`, or None when one was opened concurrently (unique index)."""
     for _ in range(5):
         case = Case(
@@ -74,7 +136,7 @@ def _new_case(step: Step, tx, category: str | None) -> Case | None:
             escalated=False,
             merchant_unreachable=False,
             frozen=False,
-            subject=clean_subject(step.parsed.subject),
+            subject=clean_subject(subject),
             customer_locale=tx.customer_locale or step.settings.gateway.default_locale,
             opened_at=step.now,
             waiting_since=step.now,
@@ -93,7 +155,7 @@ def _new_case(step: Step, tx, category: str | None) -> Case | None:
     raise RuntimeError("could not draw a unique case reference")
 
 
-def _unknown_reference(step: Step, sender: str, *, had_candidate: bool) -> None:
+def _unknown_reference(step: Step, sender: str, *, unknown: bool) -> None:
     """Tell the sender the reference is missing or unknown; list only their own transactions.
 
     The notice goes to the From address only and never quotes the message (an attacker
@@ -113,7 +175,7 @@ def _unknown_reference(step: Step, sender: str, *, had_candidate: bool) -> None:
         return
     mine = store.recent_transactions(step.db, sender)
     context = {
-        "reason": "unknown" if had_candidate else "missing",
+        "reason": "unknown" if unknown else "missing",
         "transactions": [
             {"reference": t.reference, "merchant": _merchant_name(step, t.merchant_id), "date": t.transaction_date,
              "amount": t.amount, "currency": t.currency}
@@ -121,11 +183,16 @@ def _unknown_reference(step: Step, sender: str, *, had_candidate: bool) -> None:
         ],
         "intake_address": addresses.intake_address(step.settings.gateway.domain),
     }
-    step.mailer.notice_outside_case(
+    sent = step.mailer.notice_outside_case(
         Notice.UNKNOWN_REFERENCE, sender, step.settings.gateway.default_locale, context,
         in_reply_to=step.parsed.message_id, inbound_id=step.inbound.id,
     )
-    step.done(f"intake: reference {'unknown' if had_candidate else 'missing'}; sender told ({len(mine)} transactions listed)")
+    reference = f"reference {'unknown' if unknown else 'missing'}"
+    if sent is None:
+        step.done(f"intake: {reference}; answer suppressed (the per-address limit of automatic answers is reached; "
+                  "staff are told)")
+        return
+    step.done(f"intake: {reference}; sender told ({len(mine)} transactions listed)")
 
 
 def _merchant_name(step: Step, merchant_id: str) -> str:

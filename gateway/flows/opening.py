@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from sqlalchemy import select
 
 from gateway import store
 from gateway.cases.machine import CaseState, CaseView, EventKind, apply
 from gateway.flows.step import Step
+from gateway.mail.parse import ParsedMessage
 from gateway.models import Case, Inbound, Message
 from gateway.notices import Notice
 
@@ -61,15 +63,32 @@ def record_inbound(step: Step, case: Case, party: str, *, kind: str = "human", h
     return message
 
 
-def open_case(step: Step, case: Case, *, first_message: bool) -> None:
-    """Route a case whose category may now be known; `first_message` when the complaint is this mail."""
+def record_earlier(step: Step, case: Case, inbound: Inbound, parsed: ParsedMessage) -> Message:
+    """An earlier message of the customer's (one we answered "which transaction?") as the
+    first messages of the case it now belongs to."""
+    message = store.add_message(
+        step.db, case, inbound_id=inbound.id, direction="in", party="c", kind="human",
+        message_id=parsed.message_id, subject=parsed.subject[:500], new_text=parsed.new_text[:20_000],
+        held=False, held_reason=None, created_at=inbound.received_at)
+    store.remember_in_thread(store.party(step.db, case, "c"), parsed.message_id)
+    inbound.case_id = case.id
+    return message
+
+
+def open_case(step: Step, case: Case, *, first_message: bool,
+              earlier: Sequence[tuple[Inbound, ParsedMessage]] = ()) -> None:
+    """Route a case whose category may now be known; `first_message` when the complaint is
+    this mail (with the `earlier` messages it answered for, oldest first)."""
     if first_message:
         from gateway import rights
 
-        case.dispute_type = rights.infer_type(f"{step.parsed.subject}\n{step.parsed.new_text}")
+        texts = [f"{parsed.subject}\n{parsed.new_text}" for _, parsed in earlier]
+        case.dispute_type = rights.infer_type("\n".join(texts + [f"{step.parsed.subject}\n{step.parsed.new_text}"]))
+        first = [record_earlier(step, case, inbound, parsed) for inbound, parsed in earlier]
         message = record_inbound(step, case, "c")
-        store.add_event(step.db, case, "case_opened", at=step.now, party="c", message=message,
-                        transaction=case.transaction_reference, category=case.category or "")
+        store.add_event(step.db, case, "case_opened", at=step.now, party="c", message=(first or [message])[0],
+                        transaction=case.transaction_reference, category=case.category or "",
+                        **({"earlier_messages": len(first)} if first else {}))
     mailer = step.mailer
     if case.category is None:
         mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)

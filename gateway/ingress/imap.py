@@ -27,14 +27,13 @@ from typing import Callable, Iterable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from gateway import addresses
+from gateway import addresses, quarantine
 from gateway.clock import Clock
 from gateway.config import ImapMailbox, Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.metrics import IMAP_STORED
 from gateway.mail.parse import message_ids
 from gateway.models import Inbound
-from gateway.notices import Notice
 from gateway.outgoing import Mailer
 from gateway.pipeline import recipients_of
 from gateway.store import save_inbound
@@ -175,11 +174,9 @@ def make_too_large_reporter(runtime) -> Callable[[bytes, int, str], None]:
                     if not isinstance(r, addresses.Rejected)]
             if ours:
                 mailer = Mailer(db=db, settings=settings, renderer=runtime.renderer, now=now)
-                mailer.staff_notice_outside_case(Notice.STAFF_QUARANTINE, {
-                    "inbound_id": inbound_id, "mail_from": envelope.mail_from, "received_at": now,
-                    "problem": f"is too large ({size} bytes, over max_message_bytes = {limit}) and was not read; "
-                               f"it is still in {where}. Raise the limit or ask the sender for smaller attachments",
-                }, inbound_id=inbound_id)
+                quarantine.report(mailer, row, f"is too large ({size} bytes, over max_message_bytes = {limit}) and "
+                                               f"was not read; it is still in {where}. Raise the limit or ask the "
+                                               "sender for smaller attachments")
                 outbox_ids = list(mailer.outbox_ids)
         for outbox_id in outbox_ids:
             runtime.enqueue_delivery(outbox_id)

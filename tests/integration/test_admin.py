@@ -50,7 +50,7 @@ def test_trace_explains_a_bounce_and_a_refused_address(sqlite_backend, make_gate
 
 def test_quarantine_keeps_the_message_tells_staff_and_can_retry(sqlite_backend, make_gateway, tmp_path, capsys,
                                                                 monkeypatch):
-    gateway = make_gateway(sqlite_backend)
+    gateway = make_gateway(sqlite_backend, worker_settings={"inbound_max_attempts": 1})
     original = pipeline.dispatch
 
     def broken(step, match):
@@ -63,7 +63,7 @@ def test_quarantine_keeps_the_message_tells_staff_and_can_retry(sqlite_backend, 
     config = _config(gateway, tmp_path)
     capsys.readouterr()
     assert main(["--config", config, "quarantine", "list", "--json"], clock=gateway.clock) == 0
-    listed = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out)["messages"]
     assert listed[0]["status"] == "quarantined" and "simulated fault" in listed[0]["error"]
     assert main(["--config", config, "quarantine", "show", str(listed[0]["id"])], clock=gateway.clock) == 0
     shown = capsys.readouterr().out

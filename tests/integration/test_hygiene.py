@@ -167,7 +167,7 @@ def test_a_forged_bounce_naming_the_merchant_changes_nothing(gateway, sink):
     with gateway.runtime.database.unit_of_work() as db:
         from gateway import reports as r
 
-        assert "not trusted" in r.list_quarantine(db)[0]["disposition"]
+        assert "not trusted" in r.list_quarantine(db)["messages"][0]["disposition"]
 
 
 def test_merchant_out_of_office_is_recorded_not_relayed_and_reminders_go_on(gateway, sink, tmp_path):

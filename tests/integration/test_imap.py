@@ -307,7 +307,7 @@ def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, t
         ImapPoller(MAILBOX, store=RecordingStore(), clock=clock, stop=threading.Event(),
                    max_message_bytes=10_000, report_too_large=report).poll_once()
     with runtime.database.unit_of_work() as db:
-        listed = {row["message_id"]: row for row in reports.list_quarantine(db)}
+        listed = {row["message_id"]: row for row in reports.list_quarantine(db)["messages"]}
     assert set(listed) == {f"<{big}@customer.test>", f"<{stray}@customer.test>"}
     assert "left in its mailbox" in listed[f"<{big}@customer.test>"]["disposition"]
     assert "UID" in listed[f"<{big}@customer.test>"]["error"]

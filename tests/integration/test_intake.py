@@ -100,3 +100,65 @@ def test_the_details_given_with_the_category_answer_reach_the_merchant(gateway, 
     texts = [r.text() for r in sink.to(MERCHANT)]
     assert any("Problem with TX-1001." in t for t in texts) and any("1Z999" in t for t in texts)
     assert _cases(gateway)[0]["dispute_type"] == "not_delivered"
+
+
+def _reply(gateway, to_notice, body: str) -> None:
+    gateway.send(build_mail(sender=CUSTOMER, to=f"disputes@{DOMAIN}", subject="Re: " + to_notice.header("Subject"),
+                            body=body, in_reply_to=to_notice.header("Message-ID")), to=f"disputes@{DOMAIN}")
+    gateway.settle()
+
+
+def test_a_mistyped_reference_is_answered_as_unknown_not_missing(gateway, sink):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-9999 never arrived",
+                            body="My parcel TX-9999 never came."), to=f"delivery@{DOMAIN}")
+    answer = sink.wait(lambda got: sink.to(CUSTOMER))[0]
+    assert "could not match the reference it mentions" in answer.text()
+    assert "does not mention a transaction reference" not in answer.text()
+
+
+def test_the_first_complaint_travels_with_the_case_opened_by_the_reply_to_our_question(gateway, sink):
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="Parcel never arrived",
+                            body="I ordered a lamp three weeks ago (TX-9999) and it never came."),
+                 to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    question = sink.to(CUSTOMER)[-1]
+    _reply(gateway, question, "Sorry, the right one is TX-1001.")
+    case = _cases(gateway)[0]
+    assert case["subject"] == "Parcel never arrived"  # hers, not our notice's
+    assert case["category"] == "delivery" and case["state"] == "awaiting_merchant"  # the alias she first wrote to
+    relays = [r for r in sink.to(MERCHANT) if "Auto-Submitted" not in r.message]
+    first = next(r for r in relays if "it never came" in r.text())  # her first complaint reached the merchant
+    answer = next(r for r in relays if "right one is TX-1001" in r.text())
+    assert len(relays) == 2 and answer.header("In-Reply-To") == first.header("Message-ID")  # threaded in order
+    assert "Parcel never arrived" in first.header("Subject")
+
+
+def test_answers_to_her_own_messages_are_never_held_back_by_the_ladder(gateway, sink, tmp_path, capsys):
+    for n in range(7):  # seven messages without a usable reference: five answers an hour, then held back
+        gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject=f"Help {n}",
+                                body="Where is my parcel?"), to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    answers = [r for r in sink.to(CUSTOMER) if "transaction" in r.text()]
+    assert len(answers) == 5
+    held = [r for r in sink.to(STAFF[0]) if "held back" in r.header("Subject")]
+    assert len(held) == 1 and CUSTOMER in held[0].text()  # once per hour per address, with what was held
+    with gateway.runtime.database.unit_of_work() as db:
+        from sqlalchemy import select
+
+        from gateway.models import Inbound
+
+        dispositions = [row.disposition for row in db.scalars(select(Inbound).order_by(Inbound.id))]
+    assert all("suppressed" in d and "sender told" not in d for d in dispositions[5:])
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001 lost",
+                            body="My parcel TX-1001 never arrived."), to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    ack = sink.to(CUSTOMER)[-1]
+    assert "case" in ack.text().lower() and "-c-" in ack.header("From")  # her acknowledgement, case address and all
+    case = _cases(gateway)[0]
+    address = ack.header("From").split("<")[1].rstrip(">")
+    gateway.send(build_mail(sender=CUSTOMER, to=address, subject="Re", body="#resolved"), to=address)
+    gateway.settle()
+    gateway.send(build_mail(sender=CUSTOMER, to=address, subject="Re", body="Actually it is broken."), to=address)
+    gateway.settle()
+    assert "closed" in sink.to(CUSTOMER)[-1].text()  # her message to the closed case is answered
+    assert case["reference"]

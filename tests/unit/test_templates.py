@@ -31,6 +31,8 @@ EXTRAS = {
         {"reference": "TX-1001", "merchant": "Shop & Co", "date": NOW, "amount": Decimal("12"), "currency": "EUR"}]},
     Notice.STAFF_HELD_MESSAGE: {"held": {"id": 7, "party": "merchant", "reason": "From mismatch", "subject": "x"}},
     Notice.STAFF_QUARANTINE: {"inbound_id": 3, "problem": "could not be placed", "mail_from": "", "received_at": NOW},
+    Notice.STAFF_QUARANTINE_DIGEST: {"count": 60, "window_minutes": 60, "listed": [
+        {"inbound_id": 4, "problem": "processing failed: ValueError", "mail_from": "", "received_at": NOW}]},
     Notice.MERCHANT_REMINDER: {"reminder": {"sequence": 2, "final": True, "escalation_date": NOW}, "rights": RIGHTS},
     Notice.STAFF_REMINDER: {"reminder": {"sequence": 1}},
     Notice.STAFF_REQUEST_REMINDER: {"reminder": {"sequence": 1, "asked_at": NOW}},
@@ -51,8 +53,11 @@ EXTRAS = {
     Notice.STAFF_DELIVERY_PROBLEM: {"problem": {"role": "merchant", "kind": "spam", "status": "5.7.1",
                                                 "diagnostic": "550 5.7.1 rejected as spam"}},
     Notice.STAFF_CASE_FROZEN: {"frozen": {"count": 31, "window_minutes": 10}},
+    Notice.STAFF_NOTICES_SUPPRESSED: {"suppressed": {"address": "c@x.test", "notice": "unknown_reference", "case": "",
+                                                     "last_hour": 5, "last_day": 5, "per_hour": 5, "per_day": 20}},
 }
-OUTSIDE_CASE = {Notice.UNKNOWN_REFERENCE, Notice.STAFF_QUARANTINE}
+OUTSIDE_CASE = {Notice.UNKNOWN_REFERENCE, Notice.STAFF_QUARANTINE, Notice.STAFF_QUARANTINE_DIGEST,
+                Notice.STAFF_NOTICES_SUPPRESSED}
 
 
 def _context(notice: Notice, party: str = "c") -> dict:
