@@ -21,6 +21,7 @@ from gateway.settings import (  # noqa: F401 - re-exported: callers import them 
     LOCALES,
     DEFAULT_TEMPLATES_DIR,
     SenderPolicy,
+    INTAKE_CHECKS,
     GatewaySettings,
     DatabaseSettings,
     BrokerSettings,
@@ -181,13 +182,26 @@ def _gateway(table: _Reader, environ: dict[str, str], base_dir: Path) -> Gateway
     policy_table = table.table("sender_policy")
     policy = SenderPolicy()
     if policy_table:
-        values = {}
+        values: dict = {}
         for party in ("customer", "merchant", "staff"):
             value = policy_table.get(party, str, getattr(policy, party))
             policy_table.check(party, value in SENDER_POLICIES, f"must be one of {', '.join(SENDER_POLICIES)}")
             values[party] = value
+        intake = policy_table.get("intake", str, policy.intake)
+        policy_table.check("intake", intake in INTAKE_CHECKS, f"must be one of {', '.join(INTAKE_CHECKS)}")
+        shared = policy_table.get("shared_domains", list, None)
+        if shared is not None:
+            policy_table.check("shared_domains", all(isinstance(d, str) and "." in d for d in shared),
+                               "a list of domain names")
+            values["shared_domains"] = frozenset(d.strip().lower() for d in shared)
+        extra = policy_table.get("extra_shared_domains", list, [])
+        policy_table.check("extra_shared_domains", all(isinstance(d, str) and "." in d for d in extra),
+                           "a list of domain names")
+        if extra:
+            values["shared_domains"] = values.get("shared_domains", policy.shared_domains) | frozenset(
+                d.strip().lower() for d in extra)
         policy_table.reject_unknown()
-        policy = SenderPolicy(**values)
+        policy = SenderPolicy(intake=intake, **values)
     templates = table.get("templates_dir", str, "")
     templates_dir = (base_dir / templates).resolve() if templates else DEFAULT_TEMPLATES_DIR
     table.check("templates_dir", templates_dir.is_dir(), f"no such folder: {templates_dir}")
@@ -477,8 +491,27 @@ def _hygiene(table: _Reader | None) -> HygieneSettings:
         table.check("blocked_extensions", all(isinstance(e, str) and e for e in extensions), "a list of extensions")
         extensions = tuple(e.lower().lstrip(".") for e in extensions)
     block = table.get("block_remote_images", bool, True)
+    checks = {"check_dkim": table.get("check_dkim", bool, False), "check_spf": table.get("check_spf", bool, False)}
+    timeout = table.get("dns_timeout_seconds", float, d.dns_timeout_seconds)
+    table.check("dns_timeout_seconds", 0 < timeout <= 60, "must be between 0 and 60 seconds")
+    servers = table.strings("dns_servers", ())
+    relays = table.strings("trusted_relays", d.trusted_relays)
+    for network in relays:
+        table.check("trusted_relays", _network(network), f"not an IP network: {network!r}")
     table.reject_unknown()
-    return HygieneSettings(authserv_id=authserv, blocked_extensions=extensions, block_remote_images=block, **ints)
+    return HygieneSettings(authserv_id=authserv, blocked_extensions=extensions, block_remote_images=block,
+                           dns_timeout_seconds=timeout, dns_servers=servers, trusted_relays=relays,
+                           **checks, **ints)
+
+
+def _network(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=False)
+        return True
+    except ValueError:
+        return False
 
 
 def _metrics(table: _Reader | None) -> MetricsSettings:

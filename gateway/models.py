@@ -114,6 +114,8 @@ class Inbound(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # set while an attempt runs: a new attempt that finds it set knows the last one died
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    client_address: Mapped[str | None] = mapped_column(String(64))  # who handed it to us (SMTP), for SPF
+    client_helo: Mapped[str | None] = mapped_column(String(255))
 
 
 class StaffReport(Base):
@@ -210,6 +212,9 @@ class Message(Base):
     held_reason: Mapped[str | None] = mapped_column(Text)
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # a held message: who it says it is from (senders.Sender.summary()) and the reason
+    sender: Mapped[dict | None] = mapped_column(JSON)
+    staff_told_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # held: when staff heard of it
 
 
 class Event(Base):

@@ -12,6 +12,8 @@ class Notice(str, Enum):
     ACK_PAYMENT = "ack_payment"  # customer: case opened with staff, same-day answer
     ASK_CATEGORY = "ask_category"  # customer: payment or delivery?
     UNKNOWN_REFERENCE = "unknown_reference"  # sender: reference missing or unknown
+    CONFIRM_COMPLAINT = "confirm_complaint"  # customer: did you write this complaint in your name? (no case yet)
+    CONFIRM_MESSAGE = "confirm_message"  # customer: did you write this message about your case?
     MERCHANT_NEW_CASE = "merchant_new_case"  # merchant: a customer opened a case
     STAFF_NEW_CASE = "staff_new_case"  # staff: a case opened
     STAFF_HELD_MESSAGE = "staff_held_message"  # staff: a message was held (sender mismatch)
@@ -42,9 +44,10 @@ class Notice(str, Enum):
 
 # The automatic answers held to the per-address ladder ([hygiene] notices_per_address_per_hour
 # and _per_day), which stops two autoresponders from answering each other for ever: only
-# answers to senders nobody has verified (the "which transaction?" answer to an intake
-# message that matched no purchase of its sender). Acknowledgements, category questions and
+# answers to messages nobody has verified (the "which transaction?" answer to an intake
+# message that matched no purchase of its sender; the "did you write this?" question to a
+# customer in whose name an unverified message came). Acknowledgements, category questions and
 # closed-case answers only ever answer a party's own message that passed the sender check:
 # they are never held back (a loop through them freezes its case instead), and neither are
 # the notices the gateway sends on its own schedule (new case, reminders, rights, closure).
-ANSWERS = frozenset({Notice.UNKNOWN_REFERENCE})
+ANSWERS = frozenset({Notice.UNKNOWN_REFERENCE, Notice.CONFIRM_COMPLAINT, Notice.CONFIRM_MESSAGE})

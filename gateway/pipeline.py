@@ -13,15 +13,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import addresses, quarantine, store, timer_jobs
+from gateway import addresses, authentication, quarantine, store, timer_jobs
+from gateway.authentication import Client, Resolver
 from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
 from gateway.config import Settings
 from gateway.flows import bounces, casemail, intake
 from gateway.flows.step import Step
-from gateway.mail import bounces as bounces_detection
+from gateway.mail import bounces as bounces_detection, trust
 from gateway.mail.bounces.base import Verdict
 from gateway.mail.classify import Classification, Kind, Signals, classify
 from gateway.mail.parse import ParsedMessage, parse
+from gateway.mail.senders import Sender
 from gateway.mail.templating import Renderer
 from gateway.models import Inbound
 from gateway.outgoing import Mailer
@@ -51,14 +53,37 @@ class Prepared:
     parsed: ParsedMessage
     classification: Classification
     verdict: Verdict
+    sender: Sender
 
 
-def prepare(raw: bytes, mail_from: str, settings: Settings) -> Prepared:
+def prepare(raw: bytes, mail_from: str, settings: Settings, *, client: Client | None = None,
+            resolver: Resolver | None = None) -> Prepared:
+    """Read a message: parse, classify, what a bounce reports, and who wrote it (DNS
+    lookups for the gateway's own authentication checks happen here, outside any
+    transaction)."""
     limits = settings.hygiene.limits
     parsed = parse(raw, limits)
     classification = classify(parsed, Signals(mail_from=mail_from, keys=settings.gateway.secret_keys))
     classification, verdict = bounces_detection.confirm(classification, raw, limits)
-    return Prepared(parsed, classification, verdict)
+    sender = sender_of(raw, parsed, mail_from, settings, client=client, resolver=resolver,
+                       automatic=classification.automatic)
+    return Prepared(parsed, classification, verdict, sender)
+
+
+def sender_of(raw: bytes, parsed: ParsedMessage, mail_from: str, settings: Settings, *,
+              client: Client | None = None, resolver: Resolver | None = None, automatic: bool = False) -> Sender:
+    """Who the message says wrote it, with what authenticates that: the trusted
+    Authentication-Results of the administrator's MTA, else the gateway's own checks when
+    [hygiene] check_dkim / check_spf are on (not for automatic mail: nothing is acted on)."""
+    hygiene = settings.hygiene
+    envelope = mail_from.strip().strip("<>").lower()
+    auth = trust.trusted_results(parsed.headers.get("authentication-results", ()), hygiene.authserv_id)
+    if auth is None and resolver is not None and (hygiene.check_dkim or hygiene.check_spf) and not automatic:
+        auth = authentication.authenticate(raw, envelope=envelope, from_domain=parsed.from_address.rpartition("@")[2],
+                                           client=client or Client(None, None), resolver=resolver,
+                                           check_dkim=hygiene.check_dkim, check_spf=hygiene.check_spf,
+                                           trusted_relays=hygiene.trusted_relays)
+    return Sender(envelope=envelope, address=parsed.from_address, name=parsed.from_name, auth=auth)
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,7 @@ class Attempt:
     size: int
     number: int
     exhausted: bool = False
+    client: Client = Client(None, None)  # who handed it over by SMTP
 
 
 def begin_attempt(db: Session, inbound_id: int, *, settings: Settings, now: datetime) -> Attempt | None:
@@ -95,7 +121,8 @@ def begin_attempt(db: Session, inbound_id: int, *, settings: Settings, now: date
     inbound.attempts += 1
     inbound.started_at = now
     inbound.lease_until = now + timedelta(seconds=settings.workers.lease_seconds)
-    return Attempt(inbound.id, inbound.raw, inbound.mail_from, inbound.size, inbound.attempts)
+    return Attempt(inbound.id, inbound.raw, inbound.mail_from, inbound.size, inbound.attempts,
+                   client=Client(inbound.client_address, inbound.client_helo))
 
 
 def attempt_not_started(db: Session, inbound_id: int) -> None:
@@ -148,10 +175,11 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
     if inbound is None:
         return Result([], "already processed", None)
     mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
-    prepared = prepared or prepare(inbound.raw, inbound.mail_from, settings)
+    prepared = prepared or prepare(inbound.raw, inbound.mail_from, settings,
+                                   client=Client(inbound.client_address, inbound.client_helo))
     parsed = prepared.parsed
     step = Step(db=db, settings=settings, mailer=mailer, now=now, inbound=inbound, parsed=parsed,
-                classification=prepared.classification, verdict=prepared.verdict)
+                classification=prepared.classification, verdict=prepared.verdict, sender=prepared.sender)
     match = identify(recipients_of(settings, inbound.rcpt_tos), parsed.in_reply_to + parsed.references,
                      lambda ids: store.sent_message_owner(db, ids))
     dispatch(step, match)

@@ -65,7 +65,7 @@ def show_case(db: Session, reference: str, *, settings=None) -> dict | None:
         events.append(entry)
     held = [
         {"id": m.id, "party": m.party, "subject": m.subject, "reason": m.held_reason, "at": _iso(m.created_at),
-         "released_at": _iso(m.released_at)}
+         "released_at": _iso(m.released_at), "sender": m.sender or {}}
         for m in messages.values() if m.held
     ]
     bounces = [
@@ -123,6 +123,13 @@ def format_case(case: dict) -> str:
         for held in case["held_messages"]:
             state = f"released {held['released_at'][:19]}" if held["released_at"] else "held"
             lines.append(f"  #{held['id']} from the {held['party']} side: {held['reason']} [{state}]")
+            sender = held.get("sender") or {}
+            if sender:
+                auth = sender.get("authentication") or {}
+                shown = ", ".join(f"{k}={v}" for k, v in auth.items() if k in ("dmarc", "spf", "dkim") and v)
+                name = f"{sender.get('from_name')} " if sender.get("from_name") else ""
+                lines.append(f"      From {name}<{sender.get('from', '')}>, envelope sender "
+                             f"{sender.get('envelope_sender', '')}, authentication: {shown or 'none reported'}")
     if case["bounces"]:
         lines.append("Bounces:")
         for bounce in case["bounces"]:

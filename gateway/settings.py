@@ -10,17 +10,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.mail.limits import Limits
+from gateway.mail.senders import SHARED_DOMAINS
 
 SENDER_POLICIES = ("strict", "domain")
 LOCALES = ("en", "fr")
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
+INTAKE_CHECKS = ("envelope", "confirm")
+
+
 @dataclass(frozen=True)
 class SenderPolicy:
+    """Who may write as a party (gateway/mail/senders.py; README: Sender trust)."""
+
     customer: str = "strict"
     merchant: str = "domain"
     staff: str = "strict"
+    # intake: "envelope": a new case opens when From and envelope sender are the customer's
+    # (or authentication vouches for the From); anything else asks her to confirm from her
+    # own mailbox. "confirm": every intake message that authentication does not vouch for asks.
+    intake: str = "envelope"
+    shared_domains: frozenset[str] = SHARED_DOMAINS  # never vouched for by the `domain` policy
 
     def for_party(self, party: str) -> str:
         return {"c": self.customer, "m": self.merchant, "s": self.staff}[party]
@@ -170,6 +181,14 @@ class HygieneSettings:
     freeze_window_minutes: int = 10
     soft_bounce_hard_after_hours: int = 24
     authserv_id: str | None = None  # Authentication-Results are trusted only from this id
+    # The gateway's own checks (gateway/authentication.py), used when no trusted
+    # Authentication-Results are present: DKIM signatures, SPF of the envelope sender for the
+    # connecting client (not for trusted_relays: the MTA in front of us), the DMARC record.
+    check_dkim: bool = False
+    check_spf: bool = False
+    dns_timeout_seconds: float = 5.0
+    dns_servers: tuple[str, ...] = ()  # empty: the system's resolver
+    trusted_relays: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     block_remote_images: bool = True
     max_attachments: int = 20
     max_attachment_bytes: int = 20 * 1024 * 1024

@@ -46,8 +46,11 @@ def save_inbound(
     source: str,
     now: datetime,
     lease_seconds: int,
+    client_address: str | None = None,
+    client_helo: str | None = None,
 ) -> tuple[int, bool]:
-    """Store one received message; returns (inbound id, whether it was a duplicate)."""
+    """Store one received message; returns (inbound id, whether it was a duplicate).
+    `client_address`/`client_helo`: who handed it over by SMTP (for the SPF check)."""
     key, message_id = dedupe_key(raw, rcpt_tos)
     existing = db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key))
     if existing is not None:
@@ -64,6 +67,8 @@ def save_inbound(
         status="queued",
         attempts=0,
         lease_until=now + timedelta(seconds=lease_seconds),
+        client_address=(client_address or None) and client_address[:64],
+        client_helo=(client_helo or None) and client_helo[:255],
     )
     try:
         with db.begin_nested():

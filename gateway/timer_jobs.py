@@ -24,7 +24,7 @@ from gateway.config import Settings
 from gateway.flows import lifecycle
 from gateway.flows.step import Work
 from gateway.mail.templating import Renderer
-from gateway.models import Case, Message, TimerSend
+from gateway.models import Case, TimerSend
 from gateway.notices import Notice
 from gateway.outgoing import Mailer
 
@@ -49,15 +49,12 @@ def _calendar(timezone_name: str, country: str) -> BusinessCalendar:
 def view_of(db: Session, case: Case) -> timers.TimerView:
     done = frozenset(db.execute(select(TimerSend.kind, TimerSend.period, TimerSend.sequence)
                                 .where(TimerSend.case_id == case.id)).all())
-    merchant_held = db.scalar(select(Message.id).where(
-        Message.case_id == case.id, Message.party == "m", Message.direction == "in", Message.held.is_(True),
-        Message.released_at.is_(None)).limit(1)) is not None
     return timers.TimerView(
         state=case.state, category=case.category, dispute_type=case.dispute_type, escalated=case.escalated,
         merchant_unreachable=case.merchant_unreachable, opened_at=case.opened_at, waiting_since=case.waiting_since,
         transaction_date=case.transaction_date or case.opened_at,
         last_customer_message_at=case.last_customer_message_at, last_staff_message_at=case.last_staff_message_at,
-        merchant_held=merchant_held, merchant_asked_at=case.merchant_asked_at,
+        merchant_asked_at=case.merchant_asked_at,
         last_merchant_message_at=case.last_merchant_message_at, done=frozenset(tuple(row) for row in done),
     )
 

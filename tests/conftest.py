@@ -72,9 +72,9 @@ def make_gateway(tmp_path, sink, clock):
     test's clock."""
     started: list[Gateway] = []
 
-    def make(backend: Backend, *, workers: bool = True, load: bool = True, **overrides) -> Gateway:
+    def make(backend: Backend, *, workers: bool = True, load: bool = True, resolver=None, **overrides) -> Gateway:
         settings = settings_for(tmp_path, backend, sink.port, **overrides)
-        gateway = Gateway(settings, clock=clock, workers=workers)
+        gateway = Gateway(settings, clock=clock, workers=workers, resolver=resolver)
         started.append(gateway)
         if load:
             gateway.load(tmp_path)

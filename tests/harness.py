@@ -248,12 +248,12 @@ class Gateway:
     """A running gateway: ingress + workers; the scheduler is driven by the test (`sweep`)."""
 
     def __init__(self, settings: config.Settings, *, clock: Clock, workers: bool = True,
-                 namespace: str | None = None, threads: int = 2) -> None:
+                 namespace: str | None = None, threads: int = 2, resolver=None) -> None:
         self.settings = settings
         self.clock = clock
         if settings.database.url.startswith("sqlite") or "postgresql" in settings.database.url:
             dbmod.upgrade(settings.database.url)
-        self.runtime = Runtime(settings, clock=clock,
+        self.runtime = Runtime(settings, clock=clock, resolver=resolver,
                                broker_namespace=namespace or f"dg-test-{uuid.uuid4().hex[:8]}")
         self.worker = self.runtime.start_worker(threads) if workers else None
         self.controller = smtp_ingress.start(settings, self.runtime.database, self.runtime.clock,

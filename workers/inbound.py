@@ -38,7 +38,8 @@ def declare(runtime) -> dramatiq.Actor:
             # Only a one-shot command, alone in its thread, waits.
             with runtime.large_messages.slot(attempt.size, wait=runtime.inline) as admitted:
                 if admitted:
-                    prepared = pipeline.prepare(attempt.raw, attempt.mail_from, settings)
+                    prepared = pipeline.prepare(attempt.raw, attempt.mail_from, settings, client=attempt.client,
+                                                resolver=runtime.resolver)
                     with runtime.database.unit_of_work() as db:
                         result = pipeline.process_inbound(db, inbound_id, settings=settings,
                                                           renderer=runtime.renderer, now=runtime.now(),

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import dramatiq
 
+from gateway.authentication import DnsResolver, Resolver
 from gateway.clock import Clock, SystemClock
 from gateway.config import OutboundSettings, Settings
 from gateway.db import Database
@@ -38,6 +39,7 @@ class Runtime:
         broker: dramatiq.Broker | None = None,
         broker_namespace: str = "dispute-gateway",
         inline: bool = False,
+        resolver: Resolver | None = None,
     ) -> None:
         from workers import inbound, relay as relay_actors, timers
 
@@ -46,6 +48,10 @@ class Runtime:
         self.renderer = Renderer(settings.gateway.templates_dir)
         self._clock = clock or SystemClock()
         self.relay = relay or build_relay(settings.outbound)
+        hygiene = settings.hygiene
+        # DNS for the gateway's own authentication checks, when they are on ([hygiene] check_dkim/check_spf)
+        self.resolver = resolver or (DnsResolver(hygiene.dns_timeout_seconds, hygiene.dns_servers)
+                                     if hygiene.check_dkim or hygiene.check_spf else None)
         self.broker = broker or build_broker(settings.broker, namespace=broker_namespace)
         self.inline = inline
         self.large_messages = LargeMessageGate(settings.workers.large_messages_at_once,

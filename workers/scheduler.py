@@ -11,6 +11,9 @@ import threading
 from dataclasses import dataclass
 
 from gateway import quarantine, store, timer_jobs
+from gateway.flows import holding
+from gateway.flows.step import Work
+from gateway.outgoing import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,8 @@ class SweepReport:
 
 
 def sweep(runtime) -> SweepReport:
-    """One pass: stuck inbound and outbox rows, due case timers, and the quarantine digest."""
+    """One pass: stuck inbound and outbox rows, due case timers, and the digests of
+    quarantined and held mail."""
     settings = runtime.settings
     now = runtime.now()
     lease = settings.workers.lease_seconds
@@ -34,6 +38,9 @@ def sweep(runtime) -> SweepReport:
         case_ids = timer_jobs.claim_due_cases(db, now=now, lease_seconds=lease)
     with runtime.database.unit_of_work() as db:
         digest_ids = quarantine.send_digest(db, settings=settings, renderer=runtime.renderer, now=now)
+    with runtime.database.unit_of_work() as db:
+        mailer = Mailer(db=db, settings=settings, renderer=runtime.renderer, now=now)
+        digest_ids += holding.send_digests(Work(db=db, settings=settings, mailer=mailer, now=now))
     for outbox_id in digest_ids:
         runtime.enqueue_delivery(outbox_id)
     for inbound_id in inbound_ids:

@@ -57,7 +57,6 @@ class TimerView:
     transaction_date: datetime
     last_customer_message_at: datetime | None
     last_staff_message_at: datetime | None
-    merchant_held: bool = False  # a reply from the merchant's side waits for staff (#release)
     merchant_asked_at: datetime | None = None  # staff last wrote to the merchant
     last_merchant_message_at: datetime | None = None
     done: frozenset[tuple[str, str, int]] = frozenset()  # (kind, period, sequence) already run
@@ -93,7 +92,7 @@ def scheduled(case: TimerView, *, calendar: BusinessCalendar, settings: TimerSet
         last = settings.customer_reminder_days[-1] if settings.customer_reminder_days else 0
         timers.append(Timer(case.waiting_since + timedelta(days=last + 7), CATEGORY_ESCALATION, period, 1))
     if case.state == "awaiting_merchant" and case.category == "delivery" and not case.escalated \
-            and not case.merchant_unreachable and not case.merchant_held:
+            and not case.merchant_unreachable:
         period = _period(case.waiting_since)
         for sequence, days in enumerate(settings.merchant_reminder_business_days, start=1):
             timers.append(Timer(calendar.add_business_days(case.waiting_since, days), MERCHANT_REMINDER, period, sequence))
@@ -141,9 +140,10 @@ def payment_answer_deadlines(case: TimerView, calendar: BusinessCalendar,
 
 def _merchant_owes_staff(case: TimerView) -> bool:
     """Staff wrote to the merchant alone (#to merchant) while the case was theirs, and nothing
-    came back since (held replies count: staff have them). A request made before the case
-    came to staff (escalation, reopening) is not chased again."""
-    if case.merchant_asked_at is None or case.merchant_unreachable or case.merchant_held:
+    came back since (a held message counts for nothing until staff release it: anyone could
+    otherwise stop the reminders). A request made before the case came to staff
+    (escalation, reopening) is not chased again."""
+    if case.merchant_asked_at is None or case.merchant_unreachable:
         return False
     if case.merchant_asked_at < case.waiting_since:
         return False

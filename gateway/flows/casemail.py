@@ -10,11 +10,11 @@ from gateway import addresses, rights, store
 from gateway.addresses import PARTY_NAMES
 from gateway.cases import commands as command_reader
 from gateway.cases.machine import CaseState, EventKind
-from gateway.flows import lifecycle, opening
-from gateway.flows.step import Step, sender_matches
-from gateway.mail import trust
+from gateway.flows import confirmation, holding, lifecycle, opening
+from gateway.flows.step import Step
+from gateway.mail import senders
 from gateway.mail.classify import Kind
-from gateway.mail.trust import Trust
+from gateway.mail.senders import Trust
 from gateway.mail.rewrite import remove_lines, replace_body
 from gateway.models import Case, Message
 from gateway.notices import Notice
@@ -31,7 +31,11 @@ def registered_addresses(step: Step, case: Case, party: str) -> list[str]:
 
 def handle(step: Step, case: Case, party: str, *, joined: bool = False, category: str | None = None) -> None:
     """Handle a message written by `party` on `case` (joined: it came through the intake,
-    whose alias may name the `category`)."""
+    whose alias may name the `category`, and it passed the intake's sender check).
+
+    Who wrote it is established before anything is acted on: a message that is not the
+    party's is kept and held (or rejected), and counts for nothing: no relay, no command,
+    no closing, no escalation, no timer effect, no flood freeze."""
     kind = step.classification.kind
     if kind is Kind.LOOP:
         message = opening.record_inbound(step, case, party, kind="loop")
@@ -46,13 +50,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
         step.done(f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
                   case_id=case.id)
         return
-    if _frozen_by_flood(step, case, party):
-        return
-    policy = step.settings.gateway.sender_policy.for_party(party)
-    matches = sender_matches(step.parsed.from_address, registered_addresses(step, case, party), policy)
-    auth = trust.trusted_results(step.parsed.headers.get("authentication-results", ()),
-                                 step.settings.hygiene.authserv_id)
-    verdict = trust.decide(from_matches=matches, from_address=step.parsed.from_address, auth=auth)
+    verdict = party_check(step, case, party)
     if verdict.trust is Trust.REJECT:
         message = opening.record_inbound(step, case, party, held_reason=verdict.reason)
         store.add_event(step.db, case, "message_rejected", at=step.now, party=party, message=message,
@@ -60,30 +58,53 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
         step.done(f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
         return
     if verdict.trust is Trust.HOLD:
-        _hold(step, case, party, verdict.reason if matches else f"{verdict.reason} ({policy} policy)")
+        holding.hold(step, case, party, verdict.reason)
         return
     if verdict.trust is Trust.ACCEPT_FLAGGED:
         store.add_event(step.db, case, "sender_unverified", at=step.now, party=party, reason=verdict.reason)
+    if confirmed := confirmation.answers_request(step, case, party):  # her answer to "did you write this?"
+        for held_id in confirmed:
+            _release(step, case, held_id, by="c")
+        step.done(f"case {case.reference.upper()}: the customer confirmed held message(s) "
+                  f"{', '.join(f'#{i}' for i in confirmed)}; released", case_id=case.id)
+        return
     if case.state == CaseState.CLOSED.value and not (party == "s" and _reopens(step)):
         message = opening.record_inbound(step, case, party)
         store.add_event(step.db, case, "mail_to_closed_case", at=step.now, party=party, message=message)
         if party != "s":
-            step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
-                               {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
-                               inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+            sent = step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
+                                      {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
+                                      inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+            told = "sender told" if sent else "sender not told (no address to answer)"
         else:
             _tell_staff(step, case, "the case is closed; start your message with #reopen to act on it")
-        step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; sender told", case_id=case.id)
+            told = "sender told"
+        step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; {told}", case_id=case.id)
         return
-    if case.frozen and not (party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")):
+    unfreezes = party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")
+    if case.frozen and not unfreezes and not verdict.authenticated:
         message = opening.record_inbound(step, case, party)
         store.add_event(step.db, case, "frozen_message_kept", at=step.now, party=party, message=message)
         step.done(f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
+        return
+    if not case.frozen and _frozen_by_flood(step, case, party):
         return
     if party == "c":
         _from_customer(step, case, joined, category)
     else:
         {"m": _from_merchant, "s": _from_staff}[party](step, case, joined)
+
+
+def party_check(step: Step, case: Case, party: str) -> senders.Check:
+    """Whether the message is the party's: From and envelope sender, or authentication
+    (gateway/mail/senders.py). An intake message that joins the case was checked there."""
+    sender = step.sender
+    if sender is None:  # a message read without its envelope (never in the pipeline)
+        return senders.Check(Trust.HOLD, "no sender information")
+    policy = step.settings.gateway.sender_policy
+    check = senders.check(sender, registered_addresses(step, case, party), policy.for_party(party),
+                          shared_domains=policy.shared_domains)
+    return confirmation.vouches(step, case, party, check)
 
 
 def _reopens(step: Step) -> bool:
@@ -96,8 +117,9 @@ def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
     if case.frozen:
         return False  # already frozen: the frozen branch below records the message
     since = step.now - timedelta(minutes=hygiene.freeze_window_minutes)
-    recent = step.db.scalar(select(func.count()).select_from(Message).where(
-        Message.case_id == case.id, Message.direction == "in", Message.created_at >= since)) or 0
+    recent = step.db.scalar(select(func.count()).select_from(Message).where(  # held mail never counts: an
+        Message.case_id == case.id, Message.direction == "in", Message.created_at >= since,  # outsider's flood
+        Message.held.is_(False))) or 0  # cannot silence the parties
     if recent + 1 <= hygiene.freeze_after_messages:
         return False
     case.frozen = True
@@ -110,16 +132,6 @@ def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
     step.done(f"case {case.reference.upper()}: frozen after {recent + 1} messages in {hygiene.freeze_window_minutes} min",
               case_id=case.id)
     return True
-
-
-def _hold(step: Step, case: Case, party: str, reason: str) -> None:
-    message = opening.record_inbound(step, case, party, held_reason=reason)
-    store.add_event(step.db, case, "message_held", at=step.now, party=party, message=message, reason=reason)
-    step.mailer.notice(Notice.STAFF_HELD_MESSAGE, case, "s",
-                       {"held": {"id": message.id, "party": PARTY_NAMES[party], "reason": reason,
-                                 "subject": step.parsed.subject[:200]}},
-                       inbound_id=step.inbound.id)
-    step.done(f"case {case.reference.upper()}: held for staff: {reason}", case_id=case.id)
 
 
 def _staff_own(case: Case) -> bool:
@@ -291,13 +303,14 @@ def _staff_command_problem(found) -> str | None:
     return None
 
 
-def _release(step: Step, case: Case, message_id: int) -> bool:
-    """Relay a held message as its author's, and record that staff released it."""
+def _release(step: Step, case: Case, message_id: int, *, by: str = "s") -> bool:
+    """Relay a held message as its author's, and record who released it (staff with
+    #release, or the customer confirming it was hers)."""
     from gateway.models import Inbound, Message
 
     held = step.db.get(Message, message_id)
     if held is None or held.case_id != case.id or not held.held or held.released_at is not None:
-        store.add_event(step.db, case, "release_refused", at=step.now, party="s", held_id=message_id)
+        store.add_event(step.db, case, "release_refused", at=step.now, party=by, held_id=message_id)
         return False
     inbound = step.db.get(Inbound, held.inbound_id)
     author = held.party
@@ -310,7 +323,8 @@ def _release(step: Step, case: Case, message_id: int) -> bool:
             continue
         step.mailer.relay(case, inbound.raw, author=author, to_party=target, inbound_id=inbound.id)
     held.released_at = step.now
-    store.add_event(step.db, case, "message_released", at=step.now, party="s", held_id=message_id, to=",".join(targets))
+    store.remember_in_thread(store.party(step.db, case, author), held.message_id)  # released: now part of the thread
+    store.add_event(step.db, case, "message_released", at=step.now, party=by, held_id=message_id, to=",".join(targets))
     # A released reply is the party's answer, as if it had come through at once.
     if author == "m":
         case.last_merchant_message_at = step.now

@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway import addresses, store
 from gateway.cases.machine import CaseState
-from gateway.flows import opening
+from gateway.flows import confirmation, opening
 from gateway.flows.step import Step
-from gateway.mail import trust
+from gateway.mail import senders
 from gateway.mail.parse import ParsedMessage, parse
 from gateway.models import Case, Inbound, Outbox
 from gateway.notices import Notice
@@ -48,7 +48,7 @@ def handle(step: Step, local_part: str) -> None:
     if not sender:
         step.done("unplaced: intake mail without a readable From address")
         return
-    earlier = earlier_attempts(step, sender)  # what she wrote before we asked her for the reference
+    earlier, confirmed = earlier_attempts(step, sender)  # what she wrote before we asked her something
     candidates = reference_candidates(parsed.subject, parsed.new_text or parsed.text)
     for attempt in earlier:
         candidates += reference_candidates(attempt.parsed.subject, attempt.parsed.new_text)
@@ -62,21 +62,50 @@ def handle(step: Step, local_part: str) -> None:
     category = step.settings.gateway.intake_local_parts.get(local_part)
     for attempt in reversed(earlier):  # the alias she first wrote to says payment or delivery
         category = category or attempt.category
+    check = _customer_check(step, tx, confirmed)
     existing = store.open_case_for_transaction(step.db, tx.reference)
     if existing is not None:
-        from gateway.flows import casemail  # the same path as a reply on the case
-
-        casemail.handle(step, existing, "c", joined=True, category=category)
+        _join(step, existing, check, category)
+        return
+    if not check.is_party:
+        confirmation.ask_before_opening(step, tx, check.reason)
         return
     subject = earlier[0].parsed.subject if earlier else parsed.subject
     case = _new_case(step, tx, category, subject)
     if case is None:  # another worker opened a case for this transaction a moment ago
-        from gateway.flows import casemail
-
-        casemail.handle(step, store.open_case_for_transaction(step.db, tx.reference), "c", joined=True,
-                        category=category)
+        _join(step, store.open_case_for_transaction(step.db, tx.reference), check, category)
         return
-    opening.open_case(step, case, first_message=True, earlier=[(a.inbound, a.parsed) for a in earlier])
+    opening.open_case(step, case, first_message=True, earlier=[(a.inbound, a.parsed) for a in earlier],
+                      kind="confirmation" if confirmed else "human")
+
+
+def _customer_check(step: Step, tx, confirmed: bool) -> senders.Check:
+    """Whether the intake message is the transaction's customer's own: her From and envelope
+    sender (or authentication vouching for her From), or her answer to our confirmation
+    request; under the `confirm` intake mode, only authentication or her answer."""
+    sender = step.sender
+    if sender is None:
+        return senders.Check(senders.Trust.HOLD, "no sender information")
+    if confirmed and not senders.authentication_fails(sender):
+        return senders.Check(senders.Trust.ACCEPT_FLAGGED, "her answer to our confirmation request", authenticated=True)
+    policy = step.settings.gateway.sender_policy
+    check = senders.check(sender, [tx.customer_email], "strict", shared_domains=policy.shared_domains)
+    if check.is_party and not check.authenticated and policy.intake == "confirm":
+        return senders.Check(senders.Trust.HOLD, "nothing authenticates the From (the confirm intake mode asks)")
+    return check
+
+
+def _join(step: Step, case: Case, check: senders.Check, category: str | None) -> None:
+    """A second intake message about an open case joins it only when authentication (or her
+    answer to our question) vouches for it; otherwise it is held and she is asked, from her
+    case address, whether she wrote it."""
+    from gateway.flows import casemail  # the same path as a reply on the case
+
+    if check.is_party and check.authenticated:
+        casemail.handle(step, case, "c", joined=True, category=category)
+        return
+    confirmation.ask_before_relaying(step, case, check.reason if not check.is_party else
+                                     "it did not come through the case address and nothing authenticates it")
 
 
 @dataclass(frozen=True)
@@ -91,18 +120,22 @@ class EarlierAttempt:
 MAX_EARLIER = 5  # messages followed back through our "which transaction?" answers
 
 
-def earlier_attempts(step: Step, sender: str) -> list[EarlierAttempt]:
-    """The sender's earlier intake messages this one answers, oldest first: each was
-    answered with an unknown-reference notice to `sender` that this message (or an earlier
-    one of the chain) replies to. Her first complaint then opens the case with its subject
-    and is relayed, not only the reply that named the reference."""
+def earlier_attempts(step: Step, sender: str) -> tuple[list[EarlierAttempt], bool]:
+    """The sender's earlier intake messages this one answers, oldest first, and whether one
+    of our questions it answers was "did you write this?" (`confirmed`: only the
+    registered customer received it). Each earlier message was answered with an
+    unknown-reference notice or a confirmation request to `sender`, which this message (or
+    one further along the chain) replies to. Her first complaint then opens the case with
+    its subject and is relayed, not only the reply that named the reference."""
     found: list[EarlierAttempt] = []
+    confirmed = False
     ids = list(step.parsed.in_reply_to + step.parsed.references)
     since = step.now - timedelta(days=UNKNOWN_REFERENCE_LOOKBACK_DAYS)
+    questions = (Notice.UNKNOWN_REFERENCE.value, Notice.CONFIRM_COMPLAINT.value)
     seen: set[int] = set()
     while ids and len(found) < MAX_EARLIER:
         notice = step.db.scalar(
-            select(Outbox).where(Outbox.message_id.in_(ids[-50:]), Outbox.kind == Notice.UNKNOWN_REFERENCE.value,
+            select(Outbox).where(Outbox.message_id.in_(ids[-50:]), Outbox.kind.in_(questions),
                                  Outbox.case_id.is_(None), Outbox.recipient == sender, Outbox.created_at >= since)
             .order_by(Outbox.id.desc()).limit(1))
         if notice is None or notice.inbound_id is None or notice.inbound_id in seen:
@@ -114,12 +147,13 @@ def earlier_attempts(step: Step, sender: str) -> list[EarlierAttempt]:
         parsed = parse(inbound.raw, step.settings.hygiene.limits)
         if parsed.from_address != sender:
             break
+        confirmed = confirmed or notice.kind == Notice.CONFIRM_COMPLAINT.value
         local_parts = [r.split("@", 1)[0].lower() for r in inbound.rcpt_tos]
         category = next((step.settings.gateway.intake_local_parts.get(lp) for lp in local_parts
                          if step.settings.gateway.intake_local_parts.get(lp)), None)
         found.append(EarlierAttempt(inbound, parsed, category))
         ids = list(parsed.in_reply_to + parsed.references)
-    return list(reversed(found))
+    return list(reversed(found)), confirmed
 
 
 def _new_case(step: Step, tx, category: str | None, subject: str) -> Case | None:
@@ -168,9 +202,7 @@ def _unknown_reference(step: Step, sender: str, *, unknown: bool) -> None:
         step.done("unplaced: intake mail without a known reference whose From differs from its envelope sender; "
                   "not answered (no backscatter)")
         return
-    auth = trust.trusted_results(step.parsed.headers.get("authentication-results", ()),
-                                 step.settings.hygiene.authserv_id)
-    if auth is not None and auth.dmarc == "fail":
+    if step.sender is not None and senders.authentication_fails(step.sender):
         step.done("unplaced: intake mail without a known reference that fails DMARC; not answered")
         return
     mine = store.recent_transactions(step.db, sender)

@@ -50,15 +50,20 @@ def move(step: Step, case: Case, kind: EventKind, *, party: str | None, message:
     return True
 
 
-def record_inbound(step: Step, case: Case, party: str, *, kind: str = "human", held_reason: str | None = None) -> Message:
-    """The inbound message as a message on the case, and in the author's thread."""
+def record_inbound(step: Step, case: Case, party: str, *, kind: str = "human", held_reason: str | None = None,
+                   in_thread: bool | None = None) -> Message:
+    """The inbound message as a message on the case. Only a party's own human message that
+    is not held joins the party's mail thread (`in_thread`): held, rejected and automatic
+    mail never becomes a parent of what we send (In-Reply-To, References)."""
+    held = held_reason is not None
     message = store.add_message(
         step.db, case, inbound_id=step.inbound.id, direction="in", party=party, kind=kind,
         message_id=step.parsed.message_id, subject=step.parsed.subject[:500],
-        new_text=step.parsed.new_text[:20_000], held=held_reason is not None, held_reason=held_reason,
-        created_at=step.now,
+        new_text=step.parsed.new_text[:20_000], held=held, held_reason=held_reason, created_at=step.now,
+        sender={**step.sender.summary(), "reason": held_reason} if held and step.sender else None,
     )
-    store.remember_in_thread(store.party(step.db, case, party), step.parsed.message_id)
+    if in_thread if in_thread is not None else (kind == "human" and not held):
+        store.remember_in_thread(store.party(step.db, case, party), step.parsed.message_id)
     step.inbound.case_id = case.id
     return message
 
@@ -76,16 +81,17 @@ def record_earlier(step: Step, case: Case, inbound: Inbound, parsed: ParsedMessa
 
 
 def open_case(step: Step, case: Case, *, first_message: bool,
-              earlier: Sequence[tuple[Inbound, ParsedMessage]] = ()) -> None:
+              earlier: Sequence[tuple[Inbound, ParsedMessage]] = (), kind: str = "human") -> None:
     """Route a case whose category may now be known; `first_message` when the complaint is
-    this mail (with the `earlier` messages it answered for, oldest first)."""
+    this mail (with the `earlier` messages it answered for, oldest first). `kind`
+    "confirmation": this mail only confirms the earlier ones; it is recorded, not relayed."""
     if first_message:
         from gateway import rights
 
         texts = [f"{parsed.subject}\n{parsed.new_text}" for _, parsed in earlier]
         case.dispute_type = rights.infer_type("\n".join(texts + [f"{step.parsed.subject}\n{step.parsed.new_text}"]))
         first = [record_earlier(step, case, inbound, parsed) for inbound, parsed in earlier]
-        message = record_inbound(step, case, "c")
+        message = record_inbound(step, case, "c", kind=kind, in_thread=True)
         store.add_event(step.db, case, "case_opened", at=step.now, party="c", message=(first or [message])[0],
                         transaction=case.transaction_reference, category=case.category or "",
                         **({"earlier_messages": len(first)} if first else {}))

@@ -11,6 +11,7 @@ from gateway.config import Settings
 from gateway.mail.bounces.base import Verdict
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedMessage
+from gateway.mail.senders import Sender
 from gateway.models import Inbound
 from gateway.outgoing import Mailer
 
@@ -33,6 +34,7 @@ class Step(Work):
     parsed: ParsedMessage
     classification: Classification
     verdict: Verdict = field(default_factory=Verdict.none)  # what a bounce reports
+    sender: Sender | None = None  # who the message says wrote it (pipeline.sender_of)
 
     def done(self, disposition: str, *, case_id: int | None = None) -> None:
         """Record what was decided for this message."""

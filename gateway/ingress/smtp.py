@@ -60,7 +60,7 @@ class IngressHandler:
         if not envelope.rcpt_tos:
             return SMTP_554_NO_RECIPIENTS
         try:
-            inbound_id, duplicate = await asyncio.to_thread(self._accept, envelope)
+            inbound_id, duplicate = await asyncio.to_thread(self._accept, envelope, session)
         except DatabaseUnavailable as error:
             log.error("database unavailable at DATA, answered 451: %s", error)
             SMTP_ANSWERS.labels("tempfail_database").inc()
@@ -80,12 +80,14 @@ class IngressHandler:
             log.exception("inbound %s stored but could not be enqueued; the sweep will pick it up", inbound_id)
         return SMTP_250_QUEUED
 
-    def _accept(self, envelope) -> tuple[int, bool]:
+    def _accept(self, envelope, session) -> tuple[int, bool]:
         raw = envelope.original_content or envelope.content
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
         with self.database.unit_of_work() as db:
             return store.save_inbound(
                 db, raw=raw, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), source="smtp",
                 now=self.clock.now(), lease_seconds=self.settings.workers.lease_seconds,
+                client_address=peer, client_helo=session.host_name,
             )
 
 

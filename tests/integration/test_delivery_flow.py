@@ -68,19 +68,31 @@ def test_customer_reply_goes_back_to_merchant_in_the_merchant_thread(gateway, si
     assert CUSTOMER not in second.raw.decode().lower()
 
 
-def test_second_intake_mail_joins_the_open_case(gateway, sink):
+def test_second_intake_mail_is_held_until_the_customer_confirms_it_from_her_case_address(gateway, sink):
     _open_delivery_case(gateway, sink)
+    merchant_before = len(sink.to(MERCHANT))
     gateway.send(build_mail(sender=CUSTOMER, to=f"disputes@{DOMAIN}", subject="About TX-1001 again",
                             body="Any news on TX-1001?"), to=f"disputes@{DOMAIN}")
-    sink.wait(lambda got: len([r for r in got if r.to == MERCHANT]) == 3)
+    gateway.settle()
+    assert len(sink.to(MERCHANT)) == merchant_before  # the intake is unsigned: not relayed on its word
+    question = sink.to(CUSTOMER)[-1]
+    assert question.text().startswith("Did you write this message") and "-c-" in question.header("From")
+    case_address = question.header("From").split("<")[1].rstrip(">")
+    gateway.send(build_mail(sender=CUSTOMER, to=case_address, subject="Re: " + question.header("Subject"),
+                            body="Yes, that was me.", in_reply_to=question.header("Message-ID")), to=case_address)
+    gateway.settle()
+    relayed = [r for r in sink.to(MERCHANT)[merchant_before:] if "Auto-Submitted" not in r.message]
+    assert len(relayed) == 1 and "Any news on TX-1001?" in relayed[0].text()  # released, once
+    assert "that was me" not in relayed[0].text()  # her answer to us is not passed on
     from gateway import reports
     with gateway.runtime.database.unit_of_work() as db:
         cases = reports.list_cases(db)
     assert len(cases) == 1
 
 
-def test_an_outlook_style_quote_does_not_carry_a_real_address_across(gateway, sink):
+def test_an_outlook_style_quote_does_not_carry_a_real_address_across(backend, make_gateway, sink):
     """Real addresses quoted in a reply (From:/To: lines, attributions) are scrubbed from relays."""
+    gateway = make_gateway(backend, hygiene={"authserv_id": "mx.gw.test"})
     _open_delivery_case(gateway, sink)
     relay = next(r for r in sink.to(MERCHANT) if "Auto-Submitted" not in r.message)
     assert MERCHANT in relay.header("To")  # its own address: its mail client answers from the right identity
@@ -89,8 +101,10 @@ def test_an_outlook_style_quote_does_not_carry_a_real_address_across(gateway, si
               f"Sent: Thursday\nTo: Shop One <{MERCHANT}>\nCc: bob@shop.test\nSubject: {relay.header('Subject')}\n\n"
               f"my order")
     gateway.send(build_mail(sender="bob@shop.test", to=merchant_address, subject="RE: x", body=quoted,
-                            html=f"<p>We refunded you.</p><p>To: {MERCHANT}</p>"), to=merchant_address,
-                 sender="bob@shop.test")
+                            html=f"<p>We refunded you.</p><p>To: {MERCHANT}</p>",
+                            headers={"Authentication-Results": "mx.gw.test; dkim=pass header.d=shop.test; "
+                                                               "dmarc=pass header.from=shop.test"}),
+                 to=merchant_address, sender="bob@shop.test")  # a colleague, his domain authenticated
     sink.wait(lambda got: len(sink.to(CUSTOMER)) == 2)
     received = sink.to(CUSTOMER)[1]
     assert "We refunded you." in received.text()

@@ -68,13 +68,22 @@ def test_spoofed_from_on_a_case_address_is_held(gateway, sink):
     assert {r.to for r in got} == set(STAFF)
     assert sink.to(CUSTOMER)[1:] == []
     case = _show(gateway, reference)
-    assert len(case["held_messages"]) == 1 and "does not match" in case["held_messages"][0]["reason"]
+    held = case["held_messages"]
+    assert len(held) == 1 and "not the party's registered address" in held[0]["reason"]
+    assert held[0]["sender"]["envelope_sender"] == "attacker@evil.test"  # staff see who it says it is
 
 
-def test_merchant_domain_policy_accepts_a_colleague(gateway, sink):
+def test_merchant_domain_policy_accepts_a_colleague_whose_domain_is_authenticated(backend, make_gateway, sink):
+    gateway = make_gateway(backend, hygiene={"authserv_id": "mx.gw.test"})
     reference = _open(gateway, sink)
     gateway.send(build_mail(sender="bob@shop.test", to=_address(reference, "m"), subject="re",
-                            body="Colleague here: refunded."), to=_address(reference, "m"), sender="bob@shop.test")
+                            body="Colleague here: unverified."), to=_address(reference, "m"), sender="bob@shop.test")
+    gateway.settle()
+    assert len(sink.to(CUSTOMER)) == 1  # nothing vouches for the domain: held
+    passed = {"Authentication-Results": "mx.gw.test; dkim=pass header.d=shop.test; dmarc=pass header.from=shop.test"}
+    gateway.send(build_mail(sender="bob@shop.test", to=_address(reference, "m"), subject="re",
+                            body="Colleague here: refunded.", headers=passed), to=_address(reference, "m"),
+                 sender="bob@shop.test")
     sink.wait(lambda got: len(sink.to(CUSTOMER)) == 2)
     assert "refunded" in sink.to(CUSTOMER)[1].text()
 

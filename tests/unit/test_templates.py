@@ -29,7 +29,9 @@ RIGHTS = {"legal_deadline": NOW, "legal_rule": "D1", "escalation_date": NOW, "ga
 EXTRAS = {
     Notice.UNKNOWN_REFERENCE: {"reason": "missing", "intake_address": "disputes@d.test", "transactions": [
         {"reference": "TX-1001", "merchant": "Shop & Co", "date": NOW, "amount": Decimal("12"), "currency": "EUR"}]},
-    Notice.STAFF_HELD_MESSAGE: {"held": {"id": 7, "party": "merchant", "reason": "From mismatch", "subject": "x"}},
+    Notice.STAFF_HELD_MESSAGE: {"held": {"digest": False, "count": 1, "messages": [
+        {"id": 7, "party": "merchant", "reason": "From mismatch", "subject": "x", "from": "a@b.test", "from_name": "A",
+         "envelope_sender": "m@evil.test", "authentication": "none reported"}]}},
     Notice.STAFF_QUARANTINE: {"inbound_id": 3, "problem": "could not be placed", "mail_from": "", "received_at": NOW},
     Notice.STAFF_QUARANTINE_DIGEST: {"count": 60, "window_minutes": 60, "listed": [
         {"inbound_id": 4, "problem": "processing failed: ValueError", "mail_from": "", "received_at": NOW}]},
@@ -53,11 +55,14 @@ EXTRAS = {
     Notice.STAFF_DELIVERY_PROBLEM: {"problem": {"role": "merchant", "kind": "spam", "status": "5.7.1",
                                                 "diagnostic": "550 5.7.1 rejected as spam"}},
     Notice.STAFF_CASE_FROZEN: {"frozen": {"count": 31, "window_minutes": 10}},
+    Notice.CONFIRM_COMPLAINT: {"confirm": {"reference": "TX-1001", "merchant": "Shop & Co", "date": NOW,
+                                           "received_at": NOW}},
+    Notice.CONFIRM_MESSAGE: {"confirm": {"id": 4, "subject": "Where is <it>?", "received_at": NOW}},
     Notice.STAFF_NOTICES_SUPPRESSED: {"suppressed": {"address": "c@x.test", "notice": "unknown_reference", "case": "",
                                                      "last_hour": 5, "last_day": 5, "per_hour": 5, "per_day": 20}},
 }
 OUTSIDE_CASE = {Notice.UNKNOWN_REFERENCE, Notice.STAFF_QUARANTINE, Notice.STAFF_QUARANTINE_DIGEST,
-                Notice.STAFF_NOTICES_SUPPRESSED}
+                Notice.STAFF_NOTICES_SUPPRESSED, Notice.CONFIRM_COMPLAINT}
 
 
 def _context(notice: Notice, party: str = "c") -> dict:

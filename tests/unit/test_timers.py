@@ -136,7 +136,6 @@ def test_staff_asked_the_merchant_who_is_reminded_one_business_day_later_until_i
     older_answer = replace(case, last_merchant_message_at=asked - timedelta(days=2))
     assert _at(older_answer, timers.STAFF_REQUEST_REMINDER, 1) == paris(2026, 11, 30, 11, 0)
     for changes in ({"last_merchant_message_at": asked + timedelta(hours=2)},  # it answered
-                    {"merchant_held": True},  # its answer waits for staff
                     {"merchant_unreachable": True}, {"merchant_asked_at": None},
                     {"state": "awaiting_customer"}):  # not a staff-owned case any more
         assert all(t.kind != timers.STAFF_REQUEST_REMINDER for t in timers.scheduled(replace(case, **changes), **KW))

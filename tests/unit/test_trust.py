@@ -1,28 +1,10 @@
-"""Sender trust: the decision table and which Authentication-Results are believed."""
+"""Which Authentication-Results are believed."""
 
 from __future__ import annotations
 
-import pytest
-
-from gateway.mail.trust import AuthResults, Trust, decide, trusted_results
+from gateway.mail.trust import trusted_results
 
 OURS = "mx.gw.test"
-
-
-@pytest.mark.parametrize("matches, auth, expected", [
-    (True, None, Trust.ACCEPT),
-    (True, AuthResults("pass", "pass", "pass"), Trust.ACCEPT),
-    (True, AuthResults("fail", "fail", "fail"), Trust.HOLD),
-    (True, AuthResults("none", "pass", "none", spf_domain="shop.test"), Trust.ACCEPT),
-    (True, AuthResults("none", "fail", "pass", dkim_domains=("shop.test",)), Trust.ACCEPT),
-    (True, AuthResults("none", "pass", "none", spf_domain="bulkmailer.test"), Trust.ACCEPT_FLAGGED),
-    (True, AuthResults(None, "softfail", "none"), Trust.ACCEPT_FLAGGED),
-    (False, None, Trust.HOLD),
-    (False, AuthResults("pass", "pass", "pass"), Trust.HOLD),
-    (False, AuthResults("fail", "fail", "none"), Trust.REJECT),
-])
-def test_decision_table(matches, auth, expected):
-    assert decide(from_matches=matches, from_address="bob@shop.test", auth=auth).trust is expected
 
 
 def test_only_the_configured_authserv_id_is_trusted_and_the_topmost_wins():
