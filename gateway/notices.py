@@ -32,6 +32,7 @@ class Notice(str, Enum):
     PRECLOSE_NOTICE = "preclose_notice"  # both: the case closes soon
     STAFF_DELIVERY_PROBLEM = "staff_delivery_problem"  # staff: mail to a party failed
     STAFF_CASE_FROZEN = "staff_case_frozen"  # staff: too many messages, relaying stopped
+    STAFF_EXPORT = "staff_export"  # staff: the evidence bundle #export asked for (attached, or where it is)
 
     @property
     def folder(self) -> str:

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from gateway.evidence import files as attachment_files
 from gateway.evidence import needs
-from gateway.evidence.recognise import Fact, attachment_facts, recognise, unique
+from gateway.evidence.recognise import (ORDER_RECORD, PRODUCT_DESCRIPTION, PROOF_OF_DELIVERY, RETURN_OFFER, Fact,
+                                        attachment_facts, recognise, unique)
 from gateway.models import Case, Inbound, Message
 
 
@@ -37,17 +38,32 @@ class Found:
                 "at": self.at.isoformat(), "source": self.source}
 
 
+# A message proves these once, however many times it names them ("the invoice is
+# attached" and the attached invoice are one invoice); the attachment is what is kept.
+ONCE_PER_MESSAGE = frozenset({PROOF_OF_DELIVERY, PRODUCT_DESCRIPTION, ORDER_RECORD, RETURN_OFFER})
+
+
 def message_facts(raw: bytes, new_text: str, *, today) -> list[tuple[Fact, str]]:
-    """(fact, source) pairs of one message: its new text, then each attachment."""
+    """(fact, source) pairs of one message: its attachments' facts, then its new text's."""
     files = attachment_files.attachments(raw) if raw else []
-    found = [(fact, "text") for fact in recognise(new_text, today=today, documents=bool(files))]
+    from_files = []
     for file in files:
         facts = attachment_facts(file.filename, file.content_type, len(file.data))
         text = attachment_files.text_of(file)
         if text:
             facts += recognise(text, today=today, documents=True)
-        found += [(fact, file.filename) for fact in unique(facts)]
-    return found
+        from_files += [(fact, file.filename) for fact in unique(facts)]
+    in_files = {fact.kind for fact, _ in from_files}
+    found = [(fact, "text") for fact in recognise(new_text, today=today, documents=bool(files))
+             if not (fact.kind in ONCE_PER_MESSAGE and fact.kind in in_files)] + from_files
+    kept, seen = [], set()
+    for fact, source in found:
+        if fact.kind in ONCE_PER_MESSAGE:
+            if fact.kind in seen:
+                continue
+            seen.add(fact.kind)
+        kept.append((fact, source))
+    return kept
 
 
 def party_messages(db: Session, case: Case) -> list[tuple[Message, Inbound]]:
@@ -79,3 +95,17 @@ def case_evidence(db: Session, case: Case, *, timezone: str = "UTC") -> list[Fou
 def missing(case: Case, found: list[Found]) -> list[str]:
     """What the case's dispute type still needs (see needs.NEEDS)."""
     return needs.missing(case.dispute_type, [f.fact for f in found])
+
+
+def request(db: Session, case: Case, *, timezone: str = "UTC") -> dict:
+    """What a notice to the merchant asks for: the needs of the case's type still missing,
+    and what was already received towards them (one fact per need)."""
+    found = case_evidence(db, case, timezone=timezone)
+    facts = [f.fact for f in found]
+    received = []
+    for need in needs.NEEDS.get(case.dispute_type, ()):
+        fact = next((f for f in facts if needs.satisfied(need, [f])), None)
+        if fact is not None and fact not in received:
+            received.append(fact)
+    return {"missing": needs.missing(case.dispute_type, facts),
+            "found": [{"kind": f.kind, "value": f.value, "carrier": f.carrier} for f in received]}
