@@ -200,6 +200,23 @@ def test_a_case_exported_after_its_whole_life(gateway, sink, clock, tmp_path, ca
     # the export is an event on the case
     assert any(e["kind"] == "case_exported" and e["detail"]["sha256"] for e in _show(gateway, reference)["events"])
 
+    # --redact: for outside the provider, no address and no raw message, still a valid bag
+    redacted = tmp_path / "redacted.zip"
+    assert _cli(gateway, tmp_path, "cases", "export", reference, "--out", str(redacted), "--redact") == 0
+    root = _unpack(redacted, tmp_path / "redacted")
+    bagit.Bag(str(root)).validate()
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix == ".eml"]
+    for path in files:
+        if path.suffix in (".txt", ".json", ".csv", ".html"):
+            text = path.read_text()
+            assert not [a for a in (CUSTOMER, MERCHANT, *STAFF, f"case+{reference.lower()}") if a in text], path
+    pdf_text = " ".join(page.extract_text() for p in root.glob("data/transcript*.pdf") for page in PdfReader(p).pages)
+    assert CUSTOMER not in pdf_text and "[customer's address]" in pdf_text and "Carol Client" in pdf_text
+    assert json.loads((root / "data" / "case.json").read_text())["messages"][1]["sha256"] == merchant_answer["sha256"]
+    assert _cli(gateway, tmp_path, "cases", "verify-export", str(redacted)) == 0
+    capsys.readouterr()
+
 
 def test_staff_export_by_mail_returns_the_bundle(gateway, sink, clock, tmp_path, capsys):
     reference, _ = _case_lifecycle(gateway, sink, clock, tmp_path, capsys)
@@ -226,3 +243,38 @@ def test_staff_export_by_mail_returns_the_bundle(gateway, sink, clock, tmp_path,
 @pytest.fixture
 def gateway(backend, make_gateway, tmp_path):
     return make_gateway(backend, export={"directory": str(tmp_path / "exports")})
+
+
+def _small_case(gateway) -> str:
+    gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001 never arrived",
+                            body="Hello, my parcel TX-1001 never arrived."), to=f"delivery@{DOMAIN}")
+    gateway.settle()
+    with gateway.runtime.database.unit_of_work() as db:
+        return reports.list_cases(db)[0]["reference"]
+
+
+def test_a_bundle_too_large_for_mail_is_left_where_an_administrator_finds_it(make_gateway, sqlite_backend, sink,
+                                                                            tmp_path):
+    gateway = make_gateway(sqlite_backend, export={"directory": str(tmp_path / "exports"),
+                                                   "max_attachment_bytes": 2048})
+    reference = _small_case(gateway)
+    _send(gateway, build_mail(sender=STAFF[0], to=_address(reference, "s"), subject="Re", body="#export"),
+          _address(reference, "s"), STAFF[0])
+    answer = sink.to(STAFF[0])[-1]
+    (kept,) = (tmp_path / "exports").glob("*.zip")
+    assert str(kept) in answer.text() and "more than the 2048 bytes" in answer.text()
+    assert "application/zip" not in answer.raw.decode()
+    assert _show(gateway, reference)["state"] == "awaiting_merchant"  # nothing else changed
+
+
+def test_an_export_that_cannot_be_written_is_answered_and_changes_nothing(make_gateway, sqlite_backend, sink,
+                                                                         tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the export folder should be")
+    gateway = make_gateway(sqlite_backend, export={"directory": str(blocked)})
+    reference = _small_case(gateway)
+    _send(gateway, build_mail(sender=STAFF[0], to=_address(reference, "s"), subject="Re", body="#export"),
+          _address(reference, "s"), STAFF[0])
+    answer = sink.to(STAFF[0])[-1].text()
+    assert answer.startswith(f"Case {reference}: the evidence bundle could not be written") and str(blocked) in answer
+    assert not [e for e in _show(gateway, reference)["events"] if e["kind"] == "case_exported"]
