@@ -177,7 +177,7 @@ def _story(view: dict, w: _Writer, width: float) -> list:
     story.append(w.para(f"Head: {view['chain']['head']}", w.small))
     rows = [["#", "When", "Event", "SHA-256"]] + [[str(e["seq"]), at(e["at"]), e["text"], e["hash"]]
                                                    for e in view["events"]]
-    story.append(w.table(rows, [9 * mm, 27 * mm, width - 96 * mm, 60 * mm], header=True))
+    story.append(w.table(rows, [9 * mm, 30 * mm, width - 99 * mm, 60 * mm], header=True))
     return story
 
 
@@ -277,5 +277,5 @@ def split(data: bytes, *, max_pages: int, max_bytes: int) -> tuple[tuple[tuple[s
     chunks = []
     for start in range(0, total, max_pages):
         chunks += cut(start, min(total, start + max_pages))
-    count = len(chunks)
-    return tuple((f"transcript{n}of{count}.pdf", chunk) for n, chunk in enumerate(chunks, start=1)), total
+    # "transcript1.pdf": within Mastercom's 16 characters, letters and digits, for up to 9 parts
+    return tuple((f"transcript{n}.pdf", chunk) for n, chunk in enumerate(chunks, start=1)), total

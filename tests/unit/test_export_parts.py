@@ -128,8 +128,7 @@ def test_pdf_parts_stay_within_the_limits():
         page.showPage()
     page.save()
     parts, total = pdf.split(out.getvalue(), max_pages=19, max_bytes=2_000_000)
-    assert total == 45 and [name for name, _ in parts] == ["transcript1of3.pdf", "transcript2of3.pdf",
-                                                           "transcript3of3.pdf"]
+    assert total == 45 and [name for name, _ in parts] == ["transcript1.pdf", "transcript2.pdf", "transcript3.pdf"]
     assert [len(PdfReader(io.BytesIO(data)).pages) for _, data in parts] == [19, 19, 7]
     parts, _ = pdf.split(out.getvalue(), max_pages=100, max_bytes=len(out.getvalue()) // 3)
     assert len(parts) > 1 and all(len(data) <= len(out.getvalue()) // 3 for _, data in parts)
