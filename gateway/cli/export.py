@@ -11,24 +11,29 @@ def run(args, settings) -> int:
 
 
 def _export(args, settings) -> int:
+    """Read the case in one short unit of work, write the bundle outside any, record the
+    export in another: the ingress is never kept waiting by an export (SQLite has one writer)."""
     from gateway import store
     from gateway.db import Database
-    from gateway.export import service
+    from gateway.export import record, service
 
     database = Database(settings.database.url)
+    now = args.clock.now()
     try:
         with database.unit_of_work() as db:
             case = store.case_by_reference(db, args.reference.strip(), lock=True)
             if case is None:
                 print(f"error: no case {args.reference}", file=sys.stderr)
                 return 1
-            out = Path(args.out).resolve() if args.out else None
-            try:
-                result = service.export_case(db, case, settings=settings, now=args.clock.now(), redacted=args.redact,
-                                             out=out, by="cli")
-            except OSError as error:
-                print(f"error: cannot write the bundle: {error}", file=sys.stderr)
-                return 1
+            found = record.read(db, case, settings=settings, now=now)
+        try:
+            result = service.write_bundle(found, redacted=args.redact, out=Path(args.out).resolve() if args.out else None)
+        except OSError as error:
+            print(f"error: cannot write the bundle: {error}", file=sys.stderr)
+            return 1
+        with database.unit_of_work() as db:
+            service.record_export(db, store.case_by_id(db, found.case.id, lock=True), result, now=now, by="cli",
+                                  party=None)
     finally:
         database.dispose()
     print(f"{result.path}")

@@ -12,9 +12,9 @@ import email
 import io
 import logging
 from dataclasses import dataclass
-from email.message import Message
 from email.policy import compat32
 
+from gateway.mail.parse import _leaves  # the body leaves as parse walks them: one reading of a MIME tree
 from gateway.mail.parse import decode
 from gateway.mail.text import html_to_text
 
@@ -28,16 +28,6 @@ class File:
     filename: str
     content_type: str
     data: bytes
-
-
-def _leaves(part: Message):
-    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
-        yield part
-        return
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        for sub in payload:
-            yield from _leaves(sub)
 
 
 def attachments(raw: bytes) -> list[File]:

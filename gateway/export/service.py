@@ -108,8 +108,26 @@ def _payload(record, redact, view: dict, transcript: pdf.Pdf, redacted: bool, su
 
 def export_case(db: Session, case: Case, *, settings: Settings, now: datetime, redacted: bool = False,
                 out: Path | None = None, by: str = "cli", party: str | None = None) -> Export:
-    """Write the bundle of `case` (to `out`, else into `[export] directory`) and record it."""
+    """Write the bundle of `case` (to `out`, else into `[export] directory`) and record it,
+    all in the caller's unit of work."""
     record = case_record.read(db, case, settings=settings, now=now)
+    result = write_bundle(record, redacted=redacted, out=out)
+    record_export(db, case, result, now=now, by=by, party=party)
+    return result
+
+
+def record_export(db: Session, case: Case, result: Export, *, now: datetime, by: str, party: str | None) -> None:
+    """The export as an event on the case: who, which file, its SHA-256 and chain head."""
+    store.add_event(db, case, "case_exported", at=now, party=party, by=by, file=result.path.name, sha256=result.sha256,
+                    bytes=result.size, chain_head=result.chain_head, events=result.events, redacted=result.redacted,
+                    pages=result.pages)
+    log.info("case %s exported to %s (%s bytes, %s events)", case.reference.upper(), result.path, result.size,
+             result.events)
+
+
+def write_bundle(record: case_record.CaseRecord, *, redacted: bool = False, out: Path | None = None) -> Export:
+    """Build every document of `record` and write the bag; touches no database."""
+    case, settings, now = record.case, record.settings, record.exported_at
     redact = redactor_for(record, redacted)
     linked = linked_history(record, redacted=redacted)
     head = chain.head(record.reference, linked)
@@ -135,9 +153,6 @@ def export_case(db: Session, case: Case, *, settings: Settings, now: datetime, r
             ("Case-Redacted", "yes" if redacted else "no")]
     digest = bag.write(destination, name, payload, info, at=now)
     size = destination.stat().st_size
-    store.add_event(db, case, "case_exported", at=now, party=party, by=by, file=destination.name, sha256=digest,
-                    bytes=size, chain_head=head, events=len(linked), redacted=redacted, pages=transcript.pages)
-    log.info("case %s exported to %s (%s bytes, %s events)", record.reference, destination, size, len(linked))
     files = tuple(sorted(f"data/{path}" for path, _ in payload)) + (
         "bag-info.txt", "bagit.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
     return Export(destination, digest, size, files, head, len(linked), transcript.pages, redacted)
