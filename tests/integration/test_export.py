@@ -123,6 +123,11 @@ def test_a_case_exported_after_its_whole_life(gateway, sink, clock, tmp_path, ca
     assert tracking[0]["party"] == "m" and shown["missing_evidence"] == ["proof_of_delivery"]
     assert any(e["kind"] == "order_record" and e["source"] == "facture-F2026-118.pdf" for e in shown["evidence"])
 
+    assert _cli(gateway, tmp_path, "cases", "show", reference) == 0
+    out = capsys.readouterr().out
+    assert f"tracking number: {TRACKING} (La Poste / Colissimo)  [merchant, message #" in out
+    assert "Still missing for a not delivered dispute: proof of delivery" in out
+
     clock.advance(timedelta(minutes=30))
     bundle = tmp_path / "bundle.zip"
     assert _cli(gateway, tmp_path, "cases", "export", reference, "--out", str(bundle)) == 0
@@ -278,3 +283,18 @@ def test_an_export_that_cannot_be_written_is_answered_and_changes_nothing(make_g
     answer = sink.to(STAFF[0])[-1].text()
     assert answer.startswith(f"Case {reference}: the evidence bundle could not be written") and str(blocked) in answer
     assert not [e for e in _show(gateway, reference)["events"] if e["kind"] == "case_exported"]
+
+
+def test_the_summary_is_also_in_the_staff_locale(make_gateway, sqlite_backend, sink, tmp_path, capsys):
+    gateway = make_gateway(sqlite_backend, gateway={"default_locale": "fr"}, export={"directory": str(tmp_path / "x")})
+    reference = _small_case(gateway)
+    bundle = tmp_path / "fr.zip"
+    assert _cli(gateway, tmp_path, "cases", "export", reference, "--out", str(bundle)) == 0
+    data = _unpack(bundle, tmp_path / "fr") / "data"
+    english, french = (data / "summary.en.txt").read_text(), (data / "summary.fr.txt").read_text()
+    assert f"DISPUTE CASE {reference}: EVIDENCE SUMMARY" in english
+    assert f"DOSSIER DE LITIGE {reference} : SYNTHÈSE DES PREUVES" in french
+    for words in ("Non livré", "MANQUE ENCORE POUR CE TYPE DE LITIGE", "- le transporteur", "- le numéro de suivi",
+                  "- la preuve de livraison à l'adresse du client", "aucune reconnue"):
+        assert words in french, words
+    assert "- proof of delivery to the customer's address" in english

@@ -229,3 +229,22 @@ def test_every_dispute_type_has_needs_and_reason_codes():
     from gateway.rights import DISPUTE_TYPES
 
     assert set(needs.NEEDS) == set(DISPUTE_TYPES) == set(needs.REASON_CODES)
+
+
+def test_no_false_facts_in_real_mail():
+    """The 232 real and reconstructed messages of tests/mail (bounces, auto-replies, people's
+    mail; SOURCES.md), none of them used to write the patterns: no tracking number, refund,
+    date or return authorisation is read in them (only invoices named as such, and a carrier
+    a parcel-scam message names)."""
+    from pathlib import Path
+
+    from gateway.evidence.collect import message_facts
+    from gateway.mail.parse import parse
+
+    strict = {"tracking_number", "refund_reference", "refund_date", "delivery_date", "return_authorisation"}
+    found = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "mail").rglob("*.eml")):
+        raw = path.read_bytes()
+        found += [(path.name, fact.value) for fact, _ in message_facts(raw, parse(raw).new_text, today=TODAY)
+                  if fact.kind in strict]
+    assert found == []
