@@ -33,6 +33,7 @@ from gateway.settings import (  # noqa: F401 - re-exported: callers import them 
     TimerSettings,
     HygieneSettings,
     MetricsSettings,
+    ExportSettings,
     Settings,
 )
 
@@ -137,6 +138,7 @@ def from_dict(
     timers = _timers(root.table("timers"))
     hygiene = _hygiene(root.table("hygiene"))
     metrics = _metrics(root.table("metrics"))
+    export = _export(root.table("export"), base_dir)
     root.reject_unknown()
     return Settings(
         gateway=gateway,
@@ -149,6 +151,7 @@ def from_dict(
         imap=imap,
         hygiene=hygiene,
         metrics=metrics,
+        export=export,
         source=source,
     )
 
@@ -525,3 +528,24 @@ def _metrics(table: _Reader | None) -> MetricsSettings:
                                port=port, outbox_stuck_seconds=stuck)
     table.reject_unknown()
     return settings
+
+
+def _export(table: _Reader | None, base_dir: Path) -> ExportSettings:
+    d = ExportSettings()
+    if table is None:
+        return ExportSettings(directory=(base_dir / d.directory).resolve())
+    directory = table.get("directory", str, str(d.directory))
+    table.check("directory", bool(directory.strip()), "must name a folder")
+    ints = {}
+    for key, least in (("max_attachment_bytes", 1024), ("pdf_max_pages", 1), ("pdf_max_bytes", 100_000)):
+        ints[key] = table.get(key, int, getattr(d, key))
+        table.check(key, ints[key] >= least, f"must be at least {least}")
+    fonts = {}
+    for key in ("pdf_font", "pdf_font_bold"):
+        value = table.get(key, str, "")
+        path = (base_dir / value).resolve() if value else None
+        table.check(key, path is None or (path.is_file() and path.suffix.lower() == ".ttf"),
+                    f"no TrueType font file {path}")
+        fonts[key] = path
+    table.reject_unknown()
+    return ExportSettings(directory=(base_dir / directory).resolve(), **ints, **fonts)

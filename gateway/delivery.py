@@ -81,6 +81,7 @@ def deliver(
         row.sent_at = clock()
         row.last_error = None
         row.smtp_code = 250
+        row.smtp_reply = detail[:1000]  # the proof of hand-over, for the export's delivery ledger
     log.info("outbox %s sent to party %s: %s", outbox_id, row.party, detail)
     return Attempt(outbox_id, "sent", detail), []
 

@@ -252,6 +252,7 @@ class Outbox(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     smtp_code: Mapped[int | None] = mapped_column(Integer)
+    smtp_reply: Mapped[str | None] = mapped_column(Text)  # the smarthost's answer to DATA (its queue id)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -36,6 +36,7 @@ class Notice(str, Enum):
     STAFF_DELIVERY_PROBLEM = "staff_delivery_problem"  # staff: mail to a party failed
     STAFF_CASE_FROZEN = "staff_case_frozen"  # staff: too many messages, relaying stopped
     STAFF_NOTICES_SUPPRESSED = "staff_notices_suppressed"  # staff: automatic answers to an address held back
+    STAFF_EXPORT = "staff_export"  # staff: the evidence bundle #export asked for (attached, or where it is)
 
     @property
     def folder(self) -> str:

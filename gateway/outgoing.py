@@ -88,6 +88,20 @@ def timer_context(settings: Settings) -> dict:
     }
 
 
+def with_attachments(raw: bytes, attachments: Sequence[tuple[str, str, bytes]]) -> bytes:
+    """A composed notice with files attached (multipart/mixed around its text and HTML)."""
+    if not attachments:
+        return raw
+    import email
+    from email.policy import SMTP
+
+    message = email.message_from_bytes(raw, policy=SMTP)
+    for filename, content_type, data in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=filename)
+    return message.as_bytes(policy=SMTP)
+
+
 @dataclass
 class Mailer:
     """Creates outbox rows in the current unit of work; `outbox_ids` lists what to deliver."""
@@ -224,9 +238,10 @@ class Mailer:
         return row.id
 
     def notice(self, notice: Notice, case: Case, party: str, extra: dict | None = None,
-               *, inbound_id: int | None = None, only_to: str | None = None) -> list[int]:
+               *, inbound_id: int | None = None, only_to: str | None = None,
+               attachments: Sequence[tuple[str, str, bytes]] = ()) -> list[int]:
         """Send `notice` to every address of `party` in `case` (or only to `only_to`, one of
-        them), in the party's locale."""
+        them), in the party's locale, with `attachments` ((file name, type, bytes)) if any."""
         recipients = self.recipients(case, party)
         if only_to is not None:
             recipients = [r for r in recipients if r.lower() == only_to.lower()] or recipients[:1]
@@ -241,7 +256,8 @@ class Mailer:
         key = self.settings.gateway.secret_keys[0]
         envelope, row = self._envelope(case, party, recipients[0], from_name=self.settings.gateway.display_name,
                                        message_id=message_id, auto="auto-generated")
-        ids = [self._queue(raw=compose_notice(rendered, replace(envelope, to_address=recipient), key=key),
+        ids = [self._queue(raw=with_attachments(compose_notice(rendered, replace(envelope, to_address=recipient),
+                                                             key=key), attachments),
                            recipient=recipient, kind=notice.value, party=party, case=case, message_id=message_id,
                            inbound_id=inbound_id)
                for recipient in recipients]

@@ -123,7 +123,7 @@ class SmtpRelay:
                 token = mail_from.split("+", 1)[-1].split("-", 1)[0]
                 mail_options = ["RET=HDRS", f"ENVID={token}"]
                 rcpt_options = ["NOTIFY=FAILURE,DELAY"]
-            refused = client.sendmail(mail_from, [recipient], raw, mail_options, rcpt_options)
+            reply = _sendmail(client, mail_from, recipient, raw, mail_options, rcpt_options)
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(recipient, (550, b"recipient refused"))
             self._reset()
@@ -142,10 +142,7 @@ class SmtpRelay:
             self._drop()
             raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
         self._local.used_at = time.monotonic()
-        if refused:
-            code, text = refused[recipient]
-            raise _failure(code, str(text), recipient_level=True)
-        return f"250 accepted by {self.settings.host}:{self.settings.port}"
+        return reply
 
     def _reset(self) -> None:
         try:
@@ -160,6 +157,27 @@ class SmtpRelay:
             client.quit()
         except (smtplib.SMTPException, OSError) as error:
             raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
+
+
+def _sendmail(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes, mail_options: list[str],
+              rcpt_options: list[str]) -> str:
+    """smtplib's `sendmail` for one recipient, keeping the smarthost's answer to DATA
+    ("250 2.0.0 Ok: queued as 4XyZ..."): its queue id is the proof that the message was
+    handed over, which the delivery ledger of a case export shows. Raises what `sendmail`
+    raises (SMTPSenderRefused, SMTPRecipientsRefused, SMTPDataError)."""
+    client.ehlo_or_helo_if_needed()
+    options = [f"SIZE={len(raw)}"] if client.does_esmtp and client.has_extn("size") else []
+    code, text = client.mail(mail_from, options + list(mail_options))
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, text, mail_from)
+    code, text = client.rcpt(recipient, list(rcpt_options))
+    if code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, text)})
+    code, text = client.data(raw)
+    if code != 250:
+        raise smtplib.SMTPDataError(code, text)
+    answer = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {' '.join(answer.split())}"
 
 
 class MaildirRelay:

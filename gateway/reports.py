@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from gateway.models import Bounce, Case, Event, Merchant, Message
 
+PARTY_ROLES = {"c": "customer", "m": "merchant", "s": "staff"}
+
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
@@ -43,8 +45,9 @@ def list_cases(db: Session, *, state: str | None = None) -> list[dict]:
     return [case_summary(c) for c in db.scalars(query)]
 
 
-def show_case(db: Session, reference: str, *, settings=None) -> dict | None:
-    """A case with its history; with `settings`, also the timers still to come."""
+def show_case(db: Session, reference: str, *, settings=None, evidence: bool = False) -> dict | None:
+    """A case with its history; with `settings`, also the timers still to come; with
+    `evidence`, the facts found in the parties' messages and what the type still needs."""
     case = db.scalar(select(Case).where(Case.reference == reference.strip().lower()))
     if case is None:
         return None
@@ -73,8 +76,14 @@ def show_case(db: Session, reference: str, *, settings=None) -> dict | None:
          "detected_by": b.detected_by, "at": _iso(b.created_at)}
         for b in db.scalars(select(Bounce).where(Bounce.case_id == case.id).order_by(Bounce.id))
     ]
+    found = {}
+    if evidence:
+        from gateway.evidence import collect
+
+        facts = collect.case_evidence(db, case, timezone=settings.timers.timezone if settings else "UTC")
+        found = {"evidence": [f.as_dict() for f in facts], "missing_evidence": collect.missing(case, facts)}
     return {**case_summary(case), "events": events, "held_messages": held, "bounces": bounces,
-            **({"upcoming_timers": upcoming} if upcoming is not None else {}),
+            **({"upcoming_timers": upcoming} if upcoming is not None else {}), **found,
             "messages": [{"id": m.id, "direction": m.direction, "party": m.party, "kind": m.kind,
                           "subject": m.subject, "held": m.held, "at": _iso(m.created_at)} for m in messages.values()]}
 
@@ -135,6 +144,18 @@ def format_case(case: dict) -> str:
         for bounce in case["bounces"]:
             lines.append(f"  {bounce['at'][:19]} {bounce['kind']} {bounce['recipient']} {bounce['status'] or ''} "
                          f"({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200])
+    if "evidence" in case:
+        lines.append("Evidence found in the parties' messages:" if case["evidence"] else "Evidence: none recognised yet")
+        for fact in case["evidence"]:
+            what = fact["kind"].replace("_", " ")
+            extra = "".join(f" ({x})" for x in (fact["carrier"] if fact["kind"] != "carrier" else None,
+                                                fact["qualifier"]) if x)
+            source = "text" if fact["source"] == "text" else f"attachment {fact['source']}"
+            lines.append(f"  {what}: {fact['value']}{extra}  [{PARTY_ROLES.get(fact['party'], fact['party'])}, "
+                         f"message #{fact['message']} of {fact['at'][:16]}, {source}]")
+        if case["missing_evidence"]:
+            lines.append(f"Still missing for a {case['dispute_type'].replace('_', ' ')} dispute: "
+                         + ", ".join(m.replace("_", " ") for m in case["missing_evidence"]))
     if case.get("upcoming_timers"):
         lines.append("Upcoming timers (what runs when, if nothing happens first):")
         for timer in case["upcoming_timers"]:

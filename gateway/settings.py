@@ -218,6 +218,19 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    """Case exports (`cases export`, `#export`): where bundles are written and how the
+    transcript PDF is sized (README: Evidence bundles)."""
+
+    directory: Path = Path("exports")
+    max_attachment_bytes: int = 10_000_000  # #export mails the bundle up to this size, else says where it is
+    pdf_max_pages: int = 19  # Mastercard: 19 pages of documentation per chargeback
+    pdf_max_bytes: int = 2_000_000  # Visa Resolve Online: 2 MB per PDF
+    pdf_font: Path | None = None  # a TrueType font; None: DejaVu Sans when installed, else Bitstream Vera
+    pdf_font_bold: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     gateway: GatewaySettings
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -229,4 +242,5 @@ class Settings:
     imap: tuple[ImapMailbox, ...] = ()
     hygiene: HygieneSettings = field(default_factory=HygieneSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
     source: str = "<defaults>"

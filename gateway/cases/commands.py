@@ -25,6 +25,7 @@ ALIASES: dict[str, str] = {
     "release": "release", "liberer": "release", "libérer": "release",
     "retry": "retry", "reessayer": "retry", "réessayer": "retry",
     "unfreeze": "unfreeze", "degeler": "unfreeze", "dégeler": "unfreeze",
+    "export": "export", "exporter": "export",
 }
 TO_TARGETS: dict[str, str] = {
     "customer": "c", "client": "c", "cliente": "c",
@@ -32,7 +33,7 @@ TO_TARGETS: dict[str, str] = {
     "both": "both", "all": "both", "tous": "both", "les deux": "both",
 }
 CUSTOMER_COMMANDS = frozenset({"resolved", "escalate"})
-STAFF_COMMANDS = frozenset({"to", "note", "close", "reopen", "type", "release", "retry", "unfreeze"})
+STAFF_COMMANDS = frozenset({"to", "note", "close", "reopen", "type", "release", "retry", "unfreeze", "export"})
 
 
 @dataclass(frozen=True)

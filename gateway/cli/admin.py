@@ -72,6 +72,10 @@ def cmd_cases(args) -> int:
 
     settings = load_settings(args)
     upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
+    if args.action in ("export", "verify-export"):
+        from gateway.cli import export as export_commands
+
+        return export_commands.run(args, settings)
     database = Database(settings.database.url)
     try:
         with database.unit_of_work() as db:
@@ -79,7 +83,7 @@ def cmd_cases(args) -> int:
                 cases = reports.list_cases(db, state=args.state)
                 print(json.dumps(cases, indent=2) if args.json else reports.format_case_list(cases))
                 return 0
-            case = reports.show_case(db, args.reference, settings=settings)
+            case = reports.show_case(db, args.reference, settings=settings, evidence=True)
     finally:
         database.dispose()
     if case is None:

@@ -68,7 +68,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
         step.done(f"case {case.reference.upper()}: the customer confirmed held message(s) "
                   f"{', '.join(f'#{i}' for i in confirmed)}; released", case_id=case.id)
         return
-    if case.state == CaseState.CLOSED.value and not (party == "s" and _reopens(step)):
+    if case.state == CaseState.CLOSED.value and not (party == "s" and (_reopens(step) or _exports(step))):
         message = opening.record_inbound(step, case, party)
         store.add_event(step.db, case, "mail_to_closed_case", at=step.now, party=party, message=message)
         if party != "s":
@@ -109,6 +109,10 @@ def party_check(step: Step, case: Case, party: str) -> senders.Check:
 
 def _reopens(step: Step) -> bool:
     return command_reader.read(step.parsed.new_text).first("reopen") is not None
+
+
+def _exports(step: Step) -> bool:
+    return command_reader.read(step.parsed.new_text).first("export") is not None
 
 
 def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
@@ -215,7 +219,7 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
 
 
 VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#close <note>", "#reopen",
-                        "#type <name>", "#release <id>", "#retry", "#unfreeze")
+                        "#type <name>", "#release <id>", "#retry", "#unfreeze", "#export")
 
 
 def _from_staff(step: Step, case: Case, joined: bool) -> None:
@@ -229,6 +233,13 @@ def _from_staff(step: Step, case: Case, joined: bool) -> None:
         step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
         return
     case.last_staff_message_at = step.now
+    if found.first("export"):  # the evidence bundle, to the staff member who asked (gateway/export/staff.py)
+        from gateway.export import staff as export_staff
+
+        export_staff.answer(step, case)
+        if case.state == CaseState.CLOSED.value and not found.first("reopen"):
+            step.done(f"case {case.reference.upper()}: evidence bundle exported (#export)", case_id=case.id)
+            return
     if found.first("note"):
         store.add_event(step.db, case, "staff_note", at=step.now, party="s", message=message)
         step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)

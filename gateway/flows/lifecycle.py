@@ -72,8 +72,11 @@ def rights_context(work: Work, case: Case, *, escalation_date=None) -> dict:
 
     tx = work.mailer.transaction_of(case)
     deadline, rule = rights.legal_deadline(case.dispute_type, tx.transaction_date if tx else case.opened_at)
+    from gateway.evidence import collect
+
     return {"rights": {"legal_deadline": deadline, "legal_rule": rule, "escalation_date": escalation_date,
-                       "gateway_reply_deadline": escalation_date}}
+                       "gateway_reply_deadline": escalation_date,
+                       "evidence": collect.request(work.db, case, timezone=work.settings.timers.timezone)}}
 
 
 def escalate(work: Work, case: Case, *, reason: str, party: str | None, kind: EventKind = EventKind.ESCALATED,

@@ -148,7 +148,8 @@ def test_answers_to_her_own_messages_are_never_held_back_by_the_ladder(gateway, 
         from gateway.models import Inbound
 
         dispositions = [row.disposition for row in db.scalars(select(Inbound).order_by(Inbound.id))]
-    assert all("suppressed" in d and "sender told" not in d for d in dispositions[5:])
+    suppressed = [d for d in dispositions if "suppressed" in d]
+    assert len(suppressed) == 2 and not any("sender told" in d for d in suppressed)  # in whichever order processed
     gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001 lost",
                             body="My parcel TX-1001 never arrived."), to=f"delivery@{DOMAIN}")
     gateway.settle()

@@ -155,6 +155,12 @@ BROKEN = [
     pytest.param(MINIMAL + '[gateway.sender_policy]\nvisitor = "strict"\n', "visitor", id="unknown-policy-key"),
     pytest.param(MINIMAL + '[database]\nurl = "sqlite:///x.db"\npool = 5\n', "pool", id="unknown-database-key"),
     pytest.param(MINIMAL + "[smtp]\nport = 25\n", "smtp", id="unknown-table"),
+    # case exports
+    pytest.param(MINIMAL + "[export]\npdf_max_pages = 0\n", "pdf_max_pages", id="export-no-pages"),
+    pytest.param(MINIMAL + "[export]\nmax_attachment_bytes = 10\n", "max_attachment_bytes", id="export-tiny-mail"),
+    pytest.param(MINIMAL + '[export]\ndirectory = ""\n', "directory", id="export-no-directory"),
+    pytest.param(MINIMAL + '[export]\npdf_font = "nowhere.ttf"\n', "pdf_font", id="export-missing-font"),
+    pytest.param(MINIMAL + '[export]\nfolder = "x"\n', "folder", id="export-unknown-key"),
 ]
 
 
@@ -307,3 +313,14 @@ def test_a_database_left_in_the_working_directory_is_named_at_start_but_never_re
 def test_a_relative_database_url_from_the_environment_is_used_as_given(tmp_path):
     environ = {"DISPUTE_GATEWAY_DATABASE_URL": "sqlite:///from-env.db"}
     assert _load(tmp_path, MINIMAL, environ).database.url == "sqlite:///from-env.db"
+
+
+def test_export_settings(tmp_path):
+    assert _load(tmp_path, MINIMAL).export.directory == (tmp_path / "exports").resolve()
+    font = tmp_path / "fonts" / "Body.ttf"
+    font.parent.mkdir()
+    font.write_bytes(b"\0")
+    settings = _load(tmp_path, MINIMAL + '[export]\ndirectory = "/var/x"\npdf_max_pages = 40\n'
+                     'pdf_font = "fonts/Body.ttf"\nmax_attachment_bytes = 5000000\n').export
+    assert (settings.directory, settings.pdf_max_pages, settings.pdf_font) == (Path("/var/x"), 40, font)
+    assert settings.pdf_font_bold is None and settings.max_attachment_bytes == 5_000_000

@@ -23,7 +23,9 @@ TX = Transaction(reference="TX-1001", merchant_id="shop1", customer_email="c@x.t
 MERCHANT = Merchant(merchant_id="shop1", name="Shop & Co", support_email="s@shop.test", locale="fr")
 ADDRESSES = {p: f"case+k3q8xa2b-{p}-aaaaaaaaaaaaaaaa@d.test" for p in "cms"}
 
-RIGHTS = {"legal_deadline": NOW, "legal_rule": "D1", "escalation_date": NOW, "gateway_reply_deadline": NOW}
+RIGHTS = {"legal_deadline": NOW, "legal_rule": "D1", "escalation_date": NOW, "gateway_reply_deadline": NOW,
+          "evidence": {"missing": ["proof_of_delivery"],
+                       "found": [{"kind": "tracking_number", "value": "6A12345678901", "carrier": "La Poste / Colissimo"}]}}
 
 # Values for the variables a notice needs beyond the case context.
 EXTRAS = {
@@ -60,6 +62,9 @@ EXTRAS = {
     Notice.CONFIRM_MESSAGE: {"confirm": {"id": 4, "subject": "Where is <it>?", "received_at": NOW}},
     Notice.STAFF_NOTICES_SUPPRESSED: {"suppressed": {"address": "c@x.test", "notice": "unknown_reference", "case": "",
                                                      "last_hour": 5, "last_day": 5, "per_hour": 5, "per_day": 20}},
+    Notice.STAFF_EXPORT: {"export": {"ok": True, "attached": False, "file": "case-K3Q8XA2B.zip", "path": "/x/y.zip",
+                                     "size": 12_000_000, "limit": 10_000_000, "sha256": "ab" * 32,
+                                     "chain_head": "cd" * 32, "events": 42, "pages": 7, "files": 30}},
 }
 OUTSIDE_CASE = {Notice.UNKNOWN_REFERENCE, Notice.STAFF_QUARANTINE, Notice.STAFF_QUARANTINE_DIGEST,
                 Notice.STAFF_NOTICES_SUPPRESSED, Notice.CONFIRM_COMPLAINT}
@@ -129,3 +134,29 @@ def test_the_repair_extension_quotes_the_code_and_the_repair_directive(locale, w
     context["case"] = {**context["case"], "dispute_type": dispute_type}
     text = Renderer(DEFAULT_TEMPLATES_DIR).render("escalation_customer", locale, context).text
     assert all(word in text for word in words)
+
+
+EVIDENCE_WORDS = {"en": ("we still need from you", "proof of delivery to the customer's address", "Already received",
+                         "6A12345678901 (La Poste / Colissimo)"),
+                  "fr": ("il nous manque encore", "la preuve de livraison à l'adresse du client", "Déjà reçu",
+                         "6A12345678901 (La Poste / Colissimo)")}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("notice, final", [(Notice.MERCHANT_REMINDER, True), (Notice.MERCHANT_REMINDER, False),
+                                           (Notice.ESCALATION_MERCHANT, True)])
+def test_merchant_reminders_and_escalation_ask_for_the_missing_evidence(notice, final, locale):
+    context = _context(notice, "m")
+    if notice is Notice.MERCHANT_REMINDER:
+        context["reminder"] = {**context["reminder"], "final": final}
+    rendered = Renderer(DEFAULT_TEMPLATES_DIR).render(notice.folder, locale, context)
+    for words in EVIDENCE_WORDS[locale]:
+        assert words in rendered.text and words.replace("'", "&#39;") in rendered.html
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_nothing_is_asked_when_nothing_is_missing(locale):
+    context = _context(Notice.MERCHANT_REMINDER, "m")
+    context["rights"] = {**RIGHTS, "evidence": {"missing": [], "found": []}}
+    rendered = Renderer(DEFAULT_TEMPLATES_DIR).render("merchant_reminder", locale, context)
+    assert EVIDENCE_WORDS[locale][0] not in rendered.text
