@@ -31,6 +31,7 @@ from gateway.settings import (  # noqa: F401 - re-exported: callers import them 
     WorkerSettings,
     TimerSettings,
     HygieneSettings,
+    BounceSettings,
     MetricsSettings,
     Settings,
 )
@@ -135,6 +136,7 @@ def from_dict(
     workers = _workers(root.table("workers"))
     timers = _timers(root.table("timers"))
     hygiene = _hygiene(root.table("hygiene"))
+    bounce_settings = _bounces(root.table("bounces"))
     metrics = _metrics(root.table("metrics"))
     root.reject_unknown()
     return Settings(
@@ -147,6 +149,7 @@ def from_dict(
         timers=timers,
         imap=imap,
         hygiene=hygiene,
+        bounces=bounce_settings,
         metrics=metrics,
         source=source,
     )
@@ -469,6 +472,21 @@ def _hygiene(table: _Reader | None) -> HygieneSettings:
     block = table.get("block_remote_images", bool, True)
     table.reject_unknown()
     return HygieneSettings(authserv_id=authserv, blocked_extensions=extensions, block_remote_images=block, **ints)
+
+
+def _bounces(table: _Reader | None) -> BounceSettings:
+    if table is None:
+        return BounceSettings()
+    d = BounceSettings()
+    delays = table.get("retry_after_minutes", list, list(d.retry_after_minutes))
+    table.check("retry_after_minutes", all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in delays)
+                and len(delays) <= 20, "a list of at most 20 whole numbers of minutes, each at least 1 ([] for no retry)")
+    ints = {}
+    for key in ("unreachable_after_hours", "unreachable_after_reports", "notify_staff_every_hours"):
+        ints[key] = table.get(key, int, getattr(d, key))
+        table.check(key, ints[key] >= 1, "must be at least 1")
+    table.reject_unknown()
+    return BounceSettings(retry_after_minutes=tuple(delays), **ints)
 
 
 def _metrics(table: _Reader | None) -> MetricsSettings:

@@ -92,6 +92,10 @@ def show_merchant(db: Session, merchant_id: str) -> dict | None:
         "address_status": "invalid" if merchant.address_invalid else "ok",
         "address_invalid_reason": merchant.address_invalid_reason,
         "address_invalid_at": _iso(merchant.address_invalid_at),
+        "delivery_trouble": merchant.trouble_reason if merchant.trouble_since else None,
+        "trouble_since": _iso(merchant.trouble_since),
+        "trouble_reports": merchant.trouble_reports or 0,
+        "unreachable_at": _iso(merchant.unreachable_at),
         "open_cases": [r.upper() for r in open_cases],
     }
 

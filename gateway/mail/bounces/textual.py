@@ -73,6 +73,8 @@ def _collect(part: Message, chunks: list[str]) -> None:
         return
     if ctype.startswith("text/") or ctype in ("message/delivery-status", "message/global-delivery-status"):
         chunks.append(_decoded(part))
+    elif ctype.startswith("multipart/"):  # its boundary was never found: the body is one text
+        chunks.append(_decoded(part))
 
 
 def _decoded(part: Message) -> str:
