@@ -69,7 +69,7 @@ def show_case(db: Session, reference: str, *, settings=None) -> dict | None:
         for m in messages.values() if m.held
     ]
     bounces = [
-        {"recipient": b.recipient, "kind": b.kind, "status": b.status, "diagnostic": b.diagnostic,
+        {"recipient": b.recipient, "kind": b.kind, "reason": b.reason, "status": b.status, "diagnostic": b.diagnostic,
          "detected_by": b.detected_by, "at": _iso(b.created_at)}
         for b in db.scalars(select(Bounce).where(Bounce.case_id == case.id).order_by(Bounce.id))
     ]
@@ -130,7 +130,8 @@ def format_case(case: dict) -> str:
     if case["bounces"]:
         lines.append("Bounces:")
         for bounce in case["bounces"]:
-            lines.append(f"  {bounce['at'][:19]} {bounce['kind']} {bounce['recipient']} {bounce['status'] or ''} "
+            lines.append(f"  {bounce['at'][:19]} {bounce['kind']} ({bounce['reason']}) {bounce['recipient']} "
+                         f"{bounce['status'] or ''} "
                          f"({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200])
     if case.get("upcoming_timers"):
         lines.append("Upcoming timers (what runs when, if nothing happens first):")

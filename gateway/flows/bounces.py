@@ -100,6 +100,7 @@ def handle_unaddressed(step: Step) -> None:
 
 def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, inbound_id: int | None) -> None:
     """Record what a report says about `row` and act on its reason."""
+    entry = _lasting_delay(work, row, entry)
     kind = entry.kind
     # Locks in one order everywhere: the merchant (a merchant failure touches all its cases),
     # then the case, and both before inserting anything that references them (two failures
@@ -138,12 +139,23 @@ def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, i
         log.warning("a staff address failed: %s (%s %s)", row.recipient, entry.status, entry.diagnostic)
 
 
+def _lasting_delay(work: Work, row: Outbox, entry: Failure) -> Failure:
+    """A delay warning for a message handed over `unreachable_after_hours` ago is trouble
+    that has lasted: it counts like an expiry (the MTA may go on trying for days)."""
+    hours = work.settings.bounces.unreachable_after_hours
+    start = row.first_failure_at or row.sent_at
+    if entry.kind is not FailureKind.DELAYED or start is None or start > work.now - timedelta(hours=hours):
+        return entry
+    return Failure(entry.recipient, Reason.EXPIRED, entry.status,
+                   f"still not delivered after {hours} hours: {entry.diagnostic or ''}".strip(), False, entry.remote_mta)
+
+
 def _not_a_failure(work: Work, row: Outbox, case: Case | None, merchant, entry: Failure, *, detected_by: str,
                    inbound_id: int | None) -> None:
     """Success DSNs, complaints, auto-replies and challenges: evidence, never bounces."""
     report = {"reason": entry.reason.value, "status": entry.status, "remote_mta": entry.remote_mta,
               "diagnostic": (entry.diagnostic or "")[:500], "detected_by": detected_by, "inbound_id": inbound_id,
-              "at": work.now.isoformat()}
+              "reported_at": work.now.isoformat()}
     if entry.reason in (Reason.DELIVERED, Reason.EXPANDED):
         row.delivered_at = work.now
         row.delivery_report = report

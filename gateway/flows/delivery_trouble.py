@@ -79,7 +79,9 @@ def _merchant_trouble(work: Work, case: Case, row: Outbox, entry: Failure, detai
         store.add_event(work.db, case, "old_address_failed", at=work.now, party="m", status=entry.status)
         return
     if entry.kind is FailureKind.TROUBLE:
-        merchant.trouble_since = merchant.trouble_since or work.now
+        # the trouble began when this message failed (or was handed over) at the latest
+        began = min(t for t in (row.first_failure_at, row.sent_at, work.now) if t is not None)
+        merchant.trouble_since = min(merchant.trouble_since, began) if merchant.trouble_since else began
         merchant.trouble_reports = (merchant.trouble_reports or 0) + 1
     merchant.trouble_reason = " ".join(f"{entry.reason.value}: {entry.status or ''} {entry.diagnostic or ''}"
                                        .split())[:1000]
