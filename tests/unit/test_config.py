@@ -307,3 +307,22 @@ def test_a_database_left_in_the_working_directory_is_named_at_start_but_never_re
 def test_a_relative_database_url_from_the_environment_is_used_as_given(tmp_path):
     environ = {"DISPUTE_GATEWAY_DATABASE_URL": "sqlite:///from-env.db"}
     assert _load(tmp_path, MINIMAL, environ).database.url == "sqlite:///from-env.db"
+
+
+@pytest.mark.parametrize("table, key", [
+    ("retry_after_minutes = [0]", "retry_after_minutes"),
+    ('retry_after_minutes = ["1h"]', "retry_after_minutes"),
+    ("unreachable_after_hours = 0", "unreachable_after_hours"),
+    ("unreachable_after_reports = true", "unreachable_after_reports"),
+    ("notify_staff_every_hours = -1", "notify_staff_every_hours"),
+    ("retry_after = [60]", "retry_after"),
+])
+def test_bounces_table_is_validated(tmp_path, table, key):
+    message = _error(tmp_path, MINIMAL + f"\n[bounces]\n{table}\n")
+    assert "[bounces]" in message and key in message
+
+
+def test_bounces_table_reads_the_schedule(tmp_path):
+    settings = _load(tmp_path, MINIMAL + "\n[bounces]\nretry_after_minutes = []\nunreachable_after_reports = 2\n")
+    assert settings.bounces.retry_after_minutes == () and settings.bounces.unreachable_after_reports == 2
+    assert settings.bounces.unreachable_after_hours == 24
