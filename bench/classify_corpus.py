@@ -5,7 +5,7 @@
 Each message goes through the gateway's own path: parse -> classify (the bounce gate) ->
 bounce detectors; the envelope sender is taken from the Return-Path header (samples are
 stored without their envelope). Reported, separately for the tuning corpus and for the
-held-out corpus (tests/mail/corpus/heldout/, never looked at while tuning):
+held-out corpus (tests/mail/corpus/heldout/, kept out of tuning):
 
 - reports read with the right verdict (dead address / trouble / refused message / delay
   warning / not a failure) and the right reason (Sisimai's reason names);
@@ -335,7 +335,7 @@ def main() -> int:
     show = print if args.verbose else (lambda *a: None)
     rows = list(load_expected().values())
     for title, chosen in (("Tuning corpus", [r for r in rows if not r.held_out]),
-                          ("Held-out corpus (never looked at while tuning)", [r for r in rows if r.held_out])):
+                          ("Held-out corpus (kept out of tuning)", [r for r in rows if r.held_out])):
         tally, per_mta = Tally(), defaultdict(lambda: defaultdict(int))
         score(chosen, reader, tally, per_mta, show)
         print_tally(title, tally, per_mta, verbose=args.verbose and not chosen[0].held_out)

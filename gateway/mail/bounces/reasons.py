@@ -280,7 +280,12 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
         reason = _certain(code)
         if reason is not None:
             return reason
-    reason = words_reason(text) or (words_reason(context) if context else None)
+    reason = words_reason(text)
+    if reason is None and context:  # the diagnostic says nothing: the report's text about the recipient
+        for code in status_codes(context):
+            if _certain(code) is not None:
+                return _certain(code)
+        reason = words_reason(context)
     if reason is Reason.USER_UNKNOWN and not _CERTAIN_USER_UNKNOWN.search(text + " " + context):
         # The remote server's own words: proof only in answer to RCPT, before any content
         # was sent; after DATA (or with no command named) a filter may say the same.
