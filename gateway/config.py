@@ -32,6 +32,7 @@ from gateway.settings import (  # noqa: F401 - re-exported: callers import them 
     WorkerSettings,
     TimerSettings,
     HygieneSettings,
+    BounceSettings,
     MetricsSettings,
     ExportSettings,
     Settings,
@@ -137,6 +138,7 @@ def from_dict(
     workers = _workers(root.table("workers"))
     timers = _timers(root.table("timers"))
     hygiene = _hygiene(root.table("hygiene"))
+    bounce_settings = _bounces(root.table("bounces"))
     metrics = _metrics(root.table("metrics"))
     export = _export(root.table("export"), base_dir)
     root.reject_unknown()
@@ -150,6 +152,7 @@ def from_dict(
         timers=timers,
         imap=imap,
         hygiene=hygiene,
+        bounces=bounce_settings,
         metrics=metrics,
         export=export,
         source=source,
@@ -515,6 +518,21 @@ def _network(value: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _bounces(table: _Reader | None) -> BounceSettings:
+    if table is None:
+        return BounceSettings()
+    d = BounceSettings()
+    delays = table.get("retry_after_minutes", list, list(d.retry_after_minutes))
+    table.check("retry_after_minutes", all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in delays)
+                and len(delays) <= 20, "a list of at most 20 whole numbers of minutes, each at least 1 ([] for no retry)")
+    ints = {}
+    for key in ("unreachable_after_hours", "unreachable_after_reports", "notify_staff_every_hours"):
+        ints[key] = table.get(key, int, getattr(d, key))
+        table.check(key, ints[key] >= 1, "must be at least 1")
+    table.reject_unknown()
+    return BounceSettings(retry_after_minutes=tuple(delays), **ints)
 
 
 def _metrics(table: _Reader | None) -> MetricsSettings:

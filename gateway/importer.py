@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import LOCALES
+from gateway.flows import delivery_trouble
 from gateway.models import Merchant, Transaction
 
 MERCHANT_COLUMNS = ("merchant_id", "name", "support_email", "locale")
@@ -126,6 +127,7 @@ def import_merchants(db: Session, path: Path, *, now: datetime) -> ImportReport:
             merchant.address_invalid = False
             merchant.address_invalid_reason = None
             merchant.address_invalid_at = None
+            delivery_trouble.clear(merchant)  # a new address starts with a clean record
         merchant.name, merchant.support_email, merchant.locale, merchant.updated_at = row["name"], email, row["locale"], now
         updated += 1
     db.flush()

@@ -72,6 +72,14 @@ class Merchant(Base):
     address_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
     address_invalid_reason: Mapped[str | None] = mapped_column(Text)
     address_invalid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Delivery trouble with an address that exists (full mailbox, block, expiry...): since
+    # when, how many reports, the last reason, when staff were last told, and when the
+    # trouble had lasted long enough to count the merchant unreachable.
+    trouble_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    trouble_reports: Mapped[int] = mapped_column(Integer, default=0)
+    trouble_reason: Mapped[str | None] = mapped_column(Text)
+    trouble_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    unreachable_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -256,6 +264,13 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # What delivery reports said: the last problem (a reason), retries it caused, and
+    # evidence of delivery (a success DSN: who reported it, when, with what status).
+    delivery_problem: Mapped[str | None] = mapped_column(String(32))
+    delivery_problem_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    report_retries: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delivery_report: Mapped[dict | None] = mapped_column(JSON)
 
 
 class Bounce(Base):
@@ -268,7 +283,8 @@ class Bounce(Base):
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(320))
-    kind: Mapped[str] = mapped_column(String(16))  # hard | soft | spam | delayed
+    kind: Mapped[str] = mapped_column(String(16))  # dead | trouble | message | delayed (FailureKind)
+    reason: Mapped[str] = mapped_column(String(32), default="undefined")  # Reason (Sisimai's names)
     status: Mapped[str | None] = mapped_column(String(16))
     diagnostic: Mapped[str | None] = mapped_column(Text)
     detected_by: Mapped[str] = mapped_column(String(32))

@@ -72,7 +72,7 @@ def show_case(db: Session, reference: str, *, settings=None, evidence: bool = Fa
         for m in messages.values() if m.held
     ]
     bounces = [
-        {"recipient": b.recipient, "kind": b.kind, "status": b.status, "diagnostic": b.diagnostic,
+        {"recipient": b.recipient, "kind": b.kind, "reason": b.reason, "status": b.status, "diagnostic": b.diagnostic,
          "detected_by": b.detected_by, "at": _iso(b.created_at)}
         for b in db.scalars(select(Bounce).where(Bounce.case_id == case.id).order_by(Bounce.id))
     ]
@@ -101,6 +101,10 @@ def show_merchant(db: Session, merchant_id: str) -> dict | None:
         "address_status": "invalid" if merchant.address_invalid else "ok",
         "address_invalid_reason": merchant.address_invalid_reason,
         "address_invalid_at": _iso(merchant.address_invalid_at),
+        "delivery_trouble": merchant.trouble_reason if merchant.trouble_since else None,
+        "trouble_since": _iso(merchant.trouble_since),
+        "trouble_reports": merchant.trouble_reports or 0,
+        "unreachable_at": _iso(merchant.unreachable_at),
         "open_cases": [r.upper() for r in open_cases],
     }
 
@@ -142,7 +146,8 @@ def format_case(case: dict) -> str:
     if case["bounces"]:
         lines.append("Bounces:")
         for bounce in case["bounces"]:
-            lines.append(f"  {bounce['at'][:19]} {bounce['kind']} {bounce['recipient']} {bounce['status'] or ''} "
+            lines.append(f"  {bounce['at'][:19]} {bounce['kind']} ({bounce['reason']}) {bounce['recipient']} "
+                         f"{bounce['status'] or ''} "
                          f"({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200])
     if "evidence" in case:
         lines.append("Evidence found in the parties' messages:" if case["evidence"] else "Evidence: none recognised yet")

@@ -208,6 +208,21 @@ class HygieneSettings:
 
 
 @dataclass(frozen=True)
+class BounceSettings:
+    """What delivery reports lead to (README: Delivery reports and their consequences)."""
+
+    # A message refused for a temporary reason (full mailbox, block, system error) is sent
+    # again after each of these delays in turn, then left failed.
+    retry_after_minutes: tuple[int, ...] = (60, 240, 720)
+    # The merchant counts as unreachable (its open cases escalate) once its trouble has
+    # lasted this long, or after this many trouble reports, whichever comes first.
+    unreachable_after_hours: int = 24
+    unreachable_after_reports: int = 5
+    # Staff hear of a merchant's (or a case's customer's) delivery trouble at most this often.
+    notify_staff_every_hours: int = 24
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     """Prometheus metrics and the health endpoint, on loopback by default."""
 
@@ -241,6 +256,7 @@ class Settings:
     timers: TimerSettings = field(default_factory=TimerSettings)
     imap: tuple[ImapMailbox, ...] = ()
     hygiene: HygieneSettings = field(default_factory=HygieneSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     source: str = "<defaults>"

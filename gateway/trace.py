@@ -87,7 +87,7 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
     say("== classification")
     say(f"  {classification.kind.value}: {classification.reason}")
     for failure in verdict.failures:
-        say(f"  failure: {failure.recipient} {failure.kind.value} {failure.status or ''} "
+        say(f"  report: {failure.recipient or '-'} {failure.reason.value} ({failure.kind.value}) {failure.status or ''} "
             f"({verdict.detected_by}) {failure.diagnostic or ''}"[:300])
     database = Database(settings.database.url)
     try:

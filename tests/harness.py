@@ -115,6 +115,9 @@ class SinkHandler:
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.rcpt_answers: dict[str, list[str]] = {}  # address -> answers to give in order, then 250
+        # (test on the message bytes, answer): the first rule that matches refuses the DATA,
+        # as a smarthost's virus or size filter does
+        self.data_answers: list[tuple[Callable[[bytes], bool], str]] = []
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         answers = self.rcpt_answers.get(address.lower())
@@ -124,6 +127,10 @@ class SinkHandler:
         return answer
 
     async def handle_DATA(self, server, session, envelope):
+        content = envelope.original_content or envelope.content
+        for test, answer in self.data_answers:
+            if test(content):
+                return answer
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
         return "250 OK queued"

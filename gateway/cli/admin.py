@@ -102,6 +102,8 @@ def cmd_merchants(args) -> int:
     database = Database(settings.database.url)
     try:
         with database.unit_of_work() as db:
+            if args.action == "clear":
+                return _clear_merchant(db, args)
             merchant = reports.show_merchant(db, args.merchant_id)
     finally:
         database.dispose()
@@ -113,6 +115,20 @@ def cmd_merchants(args) -> int:
     else:
         for key, value in merchant.items():
             print(f"{key + ':':24}{', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def _clear_merchant(db, args) -> int:
+    """`merchants clear ID`: the address works again (staff checked it)."""
+    from gateway.flows.bounces import clear_merchant
+
+    references = clear_merchant(db, args.merchant_id, now=args.clock.now(), note=args.note or "")
+    if references is None:
+        print(f"error: no merchant {args.merchant_id}", file=sys.stderr)
+        return 1
+    print(f"merchant {args.merchant_id}: address flag and delivery trouble cleared; "
+          f"{len(references)} open case(s){': ' + ', '.join(references) if references else ''}. "
+          "Write #retry to a case's staff address to send again what failed.")
     return 0
 
 

@@ -1,16 +1,20 @@
-"""Delivery failures: a DSN at a VERP address, a bounce in another format, or a 5xx at send
-time, tied to the outbox row (and so the case and party) it is about.
+"""Delivery reports: a DSN at a VERP address, a report in another format, or the
+smarthost's refusal at send time, tied to the outbox row (and so the case and party) it
+is about, and acted on by its reason (README "Delivery reports"):
 
-A permanent failure of the merchant's address flags the merchant invalid (for all its
-cases), escalates its open cases at once with staff told why, and stops mail to the dead
-address; the customer's address failing is shown to staff only. Delay warnings and soft
-failures are recorded; a soft failure still failing after `soft_bounce_hard_after_hours`
-counts as hard.
+- the address does not exist (user unknown, no such domain, account closed): the
+  merchant's address is flagged invalid for all its cases and its open cases escalate
+  at once (a customer's: staff are told);
+- trouble with an address that exists, or a refused message: flows.delivery_trouble;
+- a delay warning: recorded;
+- a success DSN: delivery evidence on the outbox row; a feedback report: a complaint
+  recorded on the case, staff told; an auto-reply or challenge: recorded. Never bounces.
 """
 
 from __future__ import annotations
 
 import email
+import re
 from email.policy import compat32
 from email.utils import formataddr, parseaddr
 
@@ -21,9 +25,10 @@ from sqlalchemy import select
 
 from gateway import addresses, store
 from gateway.cases.machine import EventKind
-from gateway.flows import lifecycle
+from gateway.flows import delivery_trouble, lifecycle
 from gateway.flows.step import Step, Work
-from gateway.mail.bounces import Failure, FailureKind, Verdict
+from gateway.mail import bounces as reports
+from gateway.mail.bounces import Failure, FailureKind, Reason
 from gateway.mail.bounces.base import smtp_failure
 from gateway.mail.classify import Kind
 from gateway.models import Bounce, Case, Outbox
@@ -32,6 +37,7 @@ from gateway.outgoing import Mailer
 
 log = logging.getLogger(__name__)
 UNADDRESSED_LOOKBACK_DAYS = 30
+_MESSAGE_ID_RE = re.compile(rb"<([^<>\s]{3,250})>")
 
 
 def handle_verp(step: Step, token: str) -> None:
@@ -40,7 +46,7 @@ def handle_verp(step: Step, token: str) -> None:
     if row is None:
         step.done(f"unplaced: message to the VERP address of an outbox row that no longer exists ({token})")
         return
-    case = store.case_by_id(step.db, row.case_id) if row.case_id else None  # apply_failure locks
+    case = store.case_by_id(step.db, row.case_id) if row.case_id else None  # apply_report locks
     kind = step.classification.kind
     if kind is not Kind.BOUNCE:
         # Vacation responders answer the envelope sender, which is our VERP address.
@@ -50,105 +56,122 @@ def handle_verp(step: Step, token: str) -> None:
         step.done(f"{kind.value} to the bounce address of outbox {row.id}: recorded, not relayed",
                   case_id=row.case_id)
         return
-    failure = _failure_for(row.recipient, step.verdict)
-    apply_failure(step, row, failure, detected_by=f"verp/{step.verdict.detected_by}", inbound_id=step.inbound.id)
-    step.done(f"bounce ({failure.kind.value} {failure.status or ''}) for outbox {row.id} to the "
-              f"{_role(row.party)}", case_id=row.case_id)
-
-
-def _failure_for(recipient: str, verdict: Verdict) -> Failure:
-    """The failure a VERP bounce reports for `recipient` (the VERP address names the recipient
-    even when the report names an alias or nothing readable)."""
-    for failure in verdict.failures:
-        if failure.recipient == recipient.lower():
-            return failure
-    if verdict.failures:
-        first = verdict.failures[0]
-        return Failure(recipient.lower(), first.kind, first.status, first.diagnostic)
-    return Failure(recipient.lower(), FailureKind.HARD, None, "bounce without a readable delivery report")
+    entry = reports.for_recipient(step.inbound.raw, step.verdict, row.recipient)
+    apply_report(step, row, entry, detected_by=f"verp/{step.verdict.detected_by}", inbound_id=step.inbound.id)
+    step.done(f"delivery report ({entry.reason.value}: {entry.kind.value} {entry.status or ''}) for outbox {row.id} "
+              f"to the {_role(row.party)}".replace("  ", " "), case_id=row.case_id)
 
 
 def handle_unaddressed(step: Step) -> None:
-    """A bounce that did not come back to a VERP address: act on a failed address only when
-    the bounce quotes the Message-ID of what we sent it (anyone can write a fake report
-    naming a merchant's address; only a real bounce carries our message back)."""
+    """A report that did not come back to a VERP address: act only when it quotes the
+    Message-ID of what we sent (anyone can write a fake report naming a merchant's
+    address; only a real report carries our message back)."""
     since = step.now - timedelta(days=UNADDRESSED_LOOKBACK_DAYS)
     raw = step.inbound.raw
+    quoted = {m.decode("latin-1") for m in _MESSAGE_ID_RE.findall(raw)}
     matched, unproven = 0, []
-    for failure in step.verdict.failures:
-        rows = step.db.scalars(
-            select(Outbox).where(Outbox.recipient == failure.recipient, Outbox.created_at >= since,
-                                 Outbox.status.in_(("sent", "failed")))
-            .order_by(Outbox.id.desc()).limit(50)).all()
+    for entry in step.verdict.failures:
+        query = select(Outbox).where(Outbox.created_at >= since, Outbox.status.in_(("sent", "failed", "pending")))
+        if entry.recipient:
+            query = query.where(Outbox.recipient == entry.recipient)
+        else:  # a complaint or challenge naming nobody: the message it quotes says who
+            query = query.where(Outbox.message_id.in_([f"<{q}>" for q in quoted] + list(quoted)))
+        rows = step.db.scalars(query.order_by(Outbox.id.desc()).limit(50)).all()
         row = next((r for r in rows if r.message_id.encode() in raw), None)
         if row is None:
             if rows:
-                unproven.append(failure.recipient)
+                unproven.append(entry.recipient or entry.reason.value)
             continue
         matched += 1
-        apply_failure(step, row, failure, detected_by=step.verdict.detected_by, inbound_id=step.inbound.id)
+        apply_report(step, row, entry, detected_by=step.verdict.detected_by, inbound_id=step.inbound.id)
         if row.case_id is not None:
             step.inbound.case_id = row.case_id
+    reason = step.verdict.reason.value if step.verdict.reason else "no reason"
     if matched:
-        step.done(f"bounce for {matched} address(es) we wrote to, detected by {step.verdict.detected_by}",
-                  case_id=step.inbound.case_id)
+        step.done(f"delivery report ({reason}) for {matched} address(es) we wrote to, read by "
+                  f"{step.verdict.detected_by}", case_id=step.inbound.case_id)
     elif unproven:
-        step.done(f"unplaced: bounce naming {', '.join(unproven)} without any Message-ID we sent: "
+        step.done(f"unplaced: report naming {', '.join(unproven)} without any Message-ID we sent: "
                   "not trusted, nothing changed")
     else:
-        found = ", ".join(f.recipient for f in step.verdict.failures) or "no address found"
-        step.done(f"unplaced: bounce for addresses we did not write to recently ({found})")
+        found = ", ".join(f.recipient for f in step.verdict.failures if f.recipient) or "no address found"
+        step.done(f"unplaced: report ({reason}) for addresses we did not write to recently ({found})")
 
 
-def apply_failure(work: Work, row: Outbox, failure: Failure, *, detected_by: str, inbound_id: int | None) -> None:
-    """Record a failure of `row` and act on it."""
-    if not failure.kind.permanent and _soft_for_too_long(work, row):
-        hours = work.settings.hygiene.soft_bounce_hard_after_hours
-        failure = Failure(failure.recipient, FailureKind.HARD, failure.status,
-                          f"still not delivered after {hours} hours: {failure.diagnostic or ''}".strip())
+def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, inbound_id: int | None) -> None:
+    """Record what a report says about `row` and act on its reason."""
+    entry = _lasting_delay(work, row, entry)
+    kind = entry.kind
     # Locks in one order everywhere: the merchant (a merchant failure touches all its cases),
     # then the case, and both before inserting anything that references them (two failures
     # recorded at once would otherwise both hold key-share locks and deadlock on FOR UPDATE).
+    merchant = None
     if row.party == "m" and row.case_id is not None:
         merchant_id = work.db.scalar(select(Case.merchant_id).where(Case.id == row.case_id))
         if merchant_id is not None:
-            store.merchant(work.db, merchant_id, lock=True)
+            merchant = store.merchant(work.db, merchant_id, lock=True)
     case = store.case_by_id(work.db, row.case_id, lock=True) if row.case_id else None
+    detail = {"recipient_party": row.party, "status": entry.status, "failure": kind.value, "reason": entry.reason.value}
+    if kind is FailureKind.REPORT:
+        _not_a_failure(work, row, case, merchant, entry, detected_by=detected_by, inbound_id=inbound_id)
+        return
     work.db.add(Bounce(outbox_id=row.id, inbound_id=inbound_id, case_id=row.case_id, recipient=row.recipient,
-                       kind=failure.kind.value, status=failure.status, diagnostic=(failure.diagnostic or "")[:2000],
-                       detected_by=detected_by, created_at=work.now))
-    detail = {"recipient_party": row.party, "status": failure.status, "failure": failure.kind.value}
-    if failure.kind is FailureKind.DELAYED:
+                       kind=kind.value, reason=entry.reason.value, status=entry.status,
+                       diagnostic=(entry.diagnostic or "")[:2000], detected_by=detected_by, created_at=work.now))
+    if kind is FailureKind.DELAYED:
         if case is not None:
             store.add_event(work.db, case, "delivery_delayed", at=work.now, party=row.party, **detail)
         return
-    if failure.kind is FailureKind.SOFT:
-        if case is not None:
-            store.add_event(work.db, case, "delivery_soft_failure", at=work.now, party=row.party, **detail)
+    if kind is not FailureKind.DEAD:
+        delivery_trouble.record(work, row, case, entry, inbound_id=inbound_id)
         return
+    row.status = "failed" if row.status != "superseded" else row.status
+    row.delivery_problem = entry.reason.value
+    row.delivery_problem_at = work.now
     if case is not None:
         store.add_event(work.db, case, "delivery_failed", at=work.now, party=row.party, **detail)
     if row.party == "m" and case is not None:
-        merchant_failed(work, case, row, failure, inbound_id=inbound_id)
+        merchant_failed(work, case, row, entry, inbound_id=inbound_id)
     elif row.party == "c" and case is not None:
-        work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, case, "s", {"problem": _problem(row, failure)},
-                           inbound_id=inbound_id)
+        work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, case, "s",
+                           {"problem": delivery_trouble.problem(row, entry)}, inbound_id=inbound_id)
     elif row.party == "s":
-        log.warning("a staff address failed: %s (%s %s)", row.recipient, failure.status, failure.diagnostic)
+        log.warning("a staff address failed: %s (%s %s)", row.recipient, entry.status, entry.diagnostic)
 
 
-def _soft_for_too_long(work: Work, row: Outbox) -> bool:
-    """Whether a temporary failure of `row` has lasted `soft_bounce_hard_after_hours`:
-    counted from our first failed attempt, or from the hand-over to the smarthost when the
-    smarthost reports it (a delay warning or temporary failure in a DSN)."""
+def _lasting_delay(work: Work, row: Outbox, entry: Failure) -> Failure:
+    """A delay warning for a message handed over `unreachable_after_hours` ago is trouble
+    that has lasted: it counts like an expiry (the MTA may go on trying for days)."""
+    hours = work.settings.bounces.unreachable_after_hours
     start = row.first_failure_at or row.sent_at
-    hours = work.settings.hygiene.soft_bounce_hard_after_hours
-    return start is not None and start <= work.now - timedelta(hours=hours)
+    if entry.kind is not FailureKind.DELAYED or start is None or start > work.now - timedelta(hours=hours):
+        return entry
+    return Failure(entry.recipient, Reason.EXPIRED, entry.status,
+                   f"still not delivered after {hours} hours: {entry.diagnostic or ''}".strip(), False, entry.remote_mta)
 
 
-def _problem(row: Outbox, failure: Failure) -> dict:
-    return {"role": _role(row.party), "kind": failure.kind.value, "status": failure.status or "",
-            "diagnostic": (failure.diagnostic or "")[:500]}
+def _not_a_failure(work: Work, row: Outbox, case: Case | None, merchant, entry: Failure, *, detected_by: str,
+                   inbound_id: int | None) -> None:
+    """Success DSNs, complaints, auto-replies and challenges: evidence, never bounces."""
+    report = {"reason": entry.reason.value, "status": entry.status, "remote_mta": entry.remote_mta,
+              "diagnostic": (entry.diagnostic or "")[:500], "detected_by": detected_by, "inbound_id": inbound_id,
+              "reported_at": work.now.isoformat()}
+    if entry.reason in (Reason.DELIVERED, Reason.EXPANDED):
+        row.delivered_at = work.now
+        row.delivery_report = report
+        if merchant is not None and merchant.support_email == row.recipient.lower() and merchant.trouble_since:
+            delivery_trouble.clear(merchant)  # mail gets through again
+        if case is not None:
+            store.add_event(work.db, case, "delivery_confirmed", at=work.now, party=row.party, **report)
+        return
+    if case is None:
+        return
+    if entry.reason is Reason.FEEDBACK:
+        store.add_event(work.db, case, "complaint_received", at=work.now, party=row.party, **report)
+        work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, case, "s",
+                           {"problem": delivery_trouble.problem(row, entry, kind="feedback")}, inbound_id=inbound_id)
+        return
+    store.add_event(work.db, case, f"{entry.reason.value}_recorded", at=work.now, party=row.party, **report)
 
 
 def _role(party: str | None) -> str:
@@ -161,15 +184,15 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     if merchant is None or merchant.support_email != row.recipient.lower():
         store.add_event(work.db, case, "old_address_failed", at=work.now, party="m", status=failure.status)
         return  # about an address the merchant has replaced since
-    spam = failure.kind is FailureKind.SPAM
+    spam = False  # a refusal of our mail is trouble now (flows.delivery_trouble), never a dead address
     already_invalid = merchant.address_invalid
     if not merchant.address_invalid:
         merchant.address_invalid = True
         merchant.address_invalid_at = work.now
-        kind_text = "refused as spam or by policy" if spam else "does not accept mail"
         merchant.address_invalid_reason = " ".join(
-            f"{merchant.support_email} {kind_text}: {failure.status or ''} {failure.diagnostic or ''}".split())[:1000]
-    reason = "merchant_spam_rejection" if spam else "merchant_bounced"
+            f"{merchant.support_email} does not exist ({failure.reason.value}): {failure.status or ''} "
+            f"{failure.diagnostic or ''}".split())[:1000]
+    reason = "merchant_bounced"
     extra = {"diagnostic": merchant.address_invalid_reason or "", "spam": spam}
     open_cases = work.db.scalars(select(Case).where(Case.merchant_id == merchant.merchant_id, Case.state != "closed")
                                  .order_by(Case.id).with_for_update().execution_options(populate_existing=True))
@@ -183,19 +206,43 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
                            inbound_id=inbound_id, extra=extra)
         other.merchant_unreachable = True
         if was_escalated:  # staff already on it: tell them the address is dead
-            work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, other, "s", {"problem": _problem(row, failure)},
-                               inbound_id=inbound_id)
+            work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, other, "s",
+                               {"problem": delivery_trouble.problem(row, failure)}, inbound_id=inbound_id)
         timer_jobs.reschedule(work.db, other, work.settings)
 
 
 def on_smtp_rejection(db, row: Outbox, *, error: str, now: datetime, settings, renderer) -> list[int]:
-    """A 5xx from the smarthost at delivery time: handled exactly like a hard bounce of `row`."""
+    """The smarthost refused `row` at send time (a 5xx, or a 4xx that lasted): read like a
+    report. 554 5.7.1 for a virus or 552 5.3.4 for the size is that message's problem; only
+    a refusal saying the address does not exist flags it."""
     code_text = error.split(" ", 1)[0]
     code = int(code_text) if code_text.isdigit() else None
     mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
     work = Work(db=db, settings=settings, mailer=mailer, now=now)
-    apply_failure(work, row, smtp_failure(row.recipient, code, error), detected_by="smtp", inbound_id=None)
+    apply_report(work, row, smtp_failure(row.recipient, code, error), detected_by="smtp", inbound_id=None)
     return list(mailer.outbox_ids)
+
+
+def clear_merchant(db, merchant_id: str, *, now: datetime, note: str = "") -> list[str] | None:
+    """Staff cleared a merchant's address flag and delivery trouble (`merchants clear`):
+    mail goes to the merchant again on its open cases; what failed is sent again with
+    #retry on each case. Returns the references of the open cases, None for no merchant."""
+    merchant = store.merchant(db, merchant_id, lock=True)
+    if merchant is None:
+        return None
+    was = {"address_invalid": merchant.address_invalid, "trouble_reason": merchant.trouble_reason,
+           "unreachable": merchant.unreachable_at is not None}
+    merchant.address_invalid = False
+    merchant.address_invalid_reason = None
+    merchant.address_invalid_at = None
+    delivery_trouble.clear(merchant)
+    merchant.updated_at = now
+    cases = db.scalars(select(Case).where(Case.merchant_id == merchant_id, Case.state != "closed")
+                       .order_by(Case.id).with_for_update()).all()
+    for case in cases:
+        case.merchant_unreachable = False
+        store.add_event(db, case, "merchant_address_cleared", at=now, party="s", note=note[:500], **was)
+    return [case.reference.upper() for case in cases]
 
 
 def retry_merchant(step: Step, case: Case) -> int:
@@ -206,7 +253,7 @@ def retry_merchant(step: Step, case: Case) -> int:
                         reason="the merchant's address is still marked invalid; re-import it first")
         return 0
     dead = set(step.db.scalars(select(Bounce.recipient).where(
-        Bounce.case_id == case.id, Bounce.kind.in_((FailureKind.HARD.value, FailureKind.SPAM.value)))))
+        Bounce.case_id == case.id, Bounce.kind == FailureKind.DEAD.value)))
     failed = step.db.scalars(select(Outbox).where(
         Outbox.case_id == case.id, Outbox.party == "m",
         (Outbox.status == "failed") | (Outbox.recipient.in_(dead) & (Outbox.status == "sent")))

@@ -10,7 +10,7 @@ from gateway import addresses, rights, store
 from gateway.addresses import PARTY_NAMES
 from gateway.cases import commands as command_reader
 from gateway.cases.machine import CaseState, EventKind
-from gateway.flows import confirmation, holding, lifecycle, opening
+from gateway.flows import confirmation, delivery_trouble, holding, lifecycle, opening
 from gateway.flows.step import Step
 from gateway.mail import senders
 from gateway.mail.classify import Kind
@@ -212,6 +212,10 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     message = opening.record_inbound(step, case, "m")
     case.last_merchant_message_at = step.now
     store.add_event(step.db, case, "message_received", at=step.now, party="m", message=message)
+    merchant = step.mailer.merchant_of(case)
+    if merchant is not None and merchant.trouble_since is not None:  # its own mail reached us: it gets ours
+        delivery_trouble.clear(merchant)
+        store.add_event(step.db, case, "delivery_trouble_cleared", at=step.now, party="m", by="merchant reply")
     targets = ["c"] + (["s"] if _staff_own(case) else [])
     sent = _relay_to(step, case, "m", targets)
     opening.move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)

@@ -113,6 +113,8 @@ def new_text(text: str) -> str:
     between quoted lines (bottom-posting, inline answers) keeps the unquoted lines.
     """
     text = text.replace("\r\n", "\n")
+    if _answers_between_quotes(text):
+        return _unquoted_lines(text)  # an inline reply: every unquoted line is new text
     try:
         latest = EmailReplyParser(languages=_LANGUAGES).parse_reply(text=text) or ""
     except Exception:  # the library's regexes must never stop a message; fall back to our rules
@@ -126,7 +128,41 @@ def new_text(text: str) -> str:
     result = "\n".join(kept).strip()
     if result:
         return result
-    return _unquoted_lines(text)
+    return _unquoted_lines(text) or _written_lines(text)
+
+
+_OUTLOOK_BLOCK_RE = re.compile(r"^(-{2,}|_{10,}|(from|de|von)\s*:)", re.IGNORECASE)
+
+
+def _answers_between_quotes(text: str) -> bool:
+    """Whether the author answered between quoted lines: below the first '>'-quoted line
+    of the history there is an unquoted line of their own (not an attribution, not the
+    start of an Outlook header block, whose unquoted history is not theirs)."""
+    lines = text.splitlines()
+    start = next((i for i in range(len(lines)) if _starts_history(lines, i)), None)
+    if start is None or _OUTLOOK_BLOCK_RE.match(lines[start].strip()):
+        return False
+    seen_quote = False
+    for index in range(start, len(lines)):
+        stripped = lines[index].strip()
+        if stripped.startswith(">"):
+            seen_quote = True
+        elif stripped and seen_quote:
+            if _OUTLOOK_BLOCK_RE.match(stripped):
+                return False
+            if not _starts_history(lines, index) and not _attribution_tail(lines, index):
+                return True
+    return False
+
+
+def _attribution_tail(lines: list[str], index: int) -> bool:
+    """The second line of an attribution the client wrapped ("Le lun. ... <\naddr> a écrit :")."""
+    return index > 0 and _starts_history(lines, index - 1) and not lines[index - 1].strip().startswith(">")
+
+
+def _written_lines(text: str) -> str:
+    """Every unquoted line: the last resort, so that a person's words are never lost."""
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith(">")).strip()
 
 
 def _unquoted_lines(text: str) -> str:

@@ -76,7 +76,8 @@ def test_hard_bounce_of_the_merchant_escalates_at_once(gateway, sink, tmp_path, 
               _verp(gateway, row))
     case = _case(gateway)
     assert case["escalated"] and case["merchant_unreachable"] and case["state"] == "with_staff"
-    assert case["bounces"][0]["status"] == "5.1.1" and case["bounces"][0]["kind"] == "hard"
+    assert case["bounces"][0]["status"] == "5.1.1" and case["bounces"][0]["kind"] == "dead"
+    assert case["bounces"][0]["reason"] == "userunknown"
     escalation = sink.to(STAFF[0])[staff_before]
     assert escalation.text().startswith("Escalated") and "5.1.1" in escalation.text()
     assert "does not work" in sink.to(CUSTOMER)[customer_before].text()
@@ -111,13 +112,17 @@ def test_smtp_5xx_at_delivery_is_a_hard_bounce(gateway, sink):
     assert any(b["detected_by"] == "smtp" for b in case["bounces"])
 
 
-def test_spam_rejection_is_classified_apart_and_still_escalates(gateway, sink):
+def test_a_spam_refusal_at_send_time_is_that_messages_problem_not_the_merchants(gateway, sink):
     sink.handler.rcpt_answers[MERCHANT] = ["550 5.7.1 Message rejected as spam by content filter"]
     _open(gateway)
     case = _case(gateway)
-    assert case["escalated"] and {b["kind"] for b in case["bounces"]} == {"spam"}
-    escalation = next(r for r in sink.to(STAFF[0]) if r.text().startswith("Escalated"))
-    assert "spam" in escalation.text()
+    assert not case["escalated"] and not case["merchant_unreachable"]
+    assert {(b["kind"], b["reason"]) for b in case["bounces"]} == {("message", "spamdetected")}
+    told = [r for r in sink.to(STAFF[0]) if "refused by the merchant's mail server" in _headline(r)]
+    assert len(told) == 1 and "taken for spam" in told[0].text() and "550 5.7.1" in told[0].text()
+    with gateway.runtime.database.unit_of_work() as db:
+        merchant = reports.show_merchant(db, "shop1")
+    assert merchant["address_status"] == "ok" and merchant["delivery_trouble"] is None
 
 
 def test_delay_warning_is_not_a_bounce(gateway, sink):
@@ -129,12 +134,15 @@ def test_delay_warning_is_not_a_bounce(gateway, sink):
     assert not case["escalated"] and case["bounces"][0]["kind"] == "delayed"
 
 
-def test_expired_4xx_after_the_sender_gave_up_is_hard(gateway, sink):
+def test_an_expired_delivery_is_trouble_not_a_dead_address(gateway, sink):
     _open(gateway)
     row = _outbox_to(gateway, MERCHANT)[-1]
     _send_dsn(gateway, _postfix_dsn("postfix_expired_4xx.eml", failed=MERCHANT, verp=_verp(gateway, row)),
               _verp(gateway, row))
-    assert _case(gateway)["escalated"]
+    case = _case(gateway)
+    assert not case["escalated"] and case["bounces"][0]["reason"] == "expired"
+    assert any(e["kind"] == "delivery_problem" for e in case["events"])
+    assert "not getting through" in _headline(sink.to(STAFF[0])[-1])
 
 
 def test_customer_bounce_is_shown_to_staff_only(gateway, sink):
@@ -311,7 +319,7 @@ def test_a_second_bounce_of_the_same_dead_address_is_only_recorded(gateway, sink
     assert [e["kind"] for e in case["events"]].count("merchant_bounced") == 1
 
 
-def test_a_delay_warning_a_day_after_sending_counts_as_a_hard_bounce(backend, make_gateway, sink, clock):
+def test_a_delay_warning_a_day_after_sending_makes_the_merchant_unreachable(backend, make_gateway, sink, clock):
     from datetime import timedelta
 
     gateway = make_gateway(backend)
@@ -321,8 +329,11 @@ def test_a_delay_warning_a_day_after_sending_counts_as_a_hard_bounce(backend, ma
     _send_dsn(gateway, _postfix_dsn("postfix_delayed_4xx.eml", failed=MERCHANT, verp=_verp(gateway, row)),
               _verp(gateway, row))
     case = _case(gateway)
-    assert case["escalated"] and case["bounces"][0]["kind"] == "hard"
+    assert case["escalated"] and case["merchant_unreachable"]
+    assert (case["bounces"][0]["kind"], case["bounces"][0]["reason"]) == ("trouble", "expired")
     assert "24 hours" in case["bounces"][0]["diagnostic"]
+    with gateway.runtime.database.unit_of_work() as db:
+        assert reports.show_merchant(db, "shop1")["address_status"] == "ok"  # unreachable, not dead
 
 
 def test_a_new_case_for_a_merchant_already_known_dead_goes_to_staff_at_once(gateway, sink):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.classify_corpus import envelope_sender
-from gateway.mail.bounces import FailureKind, confirm, detect
+from gateway.mail.bounces import FailureKind, Reason, confirm, detect
 from gateway.mail.classify import Kind, Signals, classify
 from gateway.mail.parse import parse
 
@@ -54,23 +54,24 @@ def test_auto_replies(name, expected):
 @pytest.mark.parametrize("path", sorted((CORPUS / "not_bounces").glob("*.eml")), ids=lambda p: p.name)
 def test_non_bounces_report_no_failure(path):
     classification, verdict = _final(path.read_bytes())
-    assert not (classification.kind is Kind.BOUNCE and verdict.failures)
+    assert not (classification.kind is Kind.BOUNCE and verdict.failed)
 
 
-@pytest.mark.parametrize("sample, kind, status", [
-    ("postfix_dsn_unknown_user.eml", FailureKind.HARD, "5.1.1"),
-    ("postfix_dsn_remote_550.eml", FailureKind.HARD, "5.1.1"),
-    ("postfix_dsn_full_message.eml", FailureKind.HARD, "5.1.1"),
-    ("postfix_delayed_4xx.eml", FailureKind.DELAYED, "4.4.1"),
-    ("postfix_delayed_remote_451.eml", FailureKind.DELAYED, None),
-    ("postfix_expired_4xx.eml", FailureKind.HARD, "4.4.1"),  # Action: failed with 4.x.x: the sender gave up
-    ("postfix_expired_remote_451.eml", FailureKind.HARD, None),
+@pytest.mark.parametrize("sample, kind, reason, status", [
+    ("postfix_dsn_unknown_user.eml", FailureKind.DEAD, Reason.USER_UNKNOWN, "5.1.1"),
+    ("postfix_dsn_remote_550.eml", FailureKind.DEAD, Reason.USER_UNKNOWN, "5.1.1"),
+    ("postfix_dsn_full_message.eml", FailureKind.DEAD, Reason.USER_UNKNOWN, "5.1.1"),
+    ("postfix_delayed_4xx.eml", FailureKind.DELAYED, Reason.DELAYED, "4.4.1"),
+    ("postfix_delayed_remote_451.eml", FailureKind.DELAYED, Reason.DELAYED, "4.3.0"),
+    # Action: failed with 4.x.x: the sender gave up on the message, the address is not dead
+    ("postfix_expired_4xx.eml", FailureKind.TROUBLE, Reason.EXPIRED, "4.4.1"),
+    ("postfix_expired_remote_451.eml", FailureKind.TROUBLE, Reason.EXPIRED, "4.3.0"),
+    ("postfix_dsn_success_relayed.eml", FailureKind.REPORT, Reason.DELIVERED, "2.0.0"),
 ])
-def test_real_postfix_dsns(sample, kind, status):
+def test_real_postfix_dsns(sample, kind, reason, status):
     verdict = detect((MAIL / sample).read_bytes())
-    assert verdict.detected_by == "dsn" and verdict.failures[0].kind is kind
-    if status:
-        assert verdict.failures[0].status == status
+    assert verdict.detected_by == "dsn"
+    assert (verdict.failures[0].kind, verdict.failures[0].reason, verdict.failures[0].status) == (kind, reason, status)
 
 
 def test_the_relayed_message_sample_is_not_a_bounce():

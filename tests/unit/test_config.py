@@ -324,3 +324,20 @@ def test_export_settings(tmp_path):
                      'pdf_font = "fonts/Body.ttf"\nmax_attachment_bytes = 5000000\n').export
     assert (settings.directory, settings.pdf_max_pages, settings.pdf_font) == (Path("/var/x"), 40, font)
     assert settings.pdf_font_bold is None and settings.max_attachment_bytes == 5_000_000
+@pytest.mark.parametrize("table, key", [
+    ("retry_after_minutes = [0]", "retry_after_minutes"),
+    ('retry_after_minutes = ["1h"]', "retry_after_minutes"),
+    ("unreachable_after_hours = 0", "unreachable_after_hours"),
+    ("unreachable_after_reports = true", "unreachable_after_reports"),
+    ("notify_staff_every_hours = -1", "notify_staff_every_hours"),
+    ("retry_after = [60]", "retry_after"),
+])
+def test_bounces_table_is_validated(tmp_path, table, key):
+    message = _error(tmp_path, MINIMAL + f"\n[bounces]\n{table}\n")
+    assert "[bounces]" in message and key in message
+
+
+def test_bounces_table_reads_the_schedule(tmp_path):
+    settings = _load(tmp_path, MINIMAL + "\n[bounces]\nretry_after_minutes = []\nunreachable_after_reports = 2\n")
+    assert settings.bounces.retry_after_minutes == () and settings.bounces.unreachable_after_reports == 2
+    assert settings.bounces.unreachable_after_hours == 24

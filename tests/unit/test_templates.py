@@ -54,8 +54,11 @@ EXTRAS = {
     Notice.STAFF_UNKNOWN_COMMAND: {"problem": "unknown command #x", "valid": ("#note", "#close <note>")},
     Notice.CARD_WINDOW_WARNING: {"window": {"closes_around": NOW}},
     Notice.PRECLOSE_NOTICE: {"preclose": {"close_at": NOW}},
-    Notice.STAFF_DELIVERY_PROBLEM: {"problem": {"role": "merchant", "kind": "spam", "status": "5.7.1",
-                                                "diagnostic": "550 5.7.1 rejected as spam"}},
+    Notice.STAFF_DELIVERY_PROBLEM: {"problem": {"role": "merchant", "kind": "trouble", "reason": "mailboxfull",
+                                                "status": "5.2.2", "diagnostic": "552 5.2.2 Mailbox full",
+                                                "recipient": "support@shop.test", "next_retry": "2026-12-03T11:00",
+                                                "unreachable": False, "since": "2026-12-03T10:00",
+                                                "notify_hours": 24}},
     Notice.STAFF_CASE_FROZEN: {"frozen": {"count": 31, "window_minutes": 10}},
     Notice.CONFIRM_COMPLAINT: {"confirm": {"reference": "TX-1001", "merchant": "Shop & Co", "date": NOW,
                                            "received_at": NOW}},
@@ -160,3 +163,18 @@ def test_nothing_is_asked_when_nothing_is_missing(locale):
     context["rights"] = {**RIGHTS, "evidence": {"missing": [], "found": []}}
     rendered = Renderer(DEFAULT_TEMPLATES_DIR).render("merchant_reminder", locale, context)
     assert EVIDENCE_WORDS[locale][0] not in rendered.text
+@pytest.mark.parametrize("locale", ["en", "fr"])
+@pytest.mark.parametrize("kind, reason, unreachable, words", [
+    ("dead", "userunknown", False, {"en": "does not exist", "fr": "n'existe pas"}),
+    ("trouble", "mailboxfull", False, {"en": "sent again at 2026-12-03T11:00", "fr": "renvoyé à 2026-12-03T11:00"}),
+    ("trouble", "blocked", True, {"en": "now counts as unreachable", "fr": "désormais considéré comme injoignable"}),
+    ("message", "virusdetected", False, {"en": "taken for a virus", "fr": "pris pour un virus"}),
+    ("feedback", "feedback", False, {"en": "marked our message", "fr": "a marqué notre message"}),
+])
+def test_delivery_problem_says_what_the_report_means(locale, kind, reason, unreachable, words):
+    problem = {**EXTRAS[Notice.STAFF_DELIVERY_PROBLEM]["problem"], "kind": kind, "reason": reason,
+               "unreachable": unreachable}
+    context = {**_context(Notice.STAFF_DELIVERY_PROBLEM, "s"), "problem": problem}
+    rendered = Renderer(DEFAULT_TEMPLATES_DIR).render("staff_delivery_problem", locale, context)
+    assert words[locale] in rendered.text
+    assert words[locale].replace("'", "&#39;") in rendered.html or words[locale] in rendered.html

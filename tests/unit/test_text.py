@@ -204,3 +204,33 @@ def test_quoted_command_in_html_reply_is_not_new_text():
     text = html_to_text(html)
     assert "> #resolved" in text
     assert new_text(text) == "Thanks, all sorted."
+
+
+@pytest.mark.parametrize("text, kept, dropped", [
+    # Thunderbird/Gmail inline answers under an attribution
+    ("Hello,\n\nOn Mon, 1 Dec 2026 at 10:00, Shop <s@shop.test> wrote:\n> Did the parcel arrive?\nNo, never.\n"
+     "> Do you have the tracking number?\nYes: 1Z999AA10123456784.\n>\n> Regards, Shop\n\nCarol\n",
+     ["Hello,", "No, never.", "Yes: 1Z999AA10123456784.", "Carol"], ["Did the parcel arrive", "Regards, Shop", "wrote:"]),
+    # French, answers right under each quoted question, wrapped attribution
+    ("Le lun. 1 déc. 2026 à 10:00, Boutique <\nb@shop.test> a écrit :\n> Quelle est la référence ?\nTX-1001\n"
+     "> Et le montant ?\n49,90 EUR\n",
+     ["TX-1001", "49,90 EUR"], ["Quelle est la référence", "a écrit"]),
+    # a command written between quoted lines is new text (commands are read from new text only)
+    ("> Please confirm you want staff to step in.\n#escalate\n> Thanks\n", ["#escalate"], ["Please confirm", "Thanks"]),
+])
+def test_new_text_of_an_inline_reply_keeps_every_answer(text, kept, dropped):
+    result = new_text(text)
+    for words in kept:
+        assert words in result
+    for words in dropped:
+        assert words not in result
+
+
+def test_a_top_posted_reply_over_outlook_history_is_not_read_as_inline():
+    text = ("Refund sent today.\n\n________________________________\nFrom: Carol <c@x.test>\nSent: Monday\n"
+            "Subject: parcel\n\n> an old quote\nstill history\n")
+    assert new_text(text) == "Refund sent today."
+
+
+def test_new_text_is_never_empty_when_the_person_wrote_something():
+    assert new_text("From: someone@shop.test\nI wrote this line myself.\n") != ""

@@ -1,41 +1,94 @@
-"""Bounce detection: DETECTORS in order, cheap and certain first (STYLE R6).
+"""Delivery reports: every report read into one verdict with a reason per recipient.
 
-`detect(raw)` returns the failures a bounce reports. The VERP address (which outbox row
-and recipient a bounce is about) is read by the pipeline from the envelope, before this.
+DETECTORS run in order, cheap and certain first (STYLE R6): an abuse feedback report
+(ARF), a DSN, DSN fields in a report with a broken MIME structure, a challenge-response
+request, GNU Mailman's flufl.bounce detectors, then our own reader of reports written for
+people. The first that recognises the report wins. The VERP address (which outbox row and
+recipient a report is about) is read by the pipeline from the envelope, before this.
 """
 
 from __future__ import annotations
 
 import email
+from email.message import Message
 from email.policy import compat32
+from typing import Callable
 
-from gateway.mail.bounces import dsn, heuristics
-from gateway.mail.bounces.base import Failure, FailureKind, Verdict
+from gateway.mail.bounces import arf, challenge, dsn, heuristics, textual
+from gateway.mail.bounces.base import Failure, FailureKind, Reason, Verdict, failure
 from gateway.mail.limits import Limits, bound
 
-DETECTORS = (dsn.detect, heuristics.detect)
+__all__ = ["DETECTORS", "Failure", "FailureKind", "Reason", "Verdict", "confirm", "detect", "for_recipient"]
 
-__all__ = ["DETECTORS", "Failure", "FailureKind", "Verdict", "detect"]
+
+def _arf(message: Message, text: str) -> Verdict:
+    return arf.detect(message)
+
+
+def _dsn(message: Message, text: str) -> Verdict:
+    return dsn.detect(message, text)
+
+
+def _dsn_in_text(message: Message, text: str) -> Verdict:
+    return dsn.detect_in_text(text)
+
+
+def _text(message: Message, text: str) -> Verdict:
+    return textual.detect(message)
+
+
+DETECTORS: tuple[Callable[[Message, str], Verdict], ...] = (
+    _arf, _dsn, _dsn_in_text, challenge.detect, heuristics.detect, _text)
+
+
+def normalised(raw: bytes) -> bytes:
+    """Line ends as LF: reports with CR-only (old Mac) or mixed line ends parse like others."""
+    if b"\r" not in raw:
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def read(raw: bytes) -> tuple[Message, str]:
+    """The report parsed (compat32) and its human-readable text."""
+    message = email.message_from_bytes(normalised(raw), policy=compat32)
+    return message, textual.report_text(message)
 
 
 HEURISTIC_BYTES = 256 * 1024  # what the guessing detectors read: a report says what failed at its start
 
 
 def detect(raw: bytes, limits: Limits = Limits()) -> Verdict:
-    """The first detector that finds failures wins (a DSN is read exactly; heuristics guess).
+    """The first detector that recognises the report wins.
 
-    The guessing detectors (flufl.bounce's regular expressions) read only the first
-    HEURISTIC_BYTES: on megabytes of text they take seconds, and what a bounce reports is
-    at its start."""
+    The guessing detectors (flufl.bounce's regular expressions, our reader of reports
+    written for people) read only the first HEURISTIC_BYTES: on megabytes of text they
+    take seconds, and what a bounce reports is at its start."""
     bounded = bound(raw, limits).raw
-    message = email.message_from_bytes(bounded, policy=compat32)
+    message, text = read(bounded)
     for detector in DETECTORS:
-        if detector is heuristics.detect and len(bounded) > HEURISTIC_BYTES:
-            message = email.message_from_bytes(bounded[:HEURISTIC_BYTES], policy=compat32)
-        verdict = detector(message)
+        if detector in (heuristics.detect, _text) and len(bounded) > HEURISTIC_BYTES:
+            message, text = read(bounded[:HEURISTIC_BYTES])
+        verdict = detector(message, text)
         if verdict:
             return verdict
     return Verdict.none()
+
+
+def for_recipient(raw: bytes, verdict: Verdict, recipient: str) -> Failure:
+    """What a report says about `recipient`, when the envelope (VERP) already names it: the
+    report's entry for that address, else its only entry, else its words (a report may
+    name an internal alias, or nothing readable)."""
+    recipient = recipient.lower()
+    entries = verdict.failures
+    for entry in entries:
+        if entry.recipient == recipient:
+            return entry
+    if entries and (len(entries) == 1 or len({(e.reason, e.permanent) for e in entries}) == 1):
+        first = entries[0]
+        return Failure(recipient, first.reason, first.status, first.diagnostic, first.permanent, first.remote_mta)
+    _, text = read(raw)
+    return failure(recipient, None, textual.window(text, recipient)[:1000] or "a report without a readable reason",
+                   gave_up=not textual.is_warning(text))
 
 
 def confirm(classification, raw: bytes, limits: Limits = Limits()):
@@ -49,6 +102,7 @@ def confirm(classification, raw: bytes, limits: Limits = Limits()):
     if classification.kind is not Kind.BOUNCE:
         return classification, Verdict.none()
     verdict = detect(raw, limits)
-    if not verdict and classification.reason == WEAK_BOUNCE_REASON:
-        return Classification(Kind.HUMAN, "bounce-like subject, but no delivery failure in it"), verdict
+    weak = classification.reason == WEAK_BOUNCE_REASON
+    if weak and not any(f.kind.failed or f.kind is FailureKind.DELAYED for f in verdict.failures):
+        return Classification(Kind.HUMAN, "bounce-like subject, but no delivery failure in it"), Verdict.none()
     return classification, verdict

@@ -1,4 +1,9 @@
-"""RFC 3464 delivery status notifications (multipart/report; report-type=delivery-status). Pure."""
+"""RFC 3464 delivery status notifications (multipart/report; report-type=delivery-status),
+RFC 6533 global DSNs, and DSN fields found in a report whose MIME structure is broken. Pure.
+
+Every recipient block is read, failed or not: `Action: delivered/relayed/expanded` is
+delivery evidence, `delayed` a warning, `failed` a failure with its reason.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,21 @@ import re
 from email.message import Message
 from email.policy import compat32
 
+from gateway.mail.bounces.base import Failure, Verdict, failure
+from gateway.mail.bounces.reasons import Reason
 from gateway.mail.parse import decode
-from gateway.mail.bounces.base import Failure, FailureKind, Verdict, classify_status
 
 MAX_RECIPIENT_BLOCKS = 100  # we send to one recipient per message: a report on more is not about ours
-_ADDRESS_RE = re.compile(r"<?([^\s<>;]+@[^\s<>;]+?)>?\s*$")
+_ADDRESS_RE = re.compile(r"<?([^\s<>;\"]+@[^\s<>;\"]+?)>?\s*$")
+_FIELDS_RE = re.compile(r"^(final-recipient|original-recipient|action|status|diagnostic-code|remote-mta)\s*:",
+                        re.IGNORECASE | re.MULTILINE)
+_STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_SUCCESS = {"delivered": Reason.DELIVERED, "relayed": Reason.DELIVERED, "expanded": Reason.EXPANDED}
 
 
 def _status_part(message: Message) -> Message | None:
     for part in message.walk():
-        if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
+        if part.get_content_type() in _STATUS_TYPES:
             return part
     return None
 
@@ -25,14 +35,28 @@ def _fields_blocks(part: Message) -> list[Message]:
     """The per-message and per-recipient field groups of a delivery-status part."""
     payload = part.get_payload()
     if isinstance(payload, list):  # the email package parses the groups as sub-messages
-        return payload
-    text = payload if isinstance(payload, str) else ""
-    return [email.message_from_string(block, policy=compat32) for block in re.split(r"\r?\n\r?\n", text) if block.strip()]
+        if len(payload) > 1 or not _looks_like_text(payload):
+            return payload
+        payload = payload[0].as_string()
+    if isinstance(payload, str) and part.get("Content-Transfer-Encoding", "").lower() in ("base64", "quoted-printable"):
+        raw = part.get_payload(decode=True)
+        payload = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else payload
+    return _blocks_from_text(payload if isinstance(payload, str) else "")
+
+
+def _looks_like_text(payload: list) -> bool:
+    return bool(payload) and not payload[0].keys()
+
+
+def _blocks_from_text(text: str) -> list[Message]:
+    return [email.message_from_string(block.strip("\n") + "\n", policy=compat32)
+            for block in re.split(r"\n[ \t]*\n", text) if block.strip()]
 
 
 def _field(block: Message, name: str) -> str:
-    """A DSN field as text (raw 8-bit bytes are read as UTF-8, never raised on)."""
-    return " ".join(decode(block.get(name)).split())
+    """A DSN field as text (raw 8-bit bytes read as UTF-8, RFC 2047 and xtext decoded)."""
+    value = " ".join(decode(block.get(name)).split())
+    return re.sub(r"\+([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value) if "+" in value else value
 
 
 def _address(value: str | None) -> str:
@@ -43,22 +67,57 @@ def _address(value: str | None) -> str:
     return match.group(1).lower().strip(".") if match else ""
 
 
-def detect(message: Message) -> Verdict:
-    """Failures reported by a DSN; empty when the message is not one."""
-    part = _status_part(message)
-    if part is None:
-        return Verdict.none("dsn")
-    failures = []
-    for block in _fields_blocks(part)[:MAX_RECIPIENT_BLOCKS]:
+def read_blocks(blocks: list[Message], text: str = "") -> tuple[Failure, ...]:
+    """One entry per recipient block that names a recipient and an action (the first
+    block per recipient: some MTAs repeat them). `text` is the report's text for people,
+    read for the recipient's reason when the Diagnostic-Code says little."""
+    from gateway.mail.bounces.textual import window
+
+    reports, seen = [], set()
+    for block in blocks[:MAX_RECIPIENT_BLOCKS]:
         # Original-Recipient is the address as we sent it; Final-Recipient may be an internal alias
         recipient = _address(_field(block, "Original-Recipient")) or _address(_field(block, "Final-Recipient"))
         action = _field(block, "Action").lower()
-        if not recipient or not action:
+        if not recipient or not action or recipient in seen:
             continue
-        status = _field(block, "Status").split(" ")[0] or None
+        seen.add(recipient)
+        context = window(text, recipient) if text else ""
+        status = (_field(block, "Status").split(" ")[0] or None)
         diagnostic = _field(block, "Diagnostic-Code") or None
-        if action.startswith("delayed"):
-            failures.append(Failure(recipient, FailureKind.DELAYED, status, diagnostic))
-        elif action.startswith("failed"):
-            failures.append(Failure(recipient, classify_status(status, diagnostic, gave_up=True), status, diagnostic))
-    return Verdict(tuple(failures), "dsn")
+        remote = _field(block, "Remote-MTA") or None
+        verb = action.split()[0].strip("();,")
+        if verb in _SUCCESS:
+            reports.append(Failure(recipient, _SUCCESS[verb], status, diagnostic, False, remote))
+        elif verb.startswith("delayed"):
+            reports.append(failure(recipient, status, diagnostic, gave_up=False, remote_mta=remote, context=context))
+        elif verb.startswith("failed") or verb == "failure":
+            reports.append(failure(recipient, status, diagnostic, remote_mta=remote, context=context))
+    return tuple(reports)
+
+
+def detect(message: Message, text: str = "") -> Verdict:
+    """What a DSN reports per recipient; empty when the message is not one."""
+    part = _status_part(message)
+    if part is not None:
+        return Verdict(read_blocks(_fields_blocks(part), text), "dsn")
+    return Verdict.none("dsn")
+
+
+def detect_in_text(text: str) -> Verdict:
+    """DSN fields written inline (a broken MIME boundary, Amazon WorkMail's technical
+    report in the text part): read when there are both Final-Recipient and Action."""
+    if len({m.group(1).lower() for m in _FIELDS_RE.finditer(text)} & {"final-recipient", "action"}) < 2:
+        return Verdict.none("dsn-text")
+    start = min(m.start() for m in _FIELDS_RE.finditer(text))
+    return Verdict(read_blocks(_blocks_from_text(_unwrap(text[start:])), text[:start]), "dsn-text")
+
+
+def _unwrap(text: str) -> str:
+    """Drop text lines between DSN fields that are neither a field nor a continuation."""
+    lines = []
+    for line in text.splitlines():
+        if not line.strip() or line[:1] in " \t" or re.match(r"^[A-Za-z][\w-]*\s*:", line):
+            lines.append(line)
+        else:
+            lines.append("")
+    return "\n".join(lines)

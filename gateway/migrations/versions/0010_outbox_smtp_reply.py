@@ -1,7 +1,7 @@
 """the smarthost's answer to each delivered message (the delivery ledger of an export)
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-27 08:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

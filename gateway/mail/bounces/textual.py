@@ -1,0 +1,193 @@
+"""Delivery reports written for people (Exim, qmail, Sendmail, Courier, OpenSMTPD, Exchange,
+Gmail, Domino, Japanese carriers and many more): the report's own text, the recipients it
+names and the words next to each. Pure.
+
+Our own reader behind the same interface as the DSN and flufl.bounce detectors: it looks
+only at the report's text, cut where the returned original message starts, so addresses
+quoted from the original (its To: and Received: lines) are never taken for failures.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from gateway.mail.bounces.base import Failure, Verdict, failure
+from gateway.mail.bounces.reasons import words_reason
+
+_ORIGINAL_RE = re.compile(
+    r"^\s*(-{2,}.*(original|unsent|returned|below this line|copy of the message|header of the original|"
+    r"message follows|message headers).*|"
+    r"(original message|unsent message|returned message|original message headers|original message follows)\s*[:-]*\s*|"
+    r"-+\s*(original|returned) message\s*-+.*|"
+    r"the (original|returned) message (is attached|follows).*|"
+    r"\s*received: .*|return-path: .*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ADDRESS_RE = re.compile(r"<?([a-z0-9!#$%&'*+/=?^_`{|}~.\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)+)>?", re.IGNORECASE)
+# Lines that name the failed address in the common formats, the address in group 1.
+_RECIPIENT_LINE_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
+    r"^\s*<([^<>\s]+@[^<>\s]+)>\s*:?\s*(\(.*\))?$",  # qmail, Postfix, Courier, McAfee: <addr>:
+    r"^\s*<([^<>\s]+@[^<>\s]+)>[:\s].*",  # <addr>: host said / <addr>   (Unknown user addr)
+    r"^\s*([^<>\s:]+@[^<>\s:]+?)\s*:?\s*$",  # Exim: an address alone on a line
+    r"^\s*([^<>\s:]+@[^<>\s:]+?)(?::| on | invalid | <| \().*$",  # OpenSMTPD, Exchange 5.5, Zoho
+    r"could not be delivered to:?\s*<?([^<>\s]+@[^<>\s]+?)>?[\s.,]*$",  # KDDI, various
+    r"(?:failed|undeliverable|delivery to|rejected)[^@\n]{0,60}?<([^<>\s]+@[^<>\s]+)>",
+    r"^\s*(?:to|recipient|rcpt to|final-recipient|original-recipient)\s*:\s*(?:rfc822;)?\s*<?([^<>\s;]+@[^<>\s;]+?)>?\s*$",
+    r"mailto:([^\s>\"]+@[^\s>\"]+)",  # Exchange 2007+: Name<mailto:addr>
+))
+_WARNING_RE = re.compile(
+    r"warning: message .* (still undelivered|delayed)|this is a warning message only|will (continue|keep) (trying|to try)|"
+    r"has not yet been delivered|delivery (to the following recipients? )?(has been |is )?delayed|"
+    r"is still (in the queue|being retried)|will be retried|message is delayed|not yet been able to deliver|"
+    r"no action is required on your part|still trying",
+    re.IGNORECASE,
+)
+_SKIP_LINE_RE = re.compile(r"^\s*(from|to|cc|subject|date|message-id|reply-to|sender|x-[\w-]+)\s*:", re.IGNORECASE)
+
+
+def report_text(message: Message) -> str:
+    """The text a person reads: the text parts of the report, never those of an attached
+    original message, cut where a quoted original starts."""
+    chunks: list[str] = []
+    _collect(message, chunks)
+    text = "\n".join(chunks)
+    match = _ORIGINAL_RE.search(text, pos=_first_content(text))
+    return text[:match.start()] if match else text
+
+
+def _first_content(text: str) -> int:
+    """Skip the first lines, so a report that starts with a Received-looking line keeps it."""
+    return min(len(text), 40)
+
+
+def _collect(part: Message, chunks: list[str]) -> None:
+    ctype = part.get_content_type()
+    if ctype in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global",
+                 "message/global-headers"):
+        return
+    if part.is_multipart():
+        payload = part.get_payload()
+        for sub in payload if isinstance(payload, list) else ():
+            _collect(sub, chunks)
+        return
+    if ctype.startswith("text/") or ctype in ("message/delivery-status", "message/global-delivery-status"):
+        chunks.append(_decoded(part))
+    elif ctype.startswith("multipart/"):  # its boundary was never found: the body is one text
+        chunks.append(_decoded(part))
+
+
+def _decoded(part: Message) -> str:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # a broken transfer encoding: read what is there
+        data = None
+    if not isinstance(data, bytes):
+        payload = part.get_payload()
+        return payload if isinstance(payload, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        text = data.decode(charset, "replace")
+    except LookupError:
+        text = data.decode("utf-8", "replace")
+    if part.get_content_type() == "text/html":
+        text = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", text, flags=re.IGNORECASE)
+        text = re.sub(r"<[^>]+>", " ", text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return text
+
+
+def window(text: str, recipient: str) -> str:
+    """The lines about `recipient`: from its first mention to the next blank line or
+    address (at most 8 lines); the whole report when those lines give no reason."""
+    block = _block(text, recipient)
+    return block if block and _specific(block) else (block + "\n" + text if block else text)
+
+
+def _specific(words: str) -> bool:
+    return bool(words_reason(words) or re.search(r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b", words))
+
+
+def _block(text: str, recipient: str) -> str:
+    lines = text.splitlines()
+    low = recipient.lower()
+    for i, line in enumerate(lines):
+        if low in line.lower() and not _SKIP_LINE_RE.match(line):
+            block = [line]
+            for nxt in lines[i + 1:i + 9]:
+                if not nxt.strip() and len(block) > 1:
+                    break
+                found = {a.lower() for a in _ADDRESS_RE.findall(nxt)}
+                if found and low not in found and _RECIPIENT_LINE_RES[0].match(nxt):
+                    break
+                block.append(nxt)
+            return "\n".join(block)
+    return ""
+
+
+def recipients(text: str) -> list[str]:
+    """Failed addresses named in a report's text, in order, without duplicates."""
+    found: list[str] = []
+    for line in text.splitlines():
+        if _SKIP_LINE_RE.match(line):
+            continue
+        for pattern in _RECIPIENT_LINE_RES:
+            match = pattern.search(line)
+            if match:
+                address = match.group(1).strip("<>.,;:()\"'").lower()
+                if "@" in address and _ADDRESS_RE.fullmatch(address) and address not in found:
+                    found.append(address)
+                break
+    return found
+
+
+def is_warning(text: str) -> bool:
+    """Whether a report says the message is only delayed and still being tried."""
+    return bool(_WARNING_RE.search(text))
+
+
+def failures_for(addresses: list[str], text: str) -> tuple[Failure, ...]:
+    """One failure per address, each read from the words next to it."""
+    gave_up = not is_warning(text)
+    out = []
+    for address in addresses:
+        words = _diagnostic(_block(text, address) or window(text, address), address)
+        out.append(failure(address, None, words, gave_up=gave_up, context=window(text, address)))
+    return tuple(out)
+
+
+def _diagnostic(words: str, address: str) -> str:
+    lines = [" ".join(line.split()) for line in words.splitlines() if line.strip()]
+    return " ".join(lines)[:1000]
+
+
+def _ignored(address: str, message: Message) -> bool:
+    """Our own envelope addresses and the report's sender are never the failed recipient."""
+    low = address.lower()
+    for name in ("From", "To"):
+        if low in str(message.get(name, "")).lower():
+            return True
+    local = low.split("@", 1)[0]
+    return local in ("mailer-daemon", "postmaster") or local.startswith("bounce+")
+
+
+def detect(message: Message) -> Verdict:
+    """Failures named in the report's own text (our reader for non-DSN reports)."""
+    text = report_text(message)
+    # An address in a report counts only with a reason or an SMTP code next to it: a
+    # person's message that merely quotes an address and the word "returned" is no report.
+    named = [a for a in recipients(text) if not _ignored(a, message) and _specific(_block(text, a))]
+    failed = _header_recipients(message) or named
+    if not failed:
+        return Verdict.none("text")
+    return Verdict(failures_for(failed, text), "text")
+
+
+def _header_recipients(message: Message) -> list[str]:
+    """X-Failed-Recipients (Exim, Gmail): the MTA's own machine-readable list."""
+    values = message.get_all("X-Failed-Recipients") or []
+    found: list[str] = []
+    for value in values:
+        for address in _ADDRESS_RE.findall(" ".join(str(value).split())):
+            if address.lower() not in found:
+                found.append(address.lower())
+    return found
