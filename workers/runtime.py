@@ -11,6 +11,7 @@ import dramatiq
 from gateway.clock import Clock, SystemClock
 from gateway.config import OutboundSettings, Settings
 from gateway.db import Database
+from gateway.mail.dkim import DkimSigner
 from gateway.mail.templating import Renderer
 from gateway.relay import MaildirRelay, Relay, SmtpRelay
 from workers.broker import build_broker
@@ -20,9 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def build_relay(outbound: OutboundSettings) -> Relay:
+    signer = DkimSigner.from_settings(outbound.dkim)  # None: the gateway does not sign
+    sign = signer.sign if signer else None
     if outbound.smtp is not None:
-        return SmtpRelay(outbound.smtp)
-    return MaildirRelay(outbound.maildir)
+        return SmtpRelay(outbound.smtp, sign=sign)
+    return MaildirRelay(outbound.maildir, sign=sign)
 
 
 class Runtime:
