@@ -3,11 +3,28 @@ with their zone, aligned tables. One zone throughout: [timers] timezone (JSON st
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 CELL_MAX = 60  # a longer cell (an error text) is cut, with an ellipsis
 TIME_FORMAT = "%Y-%m-%d %H:%M %Z"
+
+
+def is_calendar_date(at: datetime) -> bool:
+    """A date imported without a time (a CSV transaction_date) is stored as 00:00 UTC, and
+    so are the day-based timers counted from it: such a value names a day, not a moment,
+    and is shown as that day (never as 01:00 in Paris or 19:00 the day before in New York)."""
+    return at.tzinfo is not None and at.utcoffset() == timedelta(0) and at.time() == time(0)
+
+
+def local(at: datetime | date, zone: ZoneInfo) -> datetime | date:
+    """`at` in `zone` (a naive stored value is UTC); a calendar date stays on its day, and a
+    `date` is returned as it is."""
+    if not isinstance(at, datetime):
+        return at
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at if is_calendar_date(at) else at.astimezone(zone)
 
 
 class Display:
@@ -17,13 +34,17 @@ class Display:
         self.zone = ZoneInfo(timezone_name)
 
     def time(self, value: datetime | str | None) -> str:
-        """`2026-11-26 10:00 CET`; '-' when there is none."""
+        """`2026-11-26 10:00 CET`; a calendar date as `2026-11-26`; '-' when there is none."""
         if value in (None, ""):
             return "-"
-        at = datetime.fromisoformat(value) if isinstance(value, str) else value
-        if at.tzinfo is None:  # stored naive values are UTC
-            at = at.replace(tzinfo=timezone.utc)
-        return at.astimezone(self.zone).strftime(TIME_FORMAT)
+        at = local(datetime.fromisoformat(value) if isinstance(value, str) else value, self.zone)
+        return at.date().isoformat() if is_calendar_date(at) else at.strftime(TIME_FORMAT)
+
+    def date(self, value: datetime | str | None) -> str:
+        """The day of `value` in the display zone (a calendar date is its own day)."""
+        if value in (None, ""):
+            return "-"
+        return local(datetime.fromisoformat(value) if isinstance(value, str) else value, self.zone).date().isoformat()
 
     def value(self, value, key: str = "") -> str:
         """None and empty as '-', booleans as yes/no, lists joined, times (keys ending in

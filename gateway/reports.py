@@ -119,7 +119,7 @@ def format_case(case: dict, display=None) -> str:
     for key in _CASE_FIELDS:
         value = case.get(key)
         if key == "transaction_date" and value:
-            value = show.time(value)[:10]  # a date: the day in the display zone
+            value = show.date(value)
         lines.append(f"  {key.replace('_', ' ') + ':':24}{show.value(value, key)}")
     lines.append("History:")
     for event in case["events"]:
@@ -142,9 +142,11 @@ def format_case(case: dict, display=None) -> str:
             lines.append(f"  {show.time(bounce['at'])}  {bounce['kind']} {bounce['recipient']} "
                          f"{bounce['status'] or ''} ({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200].rstrip())
     if case.get("upcoming_timers"):
-        lines.append("Upcoming timers (what runs when, if nothing happens first):")
-        for timer in case["upcoming_timers"]:
-            lines.append(f"  {show.time(timer['at'])}  {timer['kind'].replace('_', ' ')} {timer['sequence']}")
+        lines.append("Upcoming timers (what runs when, if nothing happens first; a day alone: during that day):")
+        times = [show.time(timer["at"]) for timer in case["upcoming_timers"]]
+        width = max(len(t) for t in times)
+        for at, timer in zip(times, case["upcoming_timers"]):
+            lines.append(f"  {at:{width}}  {timer['kind'].replace('_', ' ')} {timer['sequence']}")
     return "\n".join(lines)
 
 

@@ -46,7 +46,7 @@ class Runtime:
 
         self.settings = settings
         self.database = Database(settings.database.url)
-        self.renderer = Renderer(settings.gateway.templates_dir)
+        self.renderer = Renderer(settings.gateway.templates_dir, settings.timers.timezone)
         self._clock = clock or SystemClock()
         self.relay = relay or build_relay(settings.outbound)
         self.broker = broker or build_broker(settings.broker, namespace=broker_namespace)

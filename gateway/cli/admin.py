@@ -141,7 +141,7 @@ def cmd_timers(args) -> int:
         runtime.close()
     for line in report:
         print(line)
-    print(f"{len(report)} timer action(s) as of {display_for(settings).time(clock.now())}")
+    print(f"{len(report)} timer action(s) as of {clock.now().isoformat()}")
     return 0
 
 
