@@ -54,8 +54,9 @@ command -v postconf >/dev/null || die "postconf not found: install Postfix first
 [ -f "$DIR/main.cf" ] || die "$DIR/main.cf not found (--config-dir)"
 
 pc() { postconf -c "$DIR" "$@"; }
+types=$(pc -m 2>&1) || die "postconf -m failed: $types"
 for type in hash regexp; do
-  pc -m | grep -qx "$type" || die "this Postfix has no '$type' map type (postconf -m)"
+  grep -qx "$type" <<<"$types" || die "this Postfix has no '$type' map type (postconf -m)"
 done
 
 TRANSPORT=$DIR/dispute-gateway-transport
