@@ -211,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_tree(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    """Every (command path, parser) below `parser`, e.g. (("cases", "list"), <parser>)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from command_tree(sub, (*prefix, name))
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)

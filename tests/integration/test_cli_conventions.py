@@ -12,46 +12,27 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from gateway import __version__
-from gateway.cli import build_parser, main
+from gateway.cli import build_parser, command_tree, main
 from gateway.cli.common import JsonFormatter, TextFormatter
 from gateway.display import Display, table
 from tests.harness import free_port
+from tests.integration.test_cli import _config as cli_config
 
 CLI = [sys.executable, "-m", "gateway.cli"]
 
 
 def _config(tmp_path: Path, port: int | None = None) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[gateway]
-domain = "disputes.test"
-secret_keys = ["a-test-secret-that-is-long-enough"]
-staff_addresses = ["staff@ops.test"]
-[database]
-url = "sqlite:///{tmp_path / 'cli.db'}"
-[ingress.smtp]
-port = {port or free_port()}
-[outbound]
-maildir = "{tmp_path / 'maildir'}"
-[metrics]
-enabled = false
-""")
+    """test_cli's configuration, without the metrics server (several run at once here)."""
+    path = cli_config(tmp_path, port)
+    path.write_text(path.read_text() + "[metrics]\nenabled = false\n")
     return path
-
-
-def _commands(parser: argparse.ArgumentParser, prefix=()):
-    """Every (path, parser) of the command tree."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield (*prefix, name), sub
-                yield from _commands(sub, (*prefix, name))
 
 
 def test_version(capsys):
@@ -61,7 +42,7 @@ def test_version(capsys):
 
 
 def test_every_command_says_what_it_does_and_documents_every_option():
-    commands = list(_commands(build_parser()))
+    commands = list(command_tree(build_parser()))
     assert len(commands) > 25
     for path, parser in commands:
         assert parser.description, path
@@ -155,21 +136,21 @@ def test_a_taken_port_is_said_in_one_line_at_once(tmp_path):
 
 
 def test_servers_log_a_start_and_a_stop_line(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(CLI + ["--config", str(_config(tmp_path, port)), "--log-format", "json", "run"],
+    process = subprocess.Popen(CLI + ["--config", str(_config(tmp_path)), "--log-format", "json", "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, b"")), daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(b"dispute-gateway running" in line for line in lines):
+            time.sleep(0.1)
     finally:
         process.terminate()
-        output = process.communicate(timeout=30)[0].decode()
-    messages = [json.loads(line)["message"] for line in output.splitlines() if line.startswith("{")]
-    assert process.returncode == 0, output
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    messages = [json.loads(line)["message"] for line in lines if line.startswith(b"{")]
+    assert process.returncode == 0, lines
     assert any(m.startswith("dispute-gateway running") for m in messages), messages
     assert messages[-1] == "dispute-gateway run stopped"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser
+from gateway.cli import build_parser, command_tree
 from gateway.cli.common import CONFIG_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_the_readme_installs_what_the_units_expect():
 
 def test_every_dispute_gateway_command_in_the_readme_exists():
     parser = build_parser()
-    names = {name for path, _ in _commands(parser) for name in path[:1]}
+    names = {name for path, _ in command_tree(parser) for name in path[:1]}
     found = re.findall(r"(?:`|\s|/)dispute-gateway(?:-admin)? ((?:--config \S+ )?([a-z][a-z-]*)[^\n`|#(]*)", README)
     commands = [command for command, first in found if first in names]
     firsts = {first for _, first in found if first in names}
@@ -88,16 +88,6 @@ def test_every_dispute_gateway_command_in_the_readme_exists():
         except SystemExit as stop:
             if stop.code:
                 raise AssertionError(f"README command does not parse: dispute-gateway {command}") from None
-
-
-def _commands(parser, prefix=()):
-    import argparse
-
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield (*prefix, name), sub
-                yield from _commands(sub, (*prefix, name))
 
 
 def test_the_admin_wrapper_runs_as_the_units_do():
