@@ -78,10 +78,17 @@ def load_settings(args) -> config_module.Settings:
     return settings
 
 
-def wait_for_signal() -> None:
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM. A server installs it before it starts anything,
+    so a stop that comes while it starts still ends it cleanly."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def wait_for_signal(stop: threading.Event | None = None) -> None:
+    stop = stop or stop_on_signals()
     while not stop.is_set():
         stop.wait(1)
 

@@ -10,6 +10,7 @@ import threading
 from gateway import __version__, config as config_module
 from gateway.cli.common import (
     load_settings,
+    stop_on_signals,
     wait_for_signal,
     upgrade_if_sqlite,
     require_shared_broker,
@@ -64,6 +65,7 @@ def cmd_run(args) -> int:
     from workers.runtime import Runtime
 
     settings = load_settings(args)
+    signalled = stop_on_signals()
     _warn_example_secret(settings)
     _warn_unsigned(settings)
     upgrade_if_sqlite(settings)
@@ -85,7 +87,7 @@ def cmd_run(args) -> int:
              __version__, settings.smtp_ingress.host, settings.smtp_ingress.port, _safe_url(settings.database.url),
              where or settings.outbound.maildir)
     try:
-        wait_for_signal()
+        wait_for_signal(signalled)
     finally:
         log.info("stopping: finishing the work in hand")
         controller.stop()
@@ -155,12 +157,13 @@ def cmd_poll_imap(args) -> int:
             print(f"{total} message(s) stored from {len(settings.imap)} mailbox(es)")
             return 0
         require_shared_broker(settings, "poll-imap")
+        signalled = stop_on_signals()
         stop = threading.Event()
         _serve_metrics(runtime, required=False)
         threads = _start_pollers(runtime, stop)
         log.info("poll-imap started (%s): reading %s IMAP mailbox(es)", __version__, len(threads))
         try:
-            wait_for_signal()
+            wait_for_signal(signalled)
         finally:
             stop.set()
             for thread in threads:
@@ -195,6 +198,7 @@ def cmd_serve_smtp(args) -> int:
     settings = load_settings(args)
     _warn_example_secret(settings)
     require_shared_broker(settings, "serve-smtp")
+    signalled = stop_on_signals()
     runtime = Runtime(settings, clock=args.clock)
     try:
         controller = _start_smtp(settings, runtime)
@@ -206,7 +210,7 @@ def cmd_serve_smtp(args) -> int:
         metrics_server = _serve_metrics(runtime)
         log.info("serve-smtp started (%s): SMTP ingress on %s:%s", __version__, settings.smtp_ingress.host,
                  settings.smtp_ingress.port)
-        wait_for_signal()
+        wait_for_signal(signalled)
     finally:
         controller.stop()
         if metrics_server:
@@ -222,12 +226,13 @@ def cmd_worker(args) -> int:
     settings = load_settings(args)
     require_shared_broker(settings, "worker")
     _warn_unsigned(settings)
+    signalled = stop_on_signals()
     runtime = Runtime(settings, clock=args.clock)
     worker = runtime.start_worker(args.threads)
     log.info("worker started (%s): %s threads on %s", __version__, args.threads or settings.workers.threads,
              _safe_url(settings.broker.url))
     try:
-        wait_for_signal()
+        wait_for_signal(signalled)
     finally:
         log.info("worker stopping: finishing the jobs in hand")
         worker.stop()
@@ -250,12 +255,13 @@ def cmd_scheduler(args) -> int:
         runtime.close()
         return 0
     require_shared_broker(settings, "scheduler")
+    signalled = stop_on_signals()
     stop = threading.Event()
     thread = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), daemon=True)
     thread.start()
     log.info("scheduler started (%s): a sweep every %s s", __version__, settings.workers.sweep_interval_seconds)
     try:
-        wait_for_signal()
+        wait_for_signal(signalled)
     finally:
         stop.set()
         thread.join(timeout=30)

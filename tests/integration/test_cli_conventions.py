@@ -135,8 +135,15 @@ def test_a_taken_port_is_said_in_one_line_at_once(tmp_path):
     assert "Traceback" not in done.stderr.decode()
 
 
-def test_servers_log_a_start_and_a_stop_line(tmp_path):
-    process = subprocess.Popen(CLI + ["--config", str(_config(tmp_path)), "--log-format", "json", "run"],
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("stop_when", ["started", "port open"])
+def test_servers_log_a_start_and_a_stop_line_even_when_stopped_while_starting(tmp_path, stop_when):
+    port = free_port()
+    process = subprocess.Popen(CLI + ["--config", str(_config(tmp_path, port)), "--log-format", "json", "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines: list[bytes] = []
@@ -144,8 +151,9 @@ def test_servers_log_a_start_and_a_stop_line(tmp_path):
     reader.start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(b"dispute-gateway running" in line for line in lines):
-            time.sleep(0.1)
+        while time.monotonic() < deadline and not (any(b"dispute-gateway running" in line for line in lines)
+                                                   or (stop_when == "port open" and _listening(port))):
+            time.sleep(0.05)
     finally:
         process.terminate()
         process.wait(timeout=30)
