@@ -28,6 +28,8 @@ from gateway.settings import (  # noqa: F401 - re-exported: callers import them 
     SmtpIngressSettings,
     ImapMailbox,
     SmtpOutboundSettings,
+    DkimKey,
+    DkimSettings,
     OutboundSettings,
     WorkerSettings,
     TimerSettings,
@@ -134,7 +136,7 @@ def from_dict(
     if ingress:
         imap = _imap(ingress, environ)
         ingress.reject_unknown()
-    outbound = _outbound(root.table("outbound"), environ, base_dir, source)
+    outbound = _outbound(root.table("outbound"), environ, base_dir, source, domain=gateway.domain)
     workers = _workers(root.table("workers"))
     timers = _timers(root.table("timers"))
     hygiene = _hygiene(root.table("hygiene"))
@@ -298,7 +300,8 @@ def _smtp_ingress(table: _Reader | None) -> SmtpIngressSettings:
     return SmtpIngressSettings(host=host, port=port, hostname=hostname, max_message_bytes=limit)
 
 
-def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, source: str) -> OutboundSettings:
+def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, source: str, *,
+              domain: str) -> OutboundSettings:
     if table is None:
         raise ConfigError(f"{source}: [outbound]: missing: set [outbound.smtp] (a smarthost) or [outbound] maildir")
     smtp_table = table.table("smtp")
@@ -331,6 +334,7 @@ def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, so
     table.check("retry_base_seconds", base >= 1, "must be at least 1")
     ceiling = table.get("retry_max_seconds", int, 3600)
     table.check("retry_max_seconds", ceiling >= base, "must be at least retry_base_seconds")
+    dkim_settings = _dkim(table.table("dkim"), base_dir, domain)
     table.reject_unknown()
     return OutboundSettings(
         smtp=smtp,
@@ -338,7 +342,51 @@ def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, so
         max_attempts=attempts,
         retry_base_seconds=base,
         retry_max_seconds=ceiling,
+        dkim=dkim_settings,
     )
+
+
+def _dkim(table: _Reader | None, base_dir: Path, domain: str) -> DkimSettings:
+    """[outbound.dkim]: selector and key_file (the key that signs), and during a rotation
+    [[outbound.dkim.extra_keys]] tables (each also signs every message)."""
+    if table is None:
+        return DkimSettings(domain=domain)
+    enabled = table.get("enabled", bool, True)
+    keys = [_dkim_key(table, base_dir, enabled, required=enabled)]
+    extra = table._data.get("extra_keys", [])
+    table._used.add("extra_keys")
+    table.check("extra_keys", isinstance(extra, list) and all(isinstance(t, dict) for t in extra),
+                "expected [[outbound.dkim.extra_keys]] tables")
+    for number, data in enumerate(extra, start=1):
+        extra_table = _Reader(data, f"outbound.dkim.extra_keys #{number}", table._source)
+        keys.append(_dkim_key(extra_table, base_dir, enabled, required=True))
+        extra_table.reject_unknown()
+    table.reject_unknown()
+    found = tuple(key for key in keys if key is not None)
+    selectors = [key.selector for key in found]
+    table.check("selector", len(selectors) == len(set(selectors)), "each key needs its own selector")
+    return DkimSettings(domain=domain, keys=found, enabled=enabled, configured=True)
+
+
+def _dkim_key(table: _Reader, base_dir: Path, check_file: bool, *, required: bool) -> DkimKey | None:
+    from gateway.mail import dkim
+
+    selector = table.get("selector", str, None, required=required)
+    key_file = table.get("key_file", str, None, required=required)
+    if selector is None and key_file is None:
+        return None
+    table.check("selector", selector is not None, "missing (required with key_file)")
+    table.check("key_file", key_file is not None, "missing (required with selector)")
+    selector = selector.strip().lower()
+    table.check("selector", dkim.is_selector(selector),
+                f"not a DNS label (letters, digits and '-', at most 63): {selector!r}")
+    path = (base_dir / key_file).resolve()
+    if check_file:
+        try:
+            dkim.read_private_key(path)
+        except dkim.KeyProblem as problem:
+            table.check("key_file", False, str(problem))
+    return DkimKey(selector=selector, key_file=path)
 
 
 def _workers(table: _Reader | None) -> WorkerSettings:

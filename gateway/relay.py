@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from gateway.config import SmtpOutboundSettings
 
@@ -55,11 +55,17 @@ def _failure(code: int, text: str, *, recipient_level: bool) -> DeliveryError:
     return cls(f"{code} {text}", code, recipient_level=recipient_level and code != 421)
 
 
-class SmtpRelay:
-    """Sends through the configured smarthost with the VERP envelope sender."""
+def _unchanged(raw: bytes) -> bytes:
+    return raw
 
-    def __init__(self, settings: SmtpOutboundSettings) -> None:
+
+class SmtpRelay:
+    """Sends through the configured smarthost with the VERP envelope sender. `sign` (the
+    DKIM signer's `sign`, gateway/mail/dkim.py) is applied to the bytes as they are sent."""
+
+    def __init__(self, settings: SmtpOutboundSettings, *, sign: Callable[[bytes], bytes] | None = None) -> None:
         self.settings = settings
+        self._sign = sign or _unchanged
         self._local = threading.local()
 
     def _connect(self) -> smtplib.SMTP:
@@ -105,6 +111,7 @@ class SmtpRelay:
                 pass
 
     def send(self, mail_from: str, recipient: str, raw: bytes) -> str:
+        raw = self._sign(raw)
         try:
             return self._send_once(mail_from, recipient, raw)
         except _Disconnected:  # a reused connection the smarthost had closed: once more, afresh
@@ -186,8 +193,9 @@ class MaildirRelay:
     The envelope goes into X-Gateway-Envelope-* headers so a person can see who it was for.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, sign: Callable[[bytes], bytes] | None = None) -> None:
         self.path = Path(path)
+        self._sign = sign or _unchanged
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._box = mailbox.Maildir(str(self.path), create=True)
         self._lock = threading.Lock()
@@ -195,7 +203,7 @@ class MaildirRelay:
     def send(self, mail_from: str, recipient: str, raw: bytes) -> str:
         envelope = f"X-Gateway-Envelope-From: {mail_from}\r\nX-Gateway-Envelope-To: {recipient}\r\n".encode()
         with self._lock:
-            key = self._box.add(envelope + raw)
+            key = self._box.add(envelope + self._sign(raw))
         return f"stored in {self.path} as {key}"
 
     def check(self) -> None:

@@ -109,33 +109,46 @@ def show_merchant(db: Session, merchant_id: str) -> dict | None:
     }
 
 
-def format_case_list(cases: list[dict]) -> str:
-    if not cases:
-        return "no cases"
-    lines = [f"{'REFERENCE':10} {'STATE':18} {'CATEGORY':9} {'ESC':3} {'MERCHANT':14} {'OPENED':20} SUBJECT"]
-    for c in cases:
-        lines.append(f"{c['reference']:10} {c['state']:18} {c['category'] or '-':9} {'yes' if c['escalated'] else '-':3} "
-                     f"{c['merchant_id'][:14]:14} {(c['opened_at'] or '')[:19]:20} {c['subject'][:60]}")
-    return "\n".join(lines)
+def format_case_list(cases: list[dict], display=None) -> str:
+    """The `cases list` table; times in `display`'s zone ([timers] timezone)."""
+    from gateway.display import UTC_DISPLAY, table
+
+    return table(cases, ("reference", "state", "category", "escalated", "merchant_id", "opened_at", "subject"),
+                 display=display or UTC_DISPLAY, empty="no cases")
 
 
-def format_case(case: dict) -> str:
+_CASE_FIELDS = ("state", "category", "dispute_type", "escalated", "merchant_unreachable", "frozen", "closed_reason",
+                "customer_email", "merchant_id", "transaction_reference", "transaction_date", "opened_at", "closed_at",
+                "next_due_at")
+
+
+def format_case(case: dict, display=None) -> str:
+    """`cases show` as text; every time in `display`'s zone ([timers] timezone), with it."""
+    from gateway.addresses import PARTY_NAMES
+    from gateway.display import UTC_DISPLAY
+
+    show = display or UTC_DISPLAY
     lines = [f"Case {case['reference']}: {case['subject']}"]
-    for key in ("state", "category", "dispute_type", "escalated", "merchant_unreachable", "frozen", "closed_reason",
-                "customer_email", "merchant_id", "transaction_reference", "opened_at", "closed_at", "next_due_at"):
-        lines.append(f"  {key + ':':24}{case[key]}")
+    for key in _CASE_FIELDS:
+        value = case.get(key)
+        if key == "transaction_date" and value:
+            value = show.date(value)
+        lines.append(f"  {key.replace('_', ' ') + ':':24}{show.value(value, key)}")
     lines.append("History:")
     for event in case["events"]:
-        detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items())
-        lines.append(f"  {event['at'][:19]}  {event['kind']:24} {event['party'] or '-'}  {detail}")
+        detail = show.value(event["detail"])
+        party = PARTY_NAMES.get(event["party"] or "", event["party"] or "-")
+        lines.append(f"  {show.time(event['at'])}  {event['kind']:24} {party:9} {detail if detail != '-' else ''}"
+                     .rstrip())
         if "message" in event and event["message"]["text"]:
             for text_line in event["message"]["text"].splitlines()[:20]:
                 lines.append(f"      | {text_line}")
     if case["held_messages"]:
         lines.append("Held messages (release with #release <id> from the staff address):")
         for held in case["held_messages"]:
-            state = f"released {held['released_at'][:19]}" if held["released_at"] else "held"
-            lines.append(f"  #{held['id']} from the {held['party']} side: {held['reason']} [{state}]")
+            state = f"released {show.time(held['released_at'])}" if held["released_at"] else "held"
+            lines.append(f"  #{held['id']} from the {PARTY_NAMES.get(held['party'], held['party'])} side: "
+                         f"{held['reason']} [{state}]")
             sender = held.get("sender") or {}
             if sender:
                 auth = sender.get("authentication") or {}
@@ -146,9 +159,8 @@ def format_case(case: dict) -> str:
     if case["bounces"]:
         lines.append("Bounces:")
         for bounce in case["bounces"]:
-            lines.append(f"  {bounce['at'][:19]} {bounce['kind']} ({bounce['reason']}) {bounce['recipient']} "
-                         f"{bounce['status'] or ''} "
-                         f"({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200])
+            lines.append(f"  {show.time(bounce['at'])}  {bounce['kind']} ({bounce['reason']}) {bounce['recipient']} "
+                         f"{bounce['status'] or ''} ({bounce['detected_by']}) {bounce['diagnostic'] or ''}"[:200].rstrip())
     if "evidence" in case:
         lines.append("Evidence found in the parties' messages:" if case["evidence"] else "Evidence: none recognised yet")
         for fact in case["evidence"]:
@@ -157,14 +169,16 @@ def format_case(case: dict) -> str:
                                                 fact["qualifier"]) if x)
             source = "text" if fact["source"] == "text" else f"attachment {fact['source']}"
             lines.append(f"  {what}: {fact['value']}{extra}  [{PARTY_ROLES.get(fact['party'], fact['party'])}, "
-                         f"message #{fact['message']} of {fact['at'][:16]}, {source}]")
+                         f"message #{fact['message']} of {show.time(fact['at'])}, {source}]")
         if case["missing_evidence"]:
             lines.append(f"Still missing for a {case['dispute_type'].replace('_', ' ')} dispute: "
                          + ", ".join(m.replace("_", " ") for m in case["missing_evidence"]))
     if case.get("upcoming_timers"):
-        lines.append("Upcoming timers (what runs when, if nothing happens first):")
-        for timer in case["upcoming_timers"]:
-            lines.append(f"  {timer['local']}  {timer['kind'].replace('_', ' ')} {timer['sequence']}")
+        lines.append("Upcoming timers (what runs when, if nothing happens first; a day alone: during that day):")
+        times = [show.time(timer["at"]) for timer in case["upcoming_timers"]]
+        width = max(len(t) for t in times)
+        for at, timer in zip(times, case["upcoming_timers"]):
+            lines.append(f"  {at:{width}}  {timer['kind'].replace('_', ' ')} {timer['sequence']}")
     return "\n".join(lines)
 
 

@@ -108,12 +108,38 @@ class SmtpOutboundSettings:
 
 
 @dataclass(frozen=True)
+class DkimKey:
+    """One DKIM key: its selector (the DNS name `<selector>._domainkey.<domain>`) and the
+    PEM file of its RSA private key."""
+
+    selector: str
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """[outbound.dkim]: outgoing mail is signed with every key in `keys` (d=`domain`, the
+    gateway's domain). `configured` is False when the table is absent; `enabled` False when
+    the administrator turned our signing off (the MTA signs instead)."""
+
+    domain: str = ""
+    keys: tuple[DkimKey, ...] = ()
+    enabled: bool = False
+    configured: bool = False
+
+    @property
+    def signing(self) -> bool:
+        return self.enabled and bool(self.keys)
+
+
+@dataclass(frozen=True)
 class OutboundSettings:
     smtp: SmtpOutboundSettings | None = None
     maildir: Path | None = None
     max_attempts: int = 48  # with the default backoff, more than the 24 hours a soft bounce is given
     retry_base_seconds: int = 60
     retry_max_seconds: int = 3600
+    dkim: DkimSettings = field(default_factory=DkimSettings)
 
 
 @dataclass(frozen=True)

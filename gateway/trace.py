@@ -106,7 +106,7 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
             states = {c.id: c.state for c in db.scalars(select(Case))}
             with _quiet_logs():  # the pipeline's "processed" lines would read as if it had happened
                 result = pipeline.process_inbound(db, inbound_id, settings=settings,
-                                                  renderer=Renderer(settings.gateway.templates_dir), now=now)
+                                                  renderer=Renderer(settings.gateway.templates_dir, settings.timers.timezone), now=now)
             say("== decision")
             say(f"  {result.disposition}")
             if result.case_id is not None:

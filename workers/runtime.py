@@ -12,6 +12,7 @@ from gateway.authentication import DnsResolver, Resolver
 from gateway.clock import Clock, SystemClock
 from gateway.config import OutboundSettings, Settings
 from gateway.db import Database
+from gateway.mail.dkim import DkimSigner
 from gateway.mail.templating import Renderer
 from gateway.relay import MaildirRelay, Relay, SmtpRelay
 from workers.broker import build_broker
@@ -21,9 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def build_relay(outbound: OutboundSettings) -> Relay:
+    signer = DkimSigner.from_settings(outbound.dkim)  # None: the gateway does not sign
+    sign = signer.sign if signer else None
     if outbound.smtp is not None:
-        return SmtpRelay(outbound.smtp)
-    return MaildirRelay(outbound.maildir)
+        return SmtpRelay(outbound.smtp, sign=sign)
+    return MaildirRelay(outbound.maildir, sign=sign)
 
 
 class Runtime:
@@ -45,7 +48,7 @@ class Runtime:
 
         self.settings = settings
         self.database = Database(settings.database.url)
-        self.renderer = Renderer(settings.gateway.templates_dir)
+        self.renderer = Renderer(settings.gateway.templates_dir, settings.timers.timezone)
         self._clock = clock or SystemClock()
         self.relay = relay or build_relay(settings.outbound)
         hygiene = settings.hygiene

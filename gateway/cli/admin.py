@@ -14,6 +14,12 @@ from gateway.cli.common import (
     print_data,
     table,
 )
+from gateway.display import Display
+
+
+def display_for(settings) -> Display:
+    """Times for people in [timers] timezone, the zone of every time the gateway shows."""
+    return Display(settings.timers.timezone)
 
 
 def cmd_health(args) -> int:
@@ -81,7 +87,8 @@ def cmd_cases(args) -> int:
         with database.unit_of_work() as db:
             if args.action == "list":
                 cases = reports.list_cases(db, state=args.state)
-                print(json.dumps(cases, indent=2) if args.json else reports.format_case_list(cases))
+                print(json.dumps(cases, indent=2) if args.json
+                      else reports.format_case_list(cases, display_for(settings)))
                 return 0
             case = reports.show_case(db, args.reference, settings=settings, evidence=True)
     finally:
@@ -89,7 +96,7 @@ def cmd_cases(args) -> int:
     if case is None:
         print(f"error: no case {args.reference}", file=sys.stderr)
         return 1
-    print(json.dumps(case, indent=2, default=str) if args.json else reports.format_case(case))
+    print(json.dumps(case, indent=2, default=str) if args.json else reports.format_case(case, display_for(settings)))
     return 0
 
 
@@ -113,8 +120,9 @@ def cmd_merchants(args) -> int:
     if args.json:
         print(json.dumps(merchant, indent=2))
     else:
+        display = display_for(settings)
         for key, value in merchant.items():
-            print(f"{key + ':':24}{', '.join(value) if isinstance(value, list) else value}")
+            print(f"{key.replace('_', ' ') + ':':24}{display.value(value, key)}")
     return 0
 
 
@@ -179,14 +187,16 @@ def cmd_quarantine(args) -> int:
         with runtime.database.unit_of_work() as db:
             if args.action == "list":
                 listing = reports.list_quarantine(db, page=args.page, per_page=max(1, args.per_page))
-                print_data(listing, args.json, _quarantine_page)
+                print_data(listing, args.json, lambda page: _quarantine_page(page, display_for(settings)))
                 return 0
             if args.action == "show":
                 found = reports.show_inbound(db, args.id)
                 if found is None:
                     print(f"error: no inbound message {args.id}", file=sys.stderr)
                     return 1
-                print_data(found, args.json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+                display = display_for(settings)
+                print_data(found, args.json, lambda d: "\n".join(
+                    f"{k.replace('_', ' ')}: {display.value(v, k) if k != 'raw' else chr(10) + v}" for k, v in d.items()))
                 return 0
             requeued = repair.requeue_inbound(db, args.id, now=runtime.now(),
                                               lease_seconds=settings.workers.lease_seconds)
@@ -201,7 +211,7 @@ def cmd_quarantine(args) -> int:
         runtime.close()
 
 
-def _quarantine_page(listing: dict) -> str:
+def _quarantine_page(listing: dict, display) -> str:
     """A page of `quarantine list` and where it stands among all of them."""
     rows, total, page = listing["messages"], listing["total"], listing["page"]
     if not total:
@@ -210,7 +220,7 @@ def _quarantine_page(listing: dict) -> str:
     where = (f"{total} message(s) in quarantine; showing {first}-{first + len(rows) - 1} "
              f"(page {page} of {listing['pages']}, newest first")
     where += f"; next: --page {page + 1})" if page < listing["pages"] else ")"
-    return table(rows, ("id", "status", "received_at", "mail_from", "disposition", "error")) + "\n" + where
+    return table(rows, ("id", "status", "received_at", "mail_from", "disposition", "error"), display=display) + "\n" + where
 
 
 def cmd_outbox(args) -> int:
@@ -225,7 +235,8 @@ def cmd_outbox(args) -> int:
             with runtime.database.unit_of_work() as db:
                 rows = reports.list_outbox(db, status=args.status)
             print_data(rows, args.json, lambda r: table(r, ("id", "status", "kind", "party", "recipient", "attempts",
-                                                         "last_error")))
+                                                         "next_attempt_at", "last_error"),
+                                                         display=display_for(settings)))
             return 0
         with runtime.database.unit_of_work() as db:
             requeued = repair.requeue_outbox(db, args.id, now=runtime.now(), lease_seconds=settings.workers.lease_seconds)

@@ -2,44 +2,94 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 
-from gateway import config as config_module
+from gateway import __version__, config as config_module
 from gateway.cli.common import (
     load_settings,
+    stop_on_signals,
     wait_for_signal,
     upgrade_if_sqlite,
     require_shared_broker,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway")
+
+
+class PortTaken(Exception):
+    """A server's port is in use by another program (one line for stderr)."""
+
+
+def ensure_port_free(host: str, port: int, what: str) -> None:
+    """Raise PortTaken at once when (host, port) cannot be listened on, instead of waiting
+    for the server thread to give up."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise PortTaken(f"{what}: cannot listen on {host}:{port}: {error.strerror}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise PortTaken(f"{what}: {host}:{port} is in use by another program (another gateway "
+                                    "process?): stop it or choose another port") from None
+                raise PortTaken(f"{what}: cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def _start_smtp(settings, runtime):
+    from gateway.ingress import smtp
+
+    ensure_port_free(settings.smtp_ingress.host, settings.smtp_ingress.port, "[ingress.smtp]")
+    return smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for the log."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: say nothing of it
+        return "(the configured database)"
 
 
 def cmd_run(args) -> int:
     """Embedded all-in-one: SMTP ingress, in-process workers and the scheduler."""
-    from gateway.ingress import smtp
     from workers import scheduler
     from workers.runtime import Runtime
 
     settings = load_settings(args)
+    signalled = stop_on_signals()
     _warn_example_secret(settings)
+    _warn_unsigned(settings)
     upgrade_if_sqlite(settings)
     runtime = Runtime(settings, clock=args.clock)
     worker = runtime.start_worker()
-    controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+    try:
+        controller = _start_smtp(settings, runtime)
+    except BaseException:
+        worker.stop()
+        runtime.close()
+        raise
     metrics_server = _serve_metrics(runtime)
     stop = threading.Event()
     sweeper = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), name="scheduler", daemon=True)
     sweeper.start()
     pollers = _start_pollers(runtime, stop)
     where = settings.outbound.smtp and f"smarthost {settings.outbound.smtp.host}:{settings.outbound.smtp.port}"
-    print(f"dispute-gateway running: SMTP on {settings.smtp_ingress.host}:{settings.smtp_ingress.port}, "
-          f"database {settings.database.url}, outbound to {where or settings.outbound.maildir}. Ctrl-C stops.",
-          flush=True)
+    log.info("dispute-gateway running (%s, run): SMTP on %s:%s, database %s, outbound to %s. Ctrl-C stops.",
+             __version__, settings.smtp_ingress.host, settings.smtp_ingress.port, _safe_url(settings.database.url),
+             where or settings.outbound.maildir)
     try:
-        wait_for_signal()
+        wait_for_signal(signalled)
     finally:
+        log.info("stopping: finishing the work in hand")
         controller.stop()
         stop.set()
         for poller in pollers:
@@ -48,6 +98,7 @@ def cmd_run(args) -> int:
         if metrics_server:
             metrics_server.shutdown()
         runtime.close()
+        log.info("dispute-gateway run stopped")
     return 0
 
 
@@ -58,6 +109,14 @@ def _warn_example_secret(settings) -> None:
     if EXAMPLE_SECRET in settings.gateway.secret_keys:
         log.warning("[gateway] secret_keys still holds the example key from config.example.toml: anyone who "
                     "has read it can forge case addresses. Set your own before going live.")
+
+
+def _warn_unsigned(settings) -> None:
+    """Mail sent through a smarthost without a DKIM signature lands in spam at the large
+    mailbox providers; say so unless signing is on or left to the MTA on purpose."""
+    if settings.outbound.smtp is not None and not settings.outbound.dkim.configured:
+        log.warning("outgoing mail is not DKIM-signed: set [outbound.dkim] selector and key_file "
+                    "(`dispute-gateway dkim keygen`), or enabled = false there if your MTA signs it")
 
 
 def _start_pollers(runtime, stop: threading.Event) -> list[threading.Thread]:
@@ -98,16 +157,18 @@ def cmd_poll_imap(args) -> int:
             print(f"{total} message(s) stored from {len(settings.imap)} mailbox(es)")
             return 0
         require_shared_broker(settings, "poll-imap")
+        signalled = stop_on_signals()
         stop = threading.Event()
         _serve_metrics(runtime, required=False)
         threads = _start_pollers(runtime, stop)
-        print(f"reading {len(threads)} IMAP mailbox(es)", flush=True)
+        log.info("poll-imap started (%s): reading %s IMAP mailbox(es)", __version__, len(threads))
         try:
-            wait_for_signal()
+            wait_for_signal(signalled)
         finally:
             stop.set()
             for thread in threads:
                 thread.join(timeout=5)
+            log.info("poll-imap stopped")
         return 0
     finally:
         runtime.close()
@@ -132,21 +193,30 @@ def _serve_metrics(runtime, *, required: bool = True):
 
 
 def cmd_serve_smtp(args) -> int:
-    from gateway.ingress import smtp
     from workers.runtime import Runtime
 
     settings = load_settings(args)
     _warn_example_secret(settings)
     require_shared_broker(settings, "serve-smtp")
+    signalled = stop_on_signals()
     runtime = Runtime(settings, clock=args.clock)
-    controller = smtp.start(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
-    _serve_metrics(runtime)
-    print(f"SMTP ingress on {settings.smtp_ingress.host}:{settings.smtp_ingress.port}", flush=True)
     try:
-        wait_for_signal()
+        controller = _start_smtp(settings, runtime)
+    except BaseException:
+        runtime.close()
+        raise
+    metrics_server = None
+    try:
+        metrics_server = _serve_metrics(runtime)
+        log.info("serve-smtp started (%s): SMTP ingress on %s:%s", __version__, settings.smtp_ingress.host,
+                 settings.smtp_ingress.port)
+        wait_for_signal(signalled)
     finally:
         controller.stop()
+        if metrics_server:
+            metrics_server.shutdown()
         runtime.close()
+        log.info("serve-smtp stopped")
     return 0
 
 
@@ -155,14 +225,19 @@ def cmd_worker(args) -> int:
 
     settings = load_settings(args)
     require_shared_broker(settings, "worker")
+    _warn_unsigned(settings)
+    signalled = stop_on_signals()
     runtime = Runtime(settings, clock=args.clock)
     worker = runtime.start_worker(args.threads)
-    print(f"worker running with {args.threads or settings.workers.threads} threads on {settings.broker.url}", flush=True)
+    log.info("worker started (%s): %s threads on %s", __version__, args.threads or settings.workers.threads,
+             _safe_url(settings.broker.url))
     try:
-        wait_for_signal()
+        wait_for_signal(signalled)
     finally:
+        log.info("worker stopping: finishing the jobs in hand")
         worker.stop()
         runtime.close()
+        log.info("worker stopped")
     return 0
 
 
@@ -180,12 +255,16 @@ def cmd_scheduler(args) -> int:
         runtime.close()
         return 0
     require_shared_broker(settings, "scheduler")
+    signalled = stop_on_signals()
     stop = threading.Event()
     thread = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), daemon=True)
     thread.start()
+    log.info("scheduler started (%s): a sweep every %s s", __version__, settings.workers.sweep_interval_seconds)
     try:
-        wait_for_signal()
+        wait_for_signal(signalled)
     finally:
         stop.set()
+        thread.join(timeout=30)
         runtime.close()
+        log.info("scheduler stopped")
     return 0

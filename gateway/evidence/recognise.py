@@ -185,7 +185,7 @@ _REFUND_REF_RES = (
                rf"\b{_NUMBER_WORD}\s*(?:is|est|was|:|#|=)?\s*{_REF}"),
     re.compile(rf"\b(?:reference|ref|n°|numero)\.?\s*(?:of the |du |de |de l'|d')?(?:refund|remboursement|avoir)"
                rf"\s*[:#]?\s*{_REF}"),
-    re.compile(rf"\b(?:credit note|avoir)\s*(?:n°|no\.?|#|:)?\s*(?P<value>[a-z]{{0,5}}[-_/]?\d[a-z0-9_/-]{{2,38}})"),
+    re.compile(r"\b(?:credit note|avoir)\s*(?:n°|no\.?|#|:)?\s*(?P<value>[a-z]{0,5}[-_/]?\d[a-z0-9_/-]{2,38})"),
 )
 _RMA_RES = (
     re.compile(rf"\b(?:rma|return (?:merchandise )?authori[sz]ation|return (?:number|reference|code|id)|"

@@ -12,6 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from zoneinfo import ZoneInfo
+
+from gateway.display import local
 
 MONTHS_FR = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
              "octobre", "novembre", "décembre")
@@ -30,6 +33,11 @@ def _date(value: datetime, locale: str = "en") -> str:
     return value.strftime("%-d %B %Y")
 
 
+def _datetime(value: datetime, locale: str = "en") -> str:
+    """`26 November 2026, 10:00 CET` (fr: `26 novembre 2026, 10:00 CET`), already in the zone."""
+    return f"{_date(value, locale)}, {value.strftime('%H:%M %Z')}"
+
+
 def _money(amount: Decimal | str, currency: str, locale: str = "en") -> str:
     text = f"{Decimal(amount):,.2f}"
     if locale == "fr":
@@ -40,8 +48,10 @@ def _money(amount: Decimal | str, currency: str, locale: str = "en") -> str:
 class Renderer:
     """Renders one notice in one locale, text and HTML."""
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, timezone: str = "UTC") -> None:
+        """`timezone`: the zone every date and time is shown in ([timers] timezone)."""
         self.templates_dir = templates_dir
+        zone = ZoneInfo(timezone)
         self.env = Environment(
             loader=FileSystemLoader(str(templates_dir)),
             undefined=StrictUndefined,
@@ -50,7 +60,8 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self.env.filters["date"] = _date
+        self.env.filters["date"] = lambda value, locale="en": _date(local(value, zone), locale)
+        self.env.filters["datetime"] = lambda value, locale="en": _datetime(local(value, zone), locale)
         self.env.filters["money"] = _money
 
     def render(self, folder: str, locale: str, context: dict) -> Rendered:

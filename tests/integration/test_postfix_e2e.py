@@ -1,9 +1,12 @@
 """End to end through a real Postfix (the MTA in front of the gateway and its smarthost)
 and a real Dovecot (the merchant's and the customer's mailboxes, read over IMAP).
 
-Postfix hands *@disputes.test to the gateway on this run's gateway port, delivers *@merchant.test
-users alice/bob/inbox to Maildirs that Dovecot serves, and bounces any other
-@merchant.test address with a real DSN to the envelope sender (our VERP address)."""
+The Postfix is configured the way the README tells an administrator: a site of its own
+(scripts/start-postfix.sh), then deploy/postfix/install.sh run on it, exactly as shipped.
+It hands *@disputes.test to the gateway on this run's gateway port (asking the gateway at
+RCPT time about case and bounce addresses), delivers *@merchant.test users
+alice/bob/inbox to Maildirs that Dovecot serves, and bounces any other @merchant.test
+address with a real DSN to the envelope sender (our VERP address)."""
 
 from __future__ import annotations
 
@@ -14,10 +17,12 @@ import time
 from email.policy import compat32
 from pathlib import Path
 
+import dkim as dkimpy
 import pytest
 from imapclient import IMAPClient
 
 from gateway import reports
+from gateway.mail import dkim
 from tests import mailservers
 from tests.harness import DOMAIN, build_mail, tx_date
 
@@ -95,15 +100,26 @@ def _submit(sender, rcpt, raw):
 
 
 def test_dispute_round_trip_through_postfix_and_dovecot(mailservers_ready, sqlite_backend, make_gateway, tmp_path):
+    """Relays leave DKIM-signed and still verify in the recipient's mailbox, after Postfix
+    and Dovecot added their headers."""
+    key = dkim.generate_private_key()
+    dkim.write_private_key(tmp_path / "dg1.pem", key)
     gateway = make_gateway(sqlite_backend, load=False,
                            ingress={"smtp": {"host": "127.0.0.1", "port": GATEWAY_PORT, "hostname": "gw.test"}},
-                           outbound={"smtp": {"host": POSTFIX[0], "port": POSTFIX[1], "timeout_seconds": 10}})
+                           outbound={"smtp": {"host": POSTFIX[0], "port": POSTFIX[1], "timeout_seconds": 10},
+                                     "dkim": {"selector": "dg1", "key_file": str(tmp_path / "dg1.pem")}})
     gateway.load(tmp_path, merchants=MERCHANTS, transactions=_transactions(gateway.clock.now()))
     _submit(CUSTOMER, f"delivery@{DOMAIN}", build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}",
                                                         subject="PF-1001 never arrived", body="Where is PF-1001?"))
     merchant_mail = _wait_mailbox(MERCHANT, 2)
     relay = next(m for m in merchant_mail if "Auto-Submitted" not in m)
     assert "Where is PF-1001?" in _text(relay) and CUSTOMER not in relay.as_string()
+    record = "".join(dkim.txt_strings(dkim.public_key_value(key))).encode()
+    for received in merchant_mail:  # the relay and the merchant's notice
+        raw = received.as_bytes()
+        assert raw.count(b"DKIM-Signature:") == 1
+        assert dkimpy.verify(raw, dnsfunc=lambda name, timeout=5: record if name == f"dg1._domainkey.{DOMAIN}.".encode()
+                             else None), received["Subject"]
     case_address = email.utils.parseaddr(relay["From"])[1]
     reply = build_mail(sender=MERCHANT, to=case_address, subject="Re: " + relay["Subject"],
                        body="Shipped again today.", in_reply_to=relay["Message-ID"])
@@ -137,22 +153,51 @@ def test_unknown_merchant_address_escalates_through_a_real_dsn(mailservers_ready
 
 
 def test_postfix_refuses_forged_case_addresses_at_rcpt_time(mailservers_ready, sqlite_backend, make_gateway, tmp_path):
-    """The README's Postfix set-up: reject_unverified_recipient asks the gateway at RCPT time."""
+    """The README's recipe: Postfix asks the gateway at RCPT time about case and bounce
+    addresses and refuses other addresses of its domain itself; other domains of the
+    server (other-relay.test) and postmaster@ are not affected."""
     gateway = make_gateway(sqlite_backend, load=False,
                            ingress={"smtp": {"host": "127.0.0.1", "port": GATEWAY_PORT, "hostname": "gw.test"}},
                            outbound={"smtp": {"host": POSTFIX[0], "port": POSTFIX[1], "timeout_seconds": 10}})
     gateway.load(tmp_path, merchants=MERCHANTS, transactions=_transactions(gateway.clock.now()))
-    mailservers.start("postfix", POSTFIX_VERIFY_GATEWAY="yes")
-    try:
-        forged = f"case+abcdefgh-m-{'a' * 16}@{DOMAIN}"
-        with smtplib.SMTP(*POSTFIX, timeout=60) as client:
-            client.ehlo()
+    forged = f"case+abcdefgh-m-{'a' * 16}@{DOMAIN}"
+    with smtplib.SMTP(*POSTFIX, timeout=60) as client:
+        client.ehlo()
+        answers = {}
+        for rcpt in (forged, f"bounce+abcdefgh-{'b' * 16}@{DOMAIN}", f"nobody@{DOMAIN}", f"delivery@{DOMAIN}",
+                     f"postmaster@{DOMAIN}", "anyone@other-relay.test"):
             client.mail("someone@elsewhere.test")
-            code, text = client.rcpt(forged)
-            assert code == 550, (code, text)
+            answers[rcpt] = client.rcpt(rcpt)
             client.rset()
-            client.mail("someone@elsewhere.test")
-            code, _ = client.rcpt(f"delivery@{DOMAIN}")
-            assert code == 250
-    finally:
-        mailservers.start("postfix")
+    assert answers[forged][0] == 550, answers[forged]
+    assert answers[f"bounce+abcdefgh-{'b' * 16}@{DOMAIN}"][0] == 550
+    assert answers[f"nobody@{DOMAIN}"] == (550, b"5.1.1 <nobody@disputes.test>: Recipient address rejected: "
+                                                b"No such recipient here")
+    for accepted in (f"delivery@{DOMAIN}", f"postmaster@{DOMAIN}", "anyone@other-relay.test"):
+        assert answers[accepted][0] == 250, (accepted, answers[accepted])
+
+
+def _postconf(*args: str) -> str:
+    return subprocess.run(["postconf", "-c", str(mailservers.POSTFIX_CONFIG_DIR), *args], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_the_recipe_adds_to_the_site_configuration_and_uses_the_shipped_maps(postfix):
+    """What install.sh left: the site's restrictions, relay domains, transport and TLS
+    settings are still there (ours first), only stock map types are used, and the maps are
+    deploy/postfix's files with the domain and the gateway's address filled in."""
+    restrictions = _postconf("-h", "smtpd_recipient_restrictions")
+    assert restrictions.startswith("check_recipient_access regexp:")
+    assert restrictions.endswith("permit_mynetworks, reject_unauth_destination")
+    assert _postconf("-h", "relay_domains") == f"other-relay.test, {DOMAIN}"
+    assert _postconf("-h", "transport_maps").endswith(f"texthash:{mailservers.POSTFIX_CONFIG_DIR}/transport")
+    assert _postconf("-h", "smtpd_tls_security_level") == "none"
+    assert _postconf("-h", "unverified_recipient_reject_code") == "550"
+    used = {item.split(":")[0] for key in ("transport_maps", "virtual_alias_maps", "smtpd_recipient_restrictions")
+            for item in _postconf("-h", key).replace(",", " ").split() if ":" in item}
+    assert used <= {"hash", "regexp", "texthash"}, used
+    for name in ("dispute-gateway-recipients.regexp", "dispute-gateway-transport", "dispute-gateway-aliases"):
+        shipped = (REPO / "deploy" / "postfix" / name).read_text()
+        expected = (shipped.replace(r"disputes\.example\.org", DOMAIN.replace(".", r"\."))
+                    .replace("disputes.example.org", DOMAIN).replace("[127.0.0.1]:2525", f"[127.0.0.1]:{GATEWAY_PORT}"))
+        assert (mailservers.POSTFIX_CONFIG_DIR / name).read_text() == expected, name
