@@ -2,8 +2,10 @@
 verdict. The one place an export reads the verdict from, so a richer verdict recorded at
 receipt can replace what is read here without touching the rest of the export.
 
-Today the verdict lives on the case message (held, and why; released by staff) and in
-the `sender_unverified` and `message_rejected` events written at the same instant.
+The verdict is the one the sender check recorded on the case message at receipt
+(`messages.sender`: envelope sender, From, authentication results, verdict and reason);
+messages recorded before it existed fall back to the held flag and the
+`sender_unverified` and `message_rejected` events written at the same instant.
 """
 
 from __future__ import annotations
@@ -40,7 +42,15 @@ def sender_check(message: Message | None, events: list[Event], *, authserv_id: s
     Authentication-Results header), when `[hygiene] authserv_id` is set.
     """
     found = {"verdict": "not_checked", "reason": None, "released_at": None}
-    if message is not None and message.direction == "in":
+    recorded = (message.sender or {}) if message is not None else {}
+    if recorded.get("verdict"):  # what the sender check recorded at receipt (gateway/mail/senders.py)
+        verdicts = {"accept": "accepted", "accept_flagged": "accepted_unverified", "hold": "held",
+                    "reject": "rejected"}
+        found.update(verdict=verdicts.get(recorded["verdict"], recorded["verdict"]), reason=recorded.get("reason"),
+                     released_at=message.released_at.isoformat() if message.released_at else None,
+                     envelope_sender=recorded.get("envelope_sender"), from_address=recorded.get("from"),
+                     from_name=recorded.get("from_name"), authentication=recorded.get("authentication"))
+    elif message is not None and message.direction == "in":
         same_instant = [e for e in events if e.at == message.created_at and e.party == message.party]
         rejected = next((e for e in same_instant if e.kind == "message_rejected"), None)
         flagged = next((e for e in same_instant if e.kind == "sender_unverified"), None)

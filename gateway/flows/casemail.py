@@ -50,7 +50,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
         step.done(f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
                   case_id=case.id)
         return
-    verdict = party_check(step, case, party)
+    verdict = step.check = party_check(step, case, party)
     if verdict.trust is Trust.REJECT:
         message = opening.record_inbound(step, case, party, held_reason=verdict.reason)
         store.add_event(step.db, case, "message_rejected", at=step.now, party=party, message=message,

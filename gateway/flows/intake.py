@@ -62,7 +62,7 @@ def handle(step: Step, local_part: str) -> None:
     category = step.settings.gateway.intake_local_parts.get(local_part)
     for attempt in reversed(earlier):  # the alias she first wrote to says payment or delivery
         category = category or attempt.category
-    check = _customer_check(step, tx, confirmed)
+    check = step.check = _customer_check(step, tx, confirmed)
     existing = store.open_case_for_transaction(step.db, tx.reference)
     if existing is not None:
         _join(step, existing, check, category)

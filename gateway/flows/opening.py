@@ -60,12 +60,23 @@ def record_inbound(step: Step, case: Case, party: str, *, kind: str = "human", h
         step.db, case, inbound_id=step.inbound.id, direction="in", party=party, kind=kind,
         message_id=step.parsed.message_id, subject=step.parsed.subject[:500],
         new_text=step.parsed.new_text[:20_000], held=held, held_reason=held_reason, created_at=step.now,
-        sender={**step.sender.summary(), "reason": held_reason} if held and step.sender else None,
+        sender=_receipt(step, held_reason),
     )
     if in_thread if in_thread is not None else (kind == "human" and not held):
         store.remember_in_thread(store.party(step.db, case, party), step.parsed.message_id)
     step.inbound.case_id = case.id
     return message
+
+
+def _receipt(step: Step, held_reason: str | None) -> dict | None:
+    """Who the message says it is from and the sender check's verdict, as recorded at
+    receipt (shown to staff for held mail; kept in evidence bundles)."""
+    if step.sender is None:
+        return None
+    check = step.check
+    verdict = check.trust.value if check is not None else ("hold" if held_reason else None)
+    return {**step.sender.summary(), "verdict": verdict,
+            "reason": held_reason if held_reason is not None else (check.reason if check is not None else None)}
 
 
 def record_earlier(step: Step, case: Case, inbound: Inbound, parsed: ParsedMessage) -> Message:

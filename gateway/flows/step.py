@@ -11,6 +11,7 @@ from gateway.config import Settings
 from gateway.mail.bounces.base import Verdict
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedMessage
+from gateway.mail import senders
 from gateway.mail.senders import Sender
 from gateway.models import Inbound
 from gateway.outgoing import Mailer
@@ -35,21 +36,10 @@ class Step(Work):
     classification: Classification
     verdict: Verdict = field(default_factory=Verdict.none)  # what a bounce reports
     sender: Sender | None = None  # who the message says wrote it (pipeline.sender_of)
+    check: "senders.Check | None" = None  # the sender check's verdict on it, once made (casemail)
 
     def done(self, disposition: str, *, case_id: int | None = None) -> None:
         """Record what was decided for this message."""
         self.inbound.disposition = disposition
         if case_id is not None:
             self.inbound.case_id = case_id
-
-
-def sender_matches(sender: str, registered: str | list[str] | tuple[str, ...], policy: str) -> bool:
-    """Whether `sender` may write as a party registered with `registered` under `policy`."""
-    sender = sender.lower()
-    addresses = [registered] if isinstance(registered, str) else list(registered)
-    if not sender:
-        return False
-    if policy == "domain":
-        domain = sender.rpartition("@")[2]
-        return any(domain == a.lower().rpartition("@")[2] for a in addresses)
-    return any(sender == a.lower() for a in addresses)

@@ -143,6 +143,7 @@ def test_a_case_exported_after_its_whole_life(gateway, sink, clock, tmp_path, ca
     merchant_answer = next(m for m in case["messages"] if m["role"] == "merchant")
     assert merchant_answer["mail_from"] == MERCHANT and merchant_answer["rcpt_to"] == [_address(reference, "m")]
     assert merchant_answer["sender_check"]["verdict"] == "accepted"
+    assert merchant_answer["sender_check"]["envelope_sender"] == MERCHANT  # as the sender check recorded it
     receipt = json.loads((data / merchant_answer["receipt_file"]).read_text())
     assert receipt["sha256"] == merchant_answer["sha256"] and receipt["source"] == "smtp"
     assert (data / merchant_answer["attachments"][0]["file"]).read_bytes() == _invoice_pdf()
