@@ -41,7 +41,7 @@ def attachments(raw: bytes) -> list[File]:
     for part in leaves:
         content_type = part.get_content_type()
         filename = decode(part.get_filename())
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()  # str(): a Header when 8-bit
         if content_type in ("text/plain", "text/html") and not filename and disposition != "attachment":
             continue  # the body
         try:

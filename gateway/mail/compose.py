@@ -156,11 +156,24 @@ def _compose_text_fallback(raw: bytes, envelope: Envelope, *, key: str,
     return body.as_bytes(policy=_WIRE)
 
 
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def wire_bytes(message: Message) -> bytes:
+    """`message` as SMTP wants it: every line ended by CRLF. The email package leaves a bare
+    LF in what it copies through from a malformed original (a multipart nested inside one with
+    the same boundary, say), and a bare LF is refused by strict receivers."""
+    data = message.as_bytes(policy=_WIRE)
+    if b"\n" in data.replace(b"\r\n", b"") or b"\r" in data.replace(b"\r\n", b""):
+        data = _BARE_LINE_END.sub(b"\r\n", data)
+    return data
+
+
 def readdress(raw: bytes, to_name: str, to_address: str) -> bytes:
     """A composed message with another To header (the same relay to a second staff address)."""
     message = email.message_from_bytes(raw, policy=compat32)
     message.replace_header("To", formataddr((to_name, to_address)))
-    return message.as_bytes(policy=_WIRE)
+    return wire_bytes(message)
 
 
 def _text_message(text: str) -> bytes:
@@ -182,7 +195,7 @@ def _compose_relay(raw: bytes, envelope: Envelope, *, key: str,
         transform(message)
     _enforce_line_limit(message)
     _set_routing(message, envelope, key)
-    return message.as_bytes(policy=_WIRE)
+    return wire_bytes(message)
 
 
 def _ascii_content_headers(message: Message) -> None:

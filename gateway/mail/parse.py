@@ -147,7 +147,7 @@ def _walk_body(message: Message) -> tuple[str | None, str | None, list[Attachmen
     attachments: list[Attachment] = []
     for part in _leaves(message):
         content_type = part.get_content_type()
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()  # str(): a Header when 8-bit
         filename = part.get_filename()
         is_body = content_type in ("text/plain", "text/html") and not filename and disposition != "attachment"
         if not is_body:

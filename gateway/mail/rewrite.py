@@ -74,7 +74,7 @@ def replace_body(text: str) -> Callable[[Message], None]:
             kind = part.get_content_type()
             if part.is_multipart() or part.get_filename() or kind not in ("text/plain", "text/html"):
                 continue
-            if (part.get("Content-Disposition") or "").lower().startswith("attachment"):
+            if str(part.get("Content-Disposition") or "").lower().startswith("attachment"):
                 continue
             set_text(part, "" if kind in seen else (text if kind == "text/plain" else html))
             seen.add(kind)

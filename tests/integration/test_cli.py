@@ -38,6 +38,9 @@ port = {port or free_port()}
 
 [outbound]
 maildir = "{tmp_path / 'maildir'}"
+
+[metrics]
+port = {free_port()}
 """)
     return path
 

@@ -119,3 +119,10 @@ def test_a_challenge_request_is_recorded_not_a_bounce():
            b"confirm you are a human.\n")
     verdict = detect(raw)
     assert verdict.reason is Reason.CHALLENGE and not verdict.failed
+
+
+def test_at_least_100_real_human_messages_and_none_is_taken_for_a_bounce():
+    human = sorted((CORPUS / "human").glob("*.eml"))
+    assert len(human) >= 100
+    reader = Reader()
+    assert [p.name for p in human if reader.read(p.read_bytes()).classification == "bounce"] == []

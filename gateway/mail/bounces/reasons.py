@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from gateway.mail.bounces.sisimai_phrases import TABLES
+
 
 class Reason(str, Enum):
     # the address does not exist
@@ -227,6 +229,46 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
     (Reason.SYNTAX_ERROR, _words(r"syntax error", r"command unrecognized", r"unrecognized command")),
     (Reason.CONTENT_ERROR, _words(r"content error", r"conversion", r"8-?bit", r"header (error|too long)", r"mime")),
 )
+# Sisimai's own phrase tables (sisimai_phrases.py), tried in Sisimai's order for reading a
+# diagnostic, before our broader patterns: the field's vocabulary for each reason.
+_FIELD_ORDER = ("mailboxfull", "mesgtoobig", "exceedlimit", "suspend", "userunknown", "filtered", "rejected",
+                "hostunknown", "spamdetected", "policyviolation", "virusdetected", "toomanyconn", "blocked",
+                "securityerror", "systemerror", "networkerror", "expired", "contenterror", "hasmoved",
+                "systemfull", "notaccept", "mailererror", "norelaying")
+
+
+def _field_matcher(entry: dict):
+    phrases = tuple(entry.get("index", ()))
+    vetoes = tuple(entry.get("isnot", ()))
+    regex = None
+    if "regex" in entry:
+        pattern, verbose = entry["regex"]
+        regex = re.compile(pattern, re.VERBOSE if verbose else 0)
+
+    def matches(lowered: str) -> bool:
+        if any(v in lowered for v in vetoes):
+            return False
+        return any(p in lowered for p in phrases) or bool(regex and regex.search(lowered))
+    return matches
+
+
+_FIELD_MATCHERS = tuple((Reason(name), _field_matcher(TABLES[name])) for name in _FIELD_ORDER if name in TABLES)
+
+
+def field_reason(text: str) -> Reason | None:
+    """The reason Sisimai's phrase tables give the remote server's words, if any."""
+    lowered = " ".join(text.lower().split())
+    for reason, matches in _FIELD_MATCHERS:
+        if matches(lowered):
+            return reason
+    return None
+
+
+_MAIL_FROM_RE = re.compile(r"after mail from|in reply to mail from|>>> mail from|mail from command", re.IGNORECASE)
+_CONNECT_RE = re.compile(r"after initial connection|in reply to (helo|ehlo)|after (helo|ehlo)|>>> (helo|ehlo)|"
+                         r"greeting|while connected", re.IGNORECASE)
+
+
 _STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _REPLY_RE = re.compile(r"(?<![\d.\-])([245])\d\d(?=[ -])")
 
@@ -280,12 +322,18 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
         reason = _certain(code)
         if reason is not None:
             return reason
-    reason = words_reason(text)
+    reason = field_reason(text) or words_reason(text)
     if reason is None and context:  # the diagnostic says nothing: the report's text about the recipient
         for code in status_codes(context):
             if _certain(code) is not None:
                 return _certain(code)
-        reason = words_reason(context)
+        reason = field_reason(context) or words_reason(context)
+    where = text + " " + context
+    if _MAIL_FROM_RE.search(where) and reason in (None, Reason.USER_UNKNOWN, Reason.HOST_UNKNOWN, Reason.FILTERED,
+                                                  Reason.UNDEFINED, Reason.SYSTEM_ERROR):
+        return Reason.REJECTED  # our envelope sender was refused: nothing said about the recipient
+    if reason is None and _CONNECT_RE.search(where):
+        return Reason.BLOCKED  # refused before any address was named: our host
     if reason is Reason.USER_UNKNOWN and not _CERTAIN_USER_UNKNOWN.search(text + " " + context):
         # The remote server's own words: proof only in answer to RCPT, before any content
         # was sent; after DATA (or with no command named) a filter may say the same.

@@ -35,7 +35,11 @@ _RECIPIENT_LINE_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"(?:failed|undeliverable|delivery to|rejected)[^@\n]{0,60}?<([^<>\s]+@[^<>\s]+)>",
     r"^\s*(?:to|recipient|rcpt to|final-recipient|original-recipient)\s*:\s*(?:rfc822;)?\s*<?([^<>\s;]+@[^<>\s;]+?)>?\s*$",
     r"mailto:([^\s>\"]+@[^\s>\"]+)",  # Exchange 2007+: Name<mailto:addr>
+    r"^\s*\"([^\"\s]+@[^\"\s]+)\"\s*:?\s*$",  # GMX: "addr":
+    r"^\s*>>>\s*<?([^<>\s:]+@[^<>\s:]+?)>?(?:\s.*)?$",  # Sendmail-style ">>> addr <addr>" (Active!hunter)
 ))
+# Recipient lines that start a new recipient's block (the address alone, in any quoting).
+_NEW_BLOCK_RES = (_RECIPIENT_LINE_RES[0], _RECIPIENT_LINE_RES[2], _RECIPIENT_LINE_RES[8])
 _WARNING_RE = re.compile(
     r"warning: message .* (still undelivered|delayed)|this is a warning message only|will (continue|keep) (trying|to try)|"
     r"has not yet been delivered|delivery (to the following recipients? )?(has been |is )?delayed|"
@@ -117,7 +121,7 @@ def _block(text: str, recipient: str) -> str:
                 if not nxt.strip() and len(block) > 1:
                     break
                 found = {a.lower() for a in _ADDRESS_RE.findall(nxt)}
-                if found and low not in found and _RECIPIENT_LINE_RES[0].match(nxt):
+                if found and low not in found and any(p.match(nxt) for p in _NEW_BLOCK_RES):
                     break
                 block.append(nxt)
             return "\n".join(block)
@@ -175,7 +179,13 @@ def detect(message: Message) -> Verdict:
     text = report_text(message)
     # An address in a report counts only with a reason or an SMTP code next to it: a
     # person's message that merely quotes an address and the word "returned" is no report.
-    named = [a for a in recipients(text) if not _ignored(a, message) and _specific(_block(text, a))]
+    candidates = [a for a in recipients(text) if not _ignored(a, message)]
+    named = [a for a in candidates if _specific(_block(text, a))]
+    if not named and _specific(text):
+        # The reason is written above the list (EZweb, some Japanese carriers): an address
+        # alone on its line, in angle brackets, is the failed recipient.
+        named = [a for a in candidates if any(_RECIPIENT_LINE_RES[0].match(line) and a in line.lower()
+                                              for line in text.splitlines())]
     failed = _header_recipients(message) or named
     if not failed:
         return Verdict.none("text")
