@@ -6,8 +6,9 @@ A part is removed when its name, declared type or first bytes say it runs code, 
 keeping it would pass the count or size limit (attachments are kept in order until one
 would pass a limit; it and every later one are removed).
 
-Not checked: macro-enabled Office files (docm, xlsm...), HTML and SVG attachments, and
-archives inside archives. Add their extensions to `blocked_extensions` to refuse them.
+Not checked here: macro-enabled Office files (docm, xlsm...) and archives inside archives
+(add their extensions to `blocked_extensions` to refuse them). HTML and SVG attachments,
+calendars, cards, TNEF and forwarded messages are the relay transform's (`hygiene`).
 """
 
 from __future__ import annotations
@@ -144,6 +145,28 @@ def apply_policy(message: Message, policy: AttachmentPolicy, *,
     if removed:
         _prune(message, empty_body)
     return removed
+
+
+def remove_parts(message: Message, pairs: list[tuple[Message | None, Message]], *, empty_body: str) -> None:
+    """Detach each (parent, part) from its parent (the root: the message becomes a text part
+    reading `empty_body`), then remove the containers left empty."""
+    if not pairs:
+        return
+    for parent, part in pairs:
+        if parent is None:
+            _replace_with_text(message, empty_body)
+            return
+        _detach(parent, part)
+    _prune(message, empty_body)
+
+
+def replace_part(parent: Message, part: Message, replacements: list[Message]) -> None:
+    """Put `replacements` where `part` was among its parent's children."""
+    children = parent.get_payload()
+    for index, child in enumerate(children):
+        if child is part:
+            children[index:index + 1] = replacements
+            return
 
 
 def _refusal(part: Message, data: bytes, policy: AttachmentPolicy) -> str | None:
