@@ -119,9 +119,11 @@ def walk(message: Message) -> Iterator[tuple[Message | None, Message, str]]:
         stack.extend((node, child, child_role) for child in reversed(payload) if isinstance(child, Message))
 
 
-def normalise(message: Message, *, limits: Limits = Limits()) -> None:
-    """Rewrite every part so it can be read only one way (see the module docstring)."""
+def normalise(message: Message, *, limits: Limits = Limits(), attached: bool = False) -> None:
+    """Rewrite every part so it can be read only one way (see the module docstring).
+    `attached`: `message` is itself an attached message (it keeps a message's headers only)."""
     for _parent, node, role in list(walk(message)):
+        role = "message" if attached and role == "root" else role
         if role == "status":
             continue
         _one_of_each(node)
@@ -272,7 +274,7 @@ def _read_as_message(node: Message, limits: Limits) -> None:
         del node[name]
     node["Content-Type"] = "message/rfc822"
     node.set_payload([inner])
-    normalise(inner, limits=limits)
+    normalise(inner, limits=limits, attached=True)
 
 
 def filename(node: Message) -> str:

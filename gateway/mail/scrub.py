@@ -70,10 +70,12 @@ def _literal(text: str, gap: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _pattern(hidden: tuple[str, ...], domain: str, html: bool) -> re.Pattern:
-    """One regex for every hidden address and every case address at `domain`."""
+def _pattern(hidden: tuple[str, ...], domain: str, html: bool, bounded: bool = True) -> re.Pattern:
+    """One regex for every hidden address and every case address at `domain`. `bounded`:
+    not inside a longer local part, nor followed by more letters or digits (a file name is
+    not bounded: "invoice-support@shop.example-label.pdf" still shows the address)."""
     gap = f"(?:[{INVISIBLE}]|{_TAG})*" if html else f"[{INVISIBLE}]*"
-    before, after = r"(?<![\w.%+-])", r"(?![\w-])"
+    before, after = (r"(?<![A-Za-z0-9._%+-])", r"(?![A-Za-z0-9])") if bounded else ("", "")
     alternatives = [_literal(address, gap) for address in sorted(hidden, key=len, reverse=True)]
     if domain:
         middle = f"(?:[A-Za-z0-9-]|[{INVISIBLE}]{'|' + _TAG if html else ''})+"
@@ -144,13 +146,13 @@ class AddressScrubber:
         return self.own_address or f"{FILENAME_LABEL}@invalid"
 
     # --- scrubbing -------------------------------------------------------------------------
-    def _regex(self, html: bool) -> re.Pattern | None:
+    def _regex(self, html: bool, bounded: bool = True) -> re.Pattern | None:
         if not self.hidden and not self.domain:
             return None
-        return _pattern(self.hidden, self.domain, html)
+        return _pattern(self.hidden, self.domain, html, bounded)
 
     def contains(self, text: str) -> bool:
-        regex = self._regex(html=False)
+        regex = self._regex(html=False, bounded=False)
         if regex is None or not text:
             return False
         return regex.search(text) is not None or regex.search(canonical(text)) is not None
@@ -177,7 +179,7 @@ class AddressScrubber:
 
     def filename(self, name: str) -> str:
         """A file name or parameter value with hidden addresses replaced by a safe word."""
-        regex = self._regex(html=False)
+        regex = self._regex(html=False, bounded=False)
         if regex is None or not name:
             return name
         return regex.sub(FILENAME_LABEL, name)
