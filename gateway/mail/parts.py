@@ -137,10 +137,10 @@ def normalise(message: Message, *, limits: Limits = Limits(), attached: bool = F
                     del node[name]
         if node.get("Content-ID") is not None:
             node.replace_header("Content-ID", neutral_content_id(str(node.get("Content-ID"))))
-        if node.is_multipart():
-            node.preamble = node.epilogue = None
-        elif role == "part" and _is_attached_message_file(node):
+        if role == "part" and _is_attached_message_file(node):
             _read_as_message(node, limits)
+        elif node.is_multipart():
+            node.preamble = node.epilogue = None
 
 
 def neutral_content_id(value: str) -> str:
@@ -258,15 +258,31 @@ def _canonical_disposition(node: Message) -> None:
 
 
 def _is_attached_message_file(node: Message) -> bool:
-    if node.is_multipart():
-        return False
-    return extension(filename(node)) == "eml" or node.get_content_type() in ("message/rfc822", "message/global")
+    """An .eml file, or a message/rfc822 part the email package did not read as a message
+    (a base64 or quoted-printable one, which RFC 2046 forbids and clients decode anyway)."""
+    if node.get_content_type() in ("message/rfc822", "message/global"):
+        return not node.is_multipart() or str(node.get("Content-Transfer-Encoding", "")).lower() in (
+            "base64", "quoted-printable")
+    return not node.is_multipart() and extension(filename(node)) == "eml"
+
+
+def _encoded_payload(node: Message) -> bytes | None:
+    payload = node.get_payload()
+    if not isinstance(payload, list):
+        data = node.get_payload(decode=True)
+        return data if isinstance(data, bytes) else None
+    # the email package read the encoded text as a message without headers: take it back
+    text = "".join(inner.as_string() for inner in payload if isinstance(inner, Message)).strip()
+    holder = Message()
+    holder["Content-Transfer-Encoding"] = str(node.get("Content-Transfer-Encoding"))
+    holder.set_payload(text)
+    return holder.get_payload(decode=True)
 
 
 def _read_as_message(node: Message, limits: Limits) -> None:
-    """An .eml file attached as a plain file: parsed, so its headers and body are checked
-    like any forwarded message."""
-    data = node.get_payload(decode=True)
+    """An .eml file attached as a plain file (or an encoded message/rfc822 part): parsed,
+    so its headers and body are checked like any forwarded message."""
+    data = _encoded_payload(node)
     if not isinstance(data, bytes) or not data.strip():
         return
     inner = email.message_from_bytes(bound(data, limits).raw, policy=compat32)

@@ -73,7 +73,7 @@ def test_nothing_the_customer_must_not_read_crosses(vector):
 def test_the_labels_and_notices_are_in_the_recipients_language():
     vector = next(v for v in TUNED if v.id == "D5")
     view = reader_view(relay_to_customer(vector, locale="fr"))
-    assert "supprimé par le service de litiges" in view and "address-hidden.exe" in view
+    assert "supprimé par le service de litiges" in view and "[adresse masquée].exe" in view
     assert "[adresse masquée]" in reader_view(relay_to_customer(next(v for v in TUNED if v.id == "B1"), "fr"))
 
 
