@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import email
 import html as htmllib
+import quopri
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -496,9 +497,13 @@ def reader_view(raw: bytes) -> str:
         payload = node.get_payload()
         if isinstance(payload, list):
             continue
-        data = node.get_payload(decode=True) or b""
-        views += [data.decode("utf-8", "replace"), data.decode("latin-1"), data.decode("utf-16-le", "replace"),
-                  data.decode(node.get_content_charset() or "utf-8", "replace") if _known(node) else ""]
+        data = lenient_payload(node)
+        decoded = data.decode("utf-8", "replace")
+        views += [decoded, data.decode("latin-1"), data.decode("utf-16-le", "replace"),
+                  data.decode(node.get_content_charset() or "utf-8", "replace") if _known(node) else "",
+                  re.sub(r"\r?\n[ \t]", "", decoded)]  # calendar and vCard lines unfolded
+        if "quoted-printable" in decoded.lower():  # vCard 2.1 values
+            views.append(quopri.decodestring(re.sub(r"=\r?\n", "", decoded).encode()).decode("utf-8", "replace"))
         if b"<" in data:
             plain = data.decode("utf-8", "replace")
             views.append(htmllib.unescape(re.sub(r"<[^>]*>", "", plain)))
@@ -517,8 +522,21 @@ def renderable_view(raw: bytes) -> str:
         name = (node.get_filename() or "").lower()
         if node.get_content_type() == "text/plain" and not name.endswith((".htm", ".html", ".svg", ".xml", ".xhtml")):
             continue
-        views.append((node.get_payload(decode=True) or b"").decode("utf-8", "replace"))
+        views.append(lenient_payload(node).decode("utf-8", "replace"))
     return "\n".join(views).lower()
+
+
+def lenient_payload(node: Message) -> bytes:
+    """A leaf's bytes as a lenient client decodes them: any transfer encoding header that
+    mentions base64 or quoted-printable, whatever else it says."""
+    encoding = " ".join(str(v) for v in node.get_all("Content-Transfer-Encoding") or []).lower()
+    raw = node.get_payload()
+    if not isinstance(raw, str):
+        return b""
+    if "base64" in encoding:
+        return base64.b64decode(re.sub(r"[^A-Za-z0-9+/=]", "", raw) + "===", validate=False) if raw else b""
+    data = raw.encode("utf-8", "surrogateescape")
+    return quopri.decodestring(data) if "quoted-printable" in encoding else data
 
 
 def _known(node: Message) -> bool:
@@ -529,9 +547,14 @@ def _known(node: Message) -> bool:
         return False
 
 
-def leaks(view: str, addresses: tuple[str, ...] = NEVER_TO_CUSTOMER) -> list[str]:
-    """The addresses that can still be read in a reader view."""
+def leaks(view: str, addresses: tuple[str, ...] = NEVER_TO_CUSTOMER, own_case: str = CUSTOMER_CASE) -> list[str]:
+    """The addresses that can still be read in a reader view: any of `addresses`, and any
+    case address but the recipient's own."""
     found = [address for address in addresses if address.lower() in view]
     found += [match for match in re.findall(r"case\+[a-z0-9]+-[cms]-[a-z0-9]+@" + re.escape(DOMAIN), view)
-              if match != CUSTOMER_CASE.lower() and match not in found]
+              if match != own_case.lower() and match not in found]
     return found
+
+
+def by_id(vector_id: str) -> Vector:
+    return next(v for v in all_vectors() if v.id == vector_id)

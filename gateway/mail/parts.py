@@ -212,6 +212,19 @@ def _split_value(value: str) -> tuple[str, str]:
     return re.sub(r'[\s"\']', "", token).lower(), rest.strip()
 
 
+def content_type(node: Message) -> str:
+    """The type a part has once normalised (without changing it): the first Content-Type,
+    comments, quotes, case and white space removed; text/plain when there is none or it
+    cannot be read (application/octet-stream for a named file)."""
+    value = node.get("Content-Type")
+    if value is None:
+        return node.get_content_type()  # the default: text/plain, or message/rfc822 in a digest
+    token, rest = _split_value(str(value) if isinstance(value, str) else _header_text(value))
+    if _TYPE.fullmatch(token):
+        return token
+    return "application/octet-stream" if _has_name(node, rest) else "text/plain"
+
+
 def _canonical_type(node: Message) -> None:
     value = node.get("Content-Type")
     if value is None:
