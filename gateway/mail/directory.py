@@ -78,6 +78,12 @@ def _logical_lines(lines: list[str]):
 
 def _split(line: str) -> tuple[str, list[str], str] | None:
     """(name, parameters, value) of a content line; quoted parameter values may hold ':' and ';'."""
+    colon = line.find(":")
+    if colon < 0:
+        return None
+    if '"' not in line[:colon]:  # the usual line: no quoted parameter
+        name, *params = line[:colon].split(";")
+        return name, params, line[colon + 1:]
     params: list[str] = []
     current, quoted = [], False
     for index, char in enumerate(line):
@@ -179,6 +185,9 @@ def _escape(value: str) -> str:
 
 def _fold(line: str) -> list[str]:
     """A content line folded at 75 octets, never inside a UTF-8 sequence."""
+    if line.isascii():
+        return [line[:FOLD_OCTETS]] + [" " + line[i:i + FOLD_OCTETS - 1]
+                                       for i in range(FOLD_OCTETS, len(line), FOLD_OCTETS - 1)]
     out: list[str] = []
     current, size = "", 0
     for char in line:
