@@ -43,6 +43,8 @@ def unpack(part: Message, *, want_body: bool) -> Unpacked | None:
     except Exception as error:  # truncated or forged containers: tnefparse raises anything
         log.info("unreadable TNEF container: %s", type(error).__name__)
         return None
+    if not container.objects:  # a signature and nothing after it: nothing could be read
+        return None
     parts: list[Message] = []
     if want_body:
         body = _body(container)
@@ -53,13 +55,24 @@ def unpack(part: Message, *, want_body: bool) -> Unpacked | None:
         data = attachment.data if isinstance(attachment.data, bytes) else b""
         if not data or getattr(attachment, "embed", None) is not None:
             continue  # an attached Outlook item is another container: not unpacked
-        try:
-            name = str(attachment.long_filename() or attachment.name or "").strip("\x00").strip()
-        except Exception:  # a name in an unknown code page
-            name = ""
-        parts.append(_file(name or f"attachment-{files + 1}", data))
+        parts.append(_file(_name(attachment) or f"attachment-{files + 1}", data))
         files += 1
     return Unpacked(parts, files)
+
+
+def _name(attachment) -> str:
+    """The long file name, else the 8.3 one; tnefparse reads names as UTF-8, Outlook
+    writes them in the sender's code page (cp1252 in the West)."""
+    try:
+        name = attachment.long_filename()
+    except Exception:
+        name = getattr(attachment, "_name", b"")
+    if isinstance(name, bytes):
+        try:
+            name = name.decode("utf-8")
+        except UnicodeDecodeError:
+            name = name.decode("cp1252", "replace")
+    return str(name or "").strip("\x00").strip()
 
 
 def _body(container) -> Message | None:
