@@ -18,10 +18,11 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from email.charset import QP, Charset
-from email.header import decode_header
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import Iterator
+
+from gateway.mail.parts import decode_words
 
 # Reasons, the vocabulary `hygiene` translates for the notice.
 EXECUTABLE = "executable file type"
@@ -111,7 +112,7 @@ def is_attachment(part: Message) -> bool:
 
 def filename_of(part: Message) -> str:
     """The file name a reader sees: RFC 2047 words decoded, control and bidi characters removed."""
-    return _printable(_decoded(part.get_filename() or ""))
+    return _printable(decode_words(part.get_filename() or ""))
 
 
 def apply_policy(message: Message, policy: AttachmentPolicy, *,
@@ -186,7 +187,7 @@ def _names(part: Message) -> list[str]:
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         value = part.get_param(param, header=header)
         if value:
-            names.append(_decoded(collapse_rfc2231_value(value)))
+            names.append(decode_words(collapse_rfc2231_value(value)))
     return names
 
 
@@ -297,27 +298,6 @@ def _replace_with_text(message: Message, text: str) -> None:
         del message[name]
     message.preamble = message.epilogue = None
     message.set_payload(text, _UTF8_QP)
-
-
-def _decoded(value: str) -> str:
-    """RFC 2047 encoded words, which many clients put in file names against the RFCs.
-    An unknown charset is read as Latin-1, as a lenient client would, rather than hiding the name."""
-    if "=?" not in value:
-        return value
-    try:
-        pieces = decode_header(value)
-    except Exception:  # broken base64 or quoting: the raw words are still a name
-        return value
-    decoded = []
-    for data, charset in pieces:
-        if isinstance(data, str):
-            decoded.append(data)
-            continue
-        try:
-            decoded.append(data.decode(charset or "ascii", errors="replace"))
-        except LookupError:
-            decoded.append(data.decode("latin-1"))
-    return "".join(decoded)
 
 
 def _printable(name: str) -> str:

@@ -7,18 +7,10 @@ from email.charset import QP, Charset
 from email.message import Message
 from typing import Callable, Sequence
 
+from gateway.mail.parts import decoded_text
+
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
-
-
-def _text_of(part: Message) -> str | None:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return None
-    try:
-        return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
-    except LookupError:
-        return payload.decode("utf-8", errors="replace")
 
 
 def set_text(part: Message, text: str) -> None:
@@ -41,7 +33,7 @@ def remove_lines(lines: Sequence[str]) -> Callable[[Message], None]:
             kind = part.get_content_type()
             if kind not in ("text/plain", "text/html"):
                 continue
-            text = _text_of(part)
+            text = decoded_text(part)
             if text is None:
                 continue
             for line in wanted:
