@@ -170,6 +170,40 @@ def control_characters(scale: float) -> bytes:
     return _simple(subject=b"TX-1001 \x00\x01\x1b[31m bad" * int(10_000 * scale))
 
 
+def scrub_near_misses(scale: float) -> bytes:
+    """Almost the customer's address, a million times: the scrubber's search must stay linear."""
+    return _simple(body=b"carol@customer.tes carol@customer.tesx " * int(100_000 * scale))
+
+
+def scrub_invisible_runs(scale: float) -> bytes:
+    """Case-address prefixes followed by long runs of zero-width spaces, in HTML."""
+    run = "case+" + "\u200b" * 2000 + "x "
+    return _simple(content_type=b"text/html", body=("<p>" + run * int(800 * scale) + "</p>").encode())
+
+
+def scrub_tags_between_letters(scale: float) -> bytes:
+    """An address prefix with an empty tag after every letter, over and over."""
+    return _simple(content_type=b"text/html",
+                   body=b"c<b></b>a<b></b>r<b></b>o<b></b>l<b></b> " * int(100_000 * scale))
+
+
+def calendar_many_addresses(scale: float) -> bytes:
+    """An invitation with a hundred thousand attendees, each a hidden address to rewrite."""
+    lines = b"ATTENDEE;CN=Carol:mailto:carol@customer.test\r\n" * int(100_000 * scale)
+    return _simple(content_type=b"text/calendar",
+                   body=b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n" + lines + b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def many_content_ids(scale: float) -> bytes:
+    """Thousands of inline parts with Content-IDs an HTML body refers to."""
+    count = int(2_000 * scale)
+    html = b"".join(b'<img src="cid:i%d@shop.test">' % n for n in range(count))
+    parts = b"".join(b"--b\r\nContent-Type: image/png\r\nContent-ID: <i%d@shop.test>\r\n"
+                     b"Content-Transfer-Encoding: base64\r\n\r\niVBORw==\r\n" % n for n in range(count))
+    return (HEAD + b'Subject: cids\r\nMIME-Version: 1.0\r\nContent-Type: multipart/related; boundary="b"\r\n\r\n'
+            b"--b\r\nContent-Type: text/html\r\n\r\n" + html + b"\r\n" + parts + b"--b--\r\n")
+
+
 INPUTS: dict[str, Callable[[float], bytes]] = {
     name: fn for name, fn in globals().items()
     if callable(fn) and getattr(fn, "__module__", "") == __name__ and not name.startswith("_")
@@ -198,8 +232,14 @@ def stages() -> dict[str, Callable[[bytes], object]]:
             parsed_cache[key] = parse(raw)
         return parsed_cache[key]
 
-    def relay(raw: bytes):
-        transform, _ = relay_transform(policy=AttachmentPolicy(), block_remote_images=True, locale="en")
+    from gateway.mail.scrub import AddressScrubber
+
+    def relay(raw: bytes):  # as Mailer.relay builds it: the case's addresses hidden
+        scrubber = AddressScrubber.build(["carol@customer.test", "support@shop.test", "staff@ops.test"],
+                                         domain="disputes.test", case_reference="x", own_address="case+x-m-y@disputes.test",
+                                         locale="en")
+        transform, _ = relay_transform(policy=AttachmentPolicy(), block_remote_images=True, locale="en",
+                                       scrubber=scrubber)
         envelope = Envelope(from_name="Stranger (customer) via Disputes", from_address="case+x-m-y@disputes.test",
                             to_address="support@shop.test", to_name="Shop", subject="[Case X] subject",
                             message_id="<m@disputes.test>", date=datetime(2026, 1, 1, tzinfo=timezone.utc))

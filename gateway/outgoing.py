@@ -22,7 +22,7 @@ from gateway import addresses, store
 from gateway.config import Settings
 from gateway.mail.attachments import BLOCKED_EXTENSIONS, AttachmentPolicy
 from gateway.mail.hygiene import relay_transform
-from gateway.mail.rewrite import chain, scrub_addresses
+from gateway.mail.scrub import AddressScrubber
 from gateway.mail.compose import (Envelope, compose_notice, compose_relay, header_text, new_message_id, readdress,
                                   thread_references)
 from gateway.mail.templating import Renderer
@@ -320,8 +320,13 @@ class Mailer:
         locale = self.locale_for(case, to_party)
         message_id = new_message_id(self.settings.gateway.domain, case.reference)
         key = self.settings.gateway.secret_keys[0]
-        safe, report = relay_transform(policy=self.attachment_policy(), locale=locale,
-                                       also=chain(transform, scrub_addresses([*self.party_addresses(case), *hide])),
+        # no real address of the case, no case address and no staff address reaches the
+        # recipient; our case addresses quoted in the text become the recipient's own
+        scrubber = AddressScrubber.build([*self.party_addresses(case), *hide], domain=self.settings.gateway.domain,
+                                         case_reference=case.reference, own_address=self.case_address(case, to_party),
+                                         locale=locale)
+        safe, report = relay_transform(policy=self.attachment_policy(), locale=locale, also=transform,
+                                       scrubber=scrubber, limits=self.settings.hygiene.limits,
                                        block_remote_images=self.settings.hygiene.block_remote_images)
         envelope, row = self._envelope(case, to_party, recipients[0], from_name=self.author_name(case, author, locale),
                                        message_id=message_id, auto=None)

@@ -6,8 +6,9 @@ A part is removed when its name, declared type or first bytes say it runs code, 
 keeping it would pass the count or size limit (attachments are kept in order until one
 would pass a limit; it and every later one are removed).
 
-Not checked: macro-enabled Office files (docm, xlsm...), HTML and SVG attachments, and
-archives inside archives. Add their extensions to `blocked_extensions` to refuse them.
+Not checked here: macro-enabled Office files (docm, xlsm...) and archives inside archives
+(add their extensions to `blocked_extensions` to refuse them). HTML and SVG attachments,
+calendars, cards, TNEF and forwarded messages are the relay transform's (`hygiene`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from email.charset import QP, Charset
-from email.header import decode_header
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import Iterator
+
+from gateway.mail.parts import decode_words
 
 # Reasons, the vocabulary `hygiene` translates for the notice.
 EXECUTABLE = "executable file type"
@@ -110,7 +112,7 @@ def is_attachment(part: Message) -> bool:
 
 def filename_of(part: Message) -> str:
     """The file name a reader sees: RFC 2047 words decoded, control and bidi characters removed."""
-    return _printable(_decoded(part.get_filename() or ""))
+    return _printable(decode_words(part.get_filename() or ""))
 
 
 def apply_policy(message: Message, policy: AttachmentPolicy, *,
@@ -146,6 +148,28 @@ def apply_policy(message: Message, policy: AttachmentPolicy, *,
     return removed
 
 
+def remove_parts(message: Message, pairs: list[tuple[Message | None, Message]], *, empty_body: str) -> None:
+    """Detach each (parent, part) from its parent (the root: the message becomes a text part
+    reading `empty_body`), then remove the containers left empty."""
+    if not pairs:
+        return
+    for parent, part in pairs:
+        if parent is None:
+            _replace_with_text(message, empty_body)
+            return
+        _detach(parent, part)
+    _prune(message, empty_body)
+
+
+def replace_part(parent: Message, part: Message, replacements: list[Message]) -> None:
+    """Put `replacements` where `part` was among its parent's children."""
+    children = parent.get_payload()
+    for index, child in enumerate(children):
+        if child is part:
+            children[index:index + 1] = replacements
+            return
+
+
 def _refusal(part: Message, data: bytes, policy: AttachmentPolicy) -> str | None:
     """Why this attachment may not be relayed, or None. Name, then type, then content."""
     for name in _names(part):
@@ -163,7 +187,7 @@ def _names(part: Message) -> list[str]:
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         value = part.get_param(param, header=header)
         if value:
-            names.append(_decoded(collapse_rfc2231_value(value)))
+            names.append(decode_words(collapse_rfc2231_value(value)))
     return names
 
 
@@ -274,27 +298,6 @@ def _replace_with_text(message: Message, text: str) -> None:
         del message[name]
     message.preamble = message.epilogue = None
     message.set_payload(text, _UTF8_QP)
-
-
-def _decoded(value: str) -> str:
-    """RFC 2047 encoded words, which many clients put in file names against the RFCs.
-    An unknown charset is read as Latin-1, as a lenient client would, rather than hiding the name."""
-    if "=?" not in value:
-        return value
-    try:
-        pieces = decode_header(value)
-    except Exception:  # broken base64 or quoting: the raw words are still a name
-        return value
-    decoded = []
-    for data, charset in pieces:
-        if isinstance(data, str):
-            decoded.append(data)
-            continue
-        try:
-            decoded.append(data.decode(charset or "ascii", errors="replace"))
-        except LookupError:
-            decoded.append(data.decode("latin-1"))
-    return "".join(decoded)
 
 
 def _printable(name: str) -> str:

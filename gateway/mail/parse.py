@@ -16,6 +16,8 @@ from email.policy import compat32
 from email.utils import getaddresses
 
 from gateway.mail.limits import Limits, bound
+from gateway.mail.parts import content_type as content_type_of
+from gateway.mail.parts import strip_comments
 from gateway.mail.text import html_to_text, new_text
 
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
@@ -132,7 +134,7 @@ def _payload_text(part: Message) -> str:
 
 def _leaves(part: Message):
     """Body leaves in order; an attached message is one leaf (never read as our body)."""
-    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
+    if content_type_of(part) == "message/rfc822" or not part.is_multipart():
         yield part
         return
     payload = part.get_payload()
@@ -146,10 +148,12 @@ def _walk_body(message: Message) -> tuple[str | None, str | None, list[Attachmen
     html: str | None = None
     attachments: list[Attachment] = []
     for part in _leaves(message):
-        content_type = part.get_content_type()
-        disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()  # str(): a Header when 8-bit
+        # read as the relay reads it (gateway.mail.parts): "text/html (comment)" is HTML, and
+        # a text part not marked as an attachment is body even if it carries a file name
+        content_type = content_type_of(part)
+        disposition = strip_comments(str(part.get("Content-Disposition") or "")).split(";")[0].strip().lower()
         filename = part.get_filename()
-        is_body = content_type in ("text/plain", "text/html") and not filename and disposition != "attachment"
+        is_body = content_type in ("text/plain", "text/html") and disposition != "attachment"
         if not is_body:
             if part.is_multipart() or content_type == "message/rfc822":
                 size = len(part.as_bytes()) if content_type == "message/rfc822" else 0

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import html as htmllib
-import re
 from email.charset import QP, Charset
 from email.message import Message
 from typing import Callable, Sequence
 
+from gateway.mail.parts import decoded_text
+
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
-
-
-def _text_of(part: Message) -> str | None:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return None
-    try:
-        return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
-    except LookupError:
-        return payload.decode("utf-8", errors="replace")
 
 
 def set_text(part: Message, text: str) -> None:
@@ -42,7 +33,7 @@ def remove_lines(lines: Sequence[str]) -> Callable[[Message], None]:
             kind = part.get_content_type()
             if kind not in ("text/plain", "text/html"):
                 continue
-            text = _text_of(part)
+            text = decoded_text(part)
             if text is None:
                 continue
             for line in wanted:
@@ -61,64 +52,75 @@ def remove_lines(lines: Sequence[str]) -> Callable[[Message], None]:
 
 
 def replace_body(text: str) -> Callable[[Message], None]:
-    """A transform that makes `text` the whole written content (attachments stay).
+    """A transform that makes `text` the whole written content; files stay.
 
     Staff replies are relayed this way: their quoted history is a staff-only notice
-    (diagnostics, transcripts, held mail) that must never reach a party.
+    (diagnostics, transcripts, held mail) that must never reach a party, whatever the
+    MIME structure their client gave it. So the body is rebuilt rather than edited:
+    every text leaf that is not an attachment (a body part carrying a file name
+    included), in any nesting, goes; so does every inline part without a file name
+    (the quoted HTML's images) and every attached message the gateway itself sent (a
+    forwarded staff notice). What is left (files, messages from others) follows the new
+    text in a multipart/mixed.
     """
     html = "<p>" + htmllib.escape(text).replace("\n", "<br>\n") + "</p>"
 
     def transform(message: Message) -> None:
-        seen: set[str] = set()
-        for part in _own_parts(message):
-            kind = part.get_content_type()
-            if part.is_multipart() or part.get_filename() or kind not in ("text/plain", "text/html"):
-                continue
-            if str(part.get("Content-Disposition") or "").lower().startswith("attachment"):
-                continue
-            set_text(part, "" if kind in seen else (text if kind == "text/plain" else html))
-            seen.add(kind)
-
-    return transform
-
-
-def _own_parts(message: Message):
-    """The message's parts, not descending into attached messages (a forwarded e-mail stays whole)."""
-    yield message
-    if message.get_content_type() == "message/rfc822":
-        return
-    payload = message.get_payload()
-    if message.is_multipart() and isinstance(payload, list):
-        for part in payload:
-            yield from _own_parts(part)
-
-
-def scrub_addresses(addresses: Sequence[str], replacement: str = "[address hidden]") -> Callable[[Message], None]:
-    """A transform that replaces the parties' real addresses in the written text and HTML.
-
-    Headers never carry them (compose rewrites every header); this catches the copies a
-    mail client quotes in the body ("From: shop@example.org", "On ..., carol@... wrote:").
-    """
-    patterns = [re.compile(re.escape(a), re.IGNORECASE) for a in dict.fromkeys(a.lower() for a in addresses if a)]
-
-    def transform(message: Message) -> None:
-        if not patterns:
+        files = list(_files(message))
+        if not files and not message.is_multipart():
+            if message.get_content_type() != "text/plain":
+                _retype(message, "text/plain")
+            set_text(message, text)
             return
-        for part in _own_parts(message):
-            if part.is_multipart() or part.get_content_type() not in ("text/plain", "text/html"):
-                continue
-            if part.get_filename():
-                continue
-            text = _text_of(part)
-            if text is None:
-                continue
-            cleaned = text
-            for pattern in patterns:
-                cleaned = pattern.sub(replacement, cleaned)
-            if cleaned != text:
-                set_text(part, cleaned)
+        plain, rich = Message(), Message()
+        set_text(plain, text)
+        rich["Content-Type"] = "text/html"
+        set_text(rich, html)
+        for part in (plain, rich):
+            del part["MIME-Version"]
+        if files:
+            alternative = Message()
+            alternative["Content-Type"] = "multipart/alternative"
+            alternative.set_payload([plain, rich])
+            _retype(message, "multipart/mixed")
+            message.set_payload([alternative, *files])
+        else:
+            _retype(message, "multipart/alternative")
+            message.set_payload([plain, rich])
+        message.preamble = message.epilogue = None
 
     return transform
+
+
+def _retype(message: Message, content_type: str) -> None:
+    for name in ("Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "Content-Description",
+                 "Content-ID"):
+        del message[name]
+    message["Content-Type"] = content_type
+
+
+def _files(message: Message):
+    """The parts of a staff reply that are files: attachments, named inline parts and
+    attached messages not sent by the gateway, in order. Walks with a stack."""
+    from gateway.mail.forwarded import is_our_mail
+    from gateway.mail.parts import AMP, HTML, TEXT, kind_of
+
+    stack = [message]
+    while stack:
+        node = stack.pop()
+        payload = node.get_payload()
+        if isinstance(payload, list) and node.get_content_maintype() == "multipart":
+            stack.extend(reversed(payload))
+            continue
+        if isinstance(payload, list):  # an attached message, kept or dropped whole
+            if not any(isinstance(inner, Message) and is_our_mail(inner) for inner in payload):
+                yield node
+            continue
+        attached = node.get_content_disposition() == "attachment"
+        if kind_of(node) in (TEXT, HTML, AMP) and not attached:
+            continue  # written text: the new text replaces it
+        if attached or node.get_filename():
+            yield node
 
 
 def chain(*transforms: Callable[[Message], None] | None) -> Callable[[Message], None]:

@@ -9,6 +9,10 @@ Three passes, so that no hand-written parser ever has the last word:
    remote image URL it still sees, so a difference between html.parser and html5ever
    can never let one through.
 
+`rewrite_attribute`, when given, sees every attribute value the last pass keeps (decoded,
+as a client reads it) and may change or drop it: the relay rewrites `cid:` references and
+hides addresses in links and titles there.
+
 A separate permissive nh3 pass over the input (`_inventory`) only describes what was
 taken out, for the report; it decides nothing. Before any of it, `nesting_work` bounds
 html5ever's cost on deeply nested tags, which grows with depth squared: past the bound the
@@ -36,6 +40,7 @@ import html as htmllib
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import Callable
 
 import nh3
 
@@ -140,19 +145,23 @@ class SanitizedHtml:
     removed: tuple[str, ...]
 
 
-def sanitize_html(html: str, *, block_remote_images: bool = True) -> SanitizedHtml:
+AttributeRewrite = Callable[[str, str, str], "str | None"]
+
+
+def sanitize_html(html: str, *, block_remote_images: bool = True,
+                  rewrite_attribute: AttributeRewrite | None = None) -> SanitizedHtml:
     """Sanitise one HTML body for relaying. Never raises: input nothing can parse
     comes back as escaped text."""
     try:
         html = valid_text(html)
         if nesting_work(html) > MAX_NESTING_WORK:
             return SanitizedHtml(text_only(html), 0, (TOO_DEEP,))
-        return _sanitize(html, block_remote_images)
+        return _sanitize(html, block_remote_images, rewrite_attribute)
     except Exception:  # a parser meeting something new must not stop the relay
         return SanitizedHtml(text_only(html), 0, (UNPARSEABLE,))
 
 
-def _sanitize(html: str, block: bool) -> SanitizedHtml:
+def _sanitize(html: str, block: bool, rewrite: AttributeRewrite | None) -> SanitizedHtml:
     # The inventory only describes what is removed; past INVENTORY_CHARS it is skipped to
     # bound the work (three passes instead of four), and the report says so.
     notes = _inventory(html) if len(html) <= INVENTORY_CHARS else [NOT_ITEMISED]
@@ -161,7 +170,7 @@ def _sanitize(html: str, block: bool) -> SanitizedHtml:
     images = _ImagePass(block)
     images.feed(cleaned)
     images.close()
-    final = _clean("".join(images.out), _AttributePolicy(block, final=True))
+    final = _clean("".join(images.out), _AttributePolicy(block, final=True, rewrite=rewrite))
     removed = tuple(dict.fromkeys(notes + first.notes))
     return SanitizedHtml(final.strip(), images.blocked + first.style_images, removed)
 
@@ -238,14 +247,17 @@ class _AttributePolicy:
 
     With `final`, remote image URLs are dropped outright when images are blocked."""
 
-    def __init__(self, block: bool, *, final: bool) -> None:
-        self.block, self.final = block, final
+    def __init__(self, block: bool, *, final: bool, rewrite: AttributeRewrite | None = None) -> None:
+        self.block, self.final, self.rewrite = block, final, rewrite
         self.notes: list[str] = []
         self.style_images = 0
 
     def __call__(self, element: str, attribute: str, value: str) -> str | None:
         try:
-            return self._check(attribute, value)
+            kept = self._check(attribute, value)
+            if kept is not None and self.rewrite is not None:
+                kept = self.rewrite(element, attribute, kept)
+            return kept
         except Exception:  # drop what we could not judge
             return None
 

@@ -31,7 +31,8 @@ CLI = [sys.executable, "-m", "gateway.cli"]
 def _config(tmp_path: Path, port: int | None = None) -> Path:
     """test_cli's configuration, without the metrics server (several run at once here)."""
     path = cli_config(tmp_path, port)
-    path.write_text(path.read_text() + "[metrics]\nenabled = false\n")
+    text = path.read_text()
+    path.write_text(text[:text.index("[metrics]")] + "[metrics]\nenabled = false\n")
     return path
 
 

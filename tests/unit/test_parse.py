@@ -355,3 +355,22 @@ def test_raw_utf8_subject_and_date_are_text(name, value):
 def test_from_is_read_from_the_raw_header(header, address, count):
     parsed = parse(f"{header}\r\nSubject: s\r\n\r\nbody".encode())
     assert (parsed.from_address, parsed.from_count) == (address, count)
+
+
+@pytest.mark.parametrize("part_headers", [
+    'Content-Type: text/plain; name="body.txt"',  # some webmails name the body
+    'Content-Type: text/plain\r\nContent-Disposition: inline; filename="m.txt"',
+    "Content-Type: text/plain (sent by Outlook)",
+])
+def test_a_text_part_not_marked_as_an_attachment_is_the_body(part_headers):
+    """Read as the relay reads it, so a staff reply's commands and new text are not lost."""
+    raw = (f"From: staff@ops.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n{part_headers}\r\n\r\n"
+           "#to customer\r\nPlease confirm.\r\n").encode()
+    parsed = parse(raw)
+    assert parsed.text.startswith("#to customer") and parsed.attachments == ()
+
+
+def test_an_html_body_whose_type_has_a_comment_is_read_as_html():
+    raw = (b"From: a@b.test\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/html (generated); charset=utf-8"
+           b"\r\n\r\n<p>Hello there</p>")
+    assert parse(raw).text.strip() == "Hello there"
