@@ -36,6 +36,7 @@ from gateway.settings import (  # noqa: F401 - re-exported: callers import them 
     HygieneSettings,
     BounceSettings,
     MetricsSettings,
+    HealthSettings,
     ExportSettings,
     Settings,
 )
@@ -137,13 +138,16 @@ def from_dict(
         imap = _imap(ingress, environ)
         ingress.reject_unknown()
     outbound = _outbound(root.table("outbound"), environ, base_dir, source, domain=gateway.domain)
+    outbound = _with_journal_dir(outbound, database, environ)
     workers = _workers(root.table("workers"))
     timers = _timers(root.table("timers"))
     hygiene = _hygiene(root.table("hygiene"))
     bounce_settings = _bounces(root.table("bounces"))
     metrics = _metrics(root.table("metrics"))
+    health = _health(root.table("health"), workers)
     export = _export(root.table("export"), base_dir)
     root.reject_unknown()
+    _check_combinations(source, outbound, workers, health)
     return Settings(
         gateway=gateway,
         database=database,
@@ -156,6 +160,7 @@ def from_dict(
         hygiene=hygiene,
         bounces=bounce_settings,
         metrics=metrics,
+        health=health,
         export=export,
         source=source,
     )
@@ -335,6 +340,10 @@ def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, so
     ceiling = table.get("retry_max_seconds", int, 3600)
     table.check("retry_max_seconds", ceiling >= base, "must be at least retry_base_seconds")
     dkim_settings = _dkim(table.table("dkim"), base_dir, domain)
+    journal = table.get("journal_dir", str, "")
+    table.check("journal_dir", not journal or journal.strip() == journal, "no leading or trailing spaces")
+    uncertain = table.get("uncertain_retry_seconds", int, OutboundSettings.uncertain_retry_seconds)
+    table.check("uncertain_retry_seconds", uncertain >= 1, "must be at least 1")
     table.reject_unknown()
     return OutboundSettings(
         smtp=smtp,
@@ -343,6 +352,8 @@ def _outbound(table: _Reader | None, environ: dict[str, str], base_dir: Path, so
         retry_base_seconds=base,
         retry_max_seconds=ceiling,
         dkim=dkim_settings,
+        journal_dir=(base_dir / journal).resolve() if journal else None,
+        uncertain_retry_seconds=uncertain,
     )
 
 
@@ -389,17 +400,56 @@ def _dkim_key(table: _Reader, base_dir: Path, check_file: bool, *, required: boo
     return DkimKey(selector=selector, key_file=path)
 
 
+JOURNAL_FOLDER = "sent-journal"
+
+
+def _with_journal_dir(outbound: OutboundSettings, database: DatabaseSettings,
+                      environ: dict[str, str]) -> OutboundSettings:
+    """The sent journal's folder when `journal_dir` is not set: beside an SQLite database;
+    else systemd's state directory ($STATE_DIRECTORY, from StateDirectory=); else the
+    user's state folder ($XDG_STATE_HOME or ~/.local/state, under dispute-gateway/). It must
+    be a local disk that survives a reboot, the same for every process of one host."""
+    from dataclasses import replace
+
+    if outbound.journal_dir is not None:
+        return outbound
+    sqlite_path = _sqlite_file(database.url)
+    if sqlite_path is not None:
+        folder = sqlite_path.parent / JOURNAL_FOLDER
+    elif environ.get("STATE_DIRECTORY"):
+        folder = Path(environ["STATE_DIRECTORY"].split(":")[0]) / JOURNAL_FOLDER
+    else:
+        state = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
+        folder = Path(state) / "dispute-gateway" / JOURNAL_FOLDER
+    return replace(outbound, journal_dir=folder)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path, _, query = url[len(prefix):].partition("?")
+    if not path or path == ":memory:" or path.startswith("file:") or "uri=true" in query:
+        return None
+    return Path(path)
+
+
 def _workers(table: _Reader | None) -> WorkerSettings:
     if table is None:
         return WorkerSettings()
-    threads = table.get("threads", int, 4)
-    table.check("threads", 1 <= threads <= 64, "must be between 1 and 64")
+    d = WorkerSettings()
+    threads = {}
+    for key in ("threads", "delivery_threads", "timer_threads"):
+        threads[key] = table.get(key, int, getattr(d, key))
+        table.check(key, 1 <= threads[key] <= 64, "must be between 1 and 64")
+    heartbeat = table.get("heartbeat_seconds", int, d.heartbeat_seconds)
+    table.check("heartbeat_seconds", heartbeat >= 1, "must be at least 1")
     lease = table.get("lease_seconds", int, 300)
     table.check("lease_seconds", lease >= 10, "must be at least 10")
     sweep = table.get("sweep_interval_seconds", int, 30)
     table.check("sweep_interval_seconds", sweep >= 1, "must be at least 1")
     at_once = table.get("large_messages_at_once", int, WorkerSettings.large_messages_at_once)
-    table.check("large_messages_at_once", at_once >= 1, "must be at least 1")
+    table.check("large_messages_at_once", 1 <= at_once <= 64, "must be between 1 and 64")
     large = table.get("large_message_bytes", int, WorkerSettings.large_message_bytes)
     table.check("large_message_bytes", large >= 1024, "must be at least 1024")
     retries = {}
@@ -408,8 +458,52 @@ def _workers(table: _Reader | None) -> WorkerSettings:
         retries[key] = table.get(key, int, getattr(WorkerSettings, key))
         table.check(key, retries[key] >= minimum, f"must be at least {minimum}")
     table.reject_unknown()
-    return WorkerSettings(threads=threads, lease_seconds=lease, sweep_interval_seconds=sweep,
+    return WorkerSettings(**threads, heartbeat_seconds=heartbeat, lease_seconds=lease, sweep_interval_seconds=sweep,
                           large_messages_at_once=at_once, large_message_bytes=large, **retries)
+
+
+def _health(table: _Reader | None, workers: WorkerSettings) -> HealthSettings:
+    """[health]; the staleness limits not given follow the intervals they watch."""
+    d = HealthSettings()
+    derived = {"worker_stale_seconds": max(d.worker_stale_seconds, 3 * workers.heartbeat_seconds),
+               "scheduler_stale_seconds": max(d.scheduler_stale_seconds, 3 * workers.sweep_interval_seconds)}
+    values = {}
+    for key in ("inbound_wait_seconds", "delivery_retry_seconds", "worker_stale_seconds", "scheduler_stale_seconds"):
+        values[key] = table.get(key, int, derived.get(key, getattr(d, key))) if table else derived.get(key, getattr(d, key))
+        if table:
+            table.check(key, values[key] >= 10, "must be at least 10")
+    if table:
+        table.reject_unknown()
+    return HealthSettings(**values)
+
+
+def _check_combinations(source: str, outbound: OutboundSettings, workers: WorkerSettings,
+                        health: HealthSettings) -> None:
+    """Settings that are each fine but impossible together, refused with one line."""
+    def fail(where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{source}: {where}: {problem}")
+
+    smtp = outbound.smtp
+    if smtp is not None and workers.lease_seconds < 2 * smtp.timeout_seconds:
+        # one delivery can wait timeout_seconds for the connection and again for each answer:
+        # a claim that ran out meanwhile would be taken for a dead sender's and sent twice
+        raise fail("[workers] lease_seconds", f"{workers.lease_seconds} is shorter than twice [outbound.smtp] "
+                   f"timeout_seconds ({smtp.timeout_seconds:g}): a slow delivery would be sent twice; "
+                   f"set lease_seconds to at least {int(2 * smtp.timeout_seconds + 0.999)}")
+    if 3 * workers.heartbeat_seconds > workers.lease_seconds:
+        raise fail("[workers] heartbeat_seconds", f"{workers.heartbeat_seconds} leaves fewer than 3 heartbeats per "
+                   f"lease_seconds ({workers.lease_seconds}): one late heartbeat would lose a live claim")
+    if outbound.uncertain_retry_seconds < 2 * workers.heartbeat_seconds:
+        raise fail("[outbound] uncertain_retry_seconds", f"{outbound.uncertain_retry_seconds} is shorter than two "
+                   f"[workers] heartbeat_seconds ({workers.heartbeat_seconds}): a sender that got its 250 would "
+                   "not have the time to record it before the retry")
+    if health.worker_stale_seconds < 2 * workers.heartbeat_seconds:
+        raise fail("[health] worker_stale_seconds", f"{health.worker_stale_seconds} is shorter than two "
+                   f"[workers] heartbeat_seconds ({workers.heartbeat_seconds}): live workers would be reported dead")
+    if health.scheduler_stale_seconds < 2 * workers.sweep_interval_seconds:
+        raise fail("[health] scheduler_stale_seconds", f"{health.scheduler_stale_seconds} is shorter than two "
+                   f"[workers] sweep_interval_seconds ({workers.sweep_interval_seconds}): a running scheduler "
+                   "would be reported stopped")
 
 
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

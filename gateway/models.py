@@ -122,6 +122,7 @@ class Inbound(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # set while an attempt runs: a new attempt that finds it set knows the last one died
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    holder: Mapped[str | None] = mapped_column(String(80))  # the process of the last attempt
     client_address: Mapped[str | None] = mapped_column(String(64))  # who handed it to us (SMTP), for SPF
     client_helo: Mapped[str | None] = mapped_column(String(255))
 
@@ -264,6 +265,11 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The process sending it while 'sending' (a ProcessHeartbeat id); its heartbeat renews lease_until.
+    holder: Mapped[str | None] = mapped_column(String(80), index=True)
+    # The last attempt's outcome is unknown (the connection was lost after the data was sent,
+    # or its sender stopped mid-delivery): the smarthost may already have the message.
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # What delivery reports said: the last problem (a reason), retries it caused, and
     # evidence of delivery (a success DSN: who reported it, when, with what status).
     delivery_problem: Mapped[str | None] = mapped_column(String(32))
@@ -301,3 +307,32 @@ class SendLog(Base):
     recipient: Mapped[str] = mapped_column(String(320))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     kind: Mapped[str] = mapped_column(String(40))
+
+
+class ProcessHeartbeat(Base):
+    """One running gateway process (worker, scheduler, run, serve-smtp): when it last said
+    it was alive, what it serves. Health reads it; the sweep tells a stopped holder from a
+    slow one by it."""
+
+    __tablename__ = "process_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)  # host:pid:token
+    role: Mapped[str] = mapped_column(String(16))  # worker | scheduler | run | serve-smtp
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    broker_id: Mapped[str | None] = mapped_column(String(64))  # its Dramatiq consumer's id in Redis
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Instance(Base):
+    """This installation's random id (one row): names its folder in the sent-journal
+    directory, so two gateways sharing a host never record each other's deliveries."""
+
+    __tablename__ = "gateway_instance"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

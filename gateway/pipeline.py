@@ -100,15 +100,21 @@ class Attempt:
     client: Client = Client(None, None)  # who handed it over by SMTP
 
 
-def begin_attempt(db: Session, inbound_id: int, *, settings: Settings, now: datetime) -> Attempt | None:
-    """Count one more attempt at `inbound_id` and mark it started (committed by the caller
-    before the work, so an attempt that never ends, by a time limit or a dead worker, still
-    counts). None: nothing to do (processed, quarantined, gone, or an attempt still running)."""
+def begin_attempt(db: Session, inbound_id: int, *, settings: Settings, now: datetime, holder: str | None = None,
+                  resumed: bool = False) -> Attempt | None:
+    """Count one more attempt at `inbound_id` and mark it started by `holder` (committed by
+    the caller before the work, so an attempt that never ends, by a time limit or a dead
+    worker, still counts). None: nothing to do (processed, quarantined, gone, or an attempt
+    still running). `resumed`: the caller's own last attempt was cut short by the database
+    going away, which is not the message's fault: it is taken up again, not counted twice."""
     workers = settings.workers
     inbound = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update()
                         .execution_options(populate_existing=True))
     if inbound is None or inbound.status != "queued":
         return None
+    if inbound.started_at is not None and resumed and holder is not None and inbound.holder == holder:
+        inbound.attempts = max(0, inbound.attempts - 1)
+        inbound.started_at = None
     if inbound.started_at is not None:
         if inbound.started_at + timedelta(seconds=workers.processing_time_limit_seconds + 30) > now:
             return None  # another worker is on it (a duplicate queue message)
@@ -120,6 +126,7 @@ def begin_attempt(db: Session, inbound_id: int, *, settings: Settings, now: date
         return Attempt(inbound.id, inbound.raw, inbound.mail_from, inbound.size, inbound.attempts, exhausted=True)
     inbound.attempts += 1
     inbound.started_at = now
+    inbound.holder = holder
     inbound.lease_until = now + timedelta(seconds=settings.workers.lease_seconds)
     return Attempt(inbound.id, inbound.raw, inbound.mail_from, inbound.size, inbound.attempts,
                    client=Client(inbound.client_address, inbound.client_helo))

@@ -1,8 +1,10 @@
 """Outbound transports: the SMTP smarthost (production) and a local Maildir (first run).
 
 Each `send` makes one attempt and reports it as Sent, TemporaryFailure (4xx, timeouts,
-connection errors: retry later) or PermanentFailure (5xx: treated as a hard bounce).
-SmtpRelay keeps one persistent connection per worker thread (PERFORMANCE.md item 5).
+connection errors: retry later), UncertainDelivery (the connection was lost after the whole
+message was sent and before the smarthost's answer: it may have stored it) or
+PermanentFailure (5xx: treated as a hard bounce). SmtpRelay keeps one persistent
+connection per worker thread (PERFORMANCE.md item 5).
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ class TemporaryFailure(DeliveryError):
     """Try again later: 4xx, timeout, connection refused or dropped."""
 
 
+class UncertainDelivery(TemporaryFailure):
+    """The message was sent in full, then the connection broke or timed out before the
+    smarthost answered: it may have stored the message (RFC 5321 section 4.1.1.4 leaves
+    this open). The caller retries once after a delay, never at once."""
+
+
 class _Disconnected(Exception):
-    """A reused connection turned out to be closed (nothing was sent)."""
+    """A reused connection turned out to be closed before the message was sent."""
 
 
 class PermanentFailure(DeliveryError):
@@ -84,22 +92,23 @@ class SmtpRelay:
             client.login(s.username, s.password or "")
         return client
 
-    def _client(self) -> smtplib.SMTP:
-        """This thread's connection; one idle for a while is checked with NOOP first (the
-        smarthost may have closed it), a busy one is used as it is."""
+    def _client(self) -> tuple[smtplib.SMTP, bool]:
+        """This thread's connection and whether it is one kept from before; one idle for a
+        while is checked with NOOP first (the smarthost may have closed it), a busy one is
+        used as it is."""
         client = getattr(self._local, "client", None)
         if client is not None:
             if time.monotonic() - getattr(self._local, "used_at", 0.0) < IDLE_CHECK_SECONDS:
-                return client
+                return client, True
             try:
                 if client.noop()[0] == 250:
-                    return client
+                    return client, True
             except (smtplib.SMTPException, OSError):
                 pass
             self._drop()
         client = self._connect()
         self._local.client = client
-        return client
+        return client, False
 
     def _drop(self) -> None:
         client = getattr(self._local, "client", None)
@@ -119,9 +128,11 @@ class SmtpRelay:
             return self._send_once(mail_from, recipient, raw, fresh_only=True)
 
     def _send_once(self, mail_from: str, recipient: str, raw: bytes, *, fresh_only: bool = False) -> str:
-        reused = getattr(self._local, "client", None) is not None and not fresh_only
+        stage = Stage()
+        reused = False
         try:
-            client = self._client()
+            client, reused = self._client()
+            reused = reused and not fresh_only
             mail_options: list[str] = []
             rcpt_options: list[str] = []
             if client.has_extn("dsn"):
@@ -130,7 +141,7 @@ class SmtpRelay:
                 token = mail_from.split("+", 1)[-1].split("-", 1)[0]
                 mail_options = ["RET=HDRS", f"ENVID={token}"]
                 rcpt_options = ["NOTIFY=FAILURE,DELAY"]
-            reply = _sendmail(client, mail_from, recipient, raw, mail_options, rcpt_options)
+            reply = transaction(client, mail_from, recipient, raw, mail_options, rcpt_options, stage)
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(recipient, (550, b"recipient refused"))
             self._reset()
@@ -140,14 +151,15 @@ class SmtpRelay:
             self._reset()
             text = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else str(error.smtp_error)
             raise _failure(error.smtp_code, text, recipient_level=isinstance(error, smtplib.SMTPDataError)) from None
-        except smtplib.SMTPServerDisconnected as error:
-            self._drop()
-            if reused:
-                raise _Disconnected() from None
-            raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
         except (smtplib.SMTPException, OSError, socket.timeout) as error:
             self._drop()
-            raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
+            where = f"smarthost {self.settings.host}:{self.settings.port}"
+            if stage.data_sent:
+                raise UncertainDelivery(f"{where}: connection lost after the message was sent, before the answer "
+                                        f"({type(error).__name__}: {error})") from None
+            if reused and not stage.started and not isinstance(error, socket.timeout):
+                raise _Disconnected() from None  # a kept connection the smarthost had closed: nothing was sent
+            raise TemporaryFailure(f"{where}: {error}") from None
         self._local.used_at = time.monotonic()
         return reply
 
@@ -166,21 +178,47 @@ class SmtpRelay:
             raise TemporaryFailure(f"smarthost {self.settings.host}:{self.settings.port}: {error}") from None
 
 
-def _sendmail(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes, mail_options: list[str],
-              rcpt_options: list[str]) -> str:
-    """smtplib's `sendmail` for one recipient, keeping the smarthost's answer to DATA
-    ("250 2.0.0 Ok: queued as 4XyZ..."): its queue id is the proof that the message was
+class Stage:
+    """How far one SMTP transaction got: `started` once MAIL FROM was answered, `data_sent`
+    once the whole message and its final dot were written (from then on a lost connection
+    leaves it unknown whether the smarthost stored it)."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.data_sent = False
+
+
+def transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes, mail_options: list[str],
+                rcpt_options: list[str], stage: Stage) -> str:
+    """MAIL, RCPT, DATA for one recipient, as `smtplib.SMTP.sendmail` does, but noting in
+    `stage` when the message has been sent in full (sendmail cannot tell a connection lost
+    before the final dot from one lost after it), and returning the smarthost's answer to
+    DATA ("250 2.0.0 Ok: queued as 4XyZ..."): its queue id is the proof that the message was
     handed over, which the delivery ledger of a case export shows. Raises what `sendmail`
     raises (SMTPSenderRefused, SMTPRecipientsRefused, SMTPDataError)."""
     client.ehlo_or_helo_if_needed()
     options = [f"SIZE={len(raw)}"] if client.does_esmtp and client.has_extn("size") else []
     code, text = client.mail(mail_from, options + list(mail_options))
+    stage.started = True
     if code != 250:
+        if code == 421:
+            client.close()
         raise smtplib.SMTPSenderRefused(code, text, mail_from)
     code, text = client.rcpt(recipient, list(rcpt_options))
     if code not in (250, 251):
+        if code == 421:
+            client.close()
         raise smtplib.SMTPRecipientsRefused({recipient: (code, text)})
-    code, text = client.data(raw)
+    client.putcmd("data")
+    code, text = client.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, text)
+    body = smtplib._quote_periods(raw)  # noqa: SLF001 - the same dot-stuffing sendmail applies
+    if body[-2:] != b"\r\n":
+        body += b"\r\n"
+    client.send(body + b".\r\n")
+    stage.data_sent = True
+    code, text = client.getreply()
     if code != 250:
         raise smtplib.SMTPDataError(code, text)
     answer = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)

@@ -140,15 +140,26 @@ class OutboundSettings:
     retry_base_seconds: int = 60
     retry_max_seconds: int = 3600
     dkim: DkimSettings = field(default_factory=DkimSettings)
+    # Where each process journals (fsync'd) the smarthost's 250s until the database has them.
+    journal_dir: Path | None = None
+    # An attempt whose outcome is unknown (connection lost after the data, sender stopped
+    # mid-delivery) is retried once after this long, with the same Message-ID.
+    uncertain_retry_seconds: int = 120
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    threads: int = 4
+    threads: int = 4  # inbound processing (queue "inbound")
+    delivery_threads: int = 4  # deliveries to the smarthost (queue "outbound")
+    timer_threads: int = 1  # case timers (queue "timers")
+    # A claim (a delivery being sent) is renewed every heartbeat_seconds by its process; one
+    # not renewed for lease_seconds belongs to a process that stopped.
+    heartbeat_seconds: int = 5
     lease_seconds: int = 300
     sweep_interval_seconds: int = 30
     # Parsing and re-composing a message costs several times its size in memory for a
-    # moment; messages over large_message_bytes are processed this many at a time.
+    # moment; messages over large_message_bytes are processed and sent on their own queue
+    # ("large") by this many threads per process.
     large_messages_at_once: int = 1
     large_message_bytes: int = 2_097_152
     # A message whose processing fails (or runs past the time limit, or whose worker dies)
@@ -259,6 +270,17 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """When /healthz and `dispute-gateway health` fail (besides the database and broker
+    being unreachable and [metrics] outbox_stuck_seconds)."""
+
+    inbound_wait_seconds: int = 300  # a received message still unprocessed after this long
+    delivery_retry_seconds: int = 1800  # a delivery still being retried this long after its first failure
+    worker_stale_seconds: int = 60  # no worker heartbeat newer than this
+    scheduler_stale_seconds: int = 300  # no scheduler sweep newer than this
+
+
+@dataclass(frozen=True)
 class ExportSettings:
     """Case exports (`cases export`, `#export`): where bundles are written and how the
     transcript PDF is sized (README: Evidence bundles)."""
@@ -284,5 +306,6 @@ class Settings:
     hygiene: HygieneSettings = field(default_factory=HygieneSettings)
     bounces: BounceSettings = field(default_factory=BounceSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     source: str = "<defaults>"

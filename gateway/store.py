@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Iterable, Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.mail.fingerprint import fingerprint
 from gateway.mail.parse import decode, message_ids
-from gateway.models import Case, Event, Inbound, Merchant, Message, Outbox, Party, Transaction
+from gateway.models import Case, Event, Inbound, Instance, Merchant, Message, Outbox, Party, ProcessHeartbeat, Transaction
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 
@@ -199,15 +200,24 @@ def sent_message_owner(db: Session, ids: Sequence[str]) -> tuple[int, str, bool]
     return (row[0], row[1], row[2] == "closed") if row else None
 
 
-def claim_outbox(db: Session, outbox_id: int, *, now: datetime, lease_seconds: int) -> Outbox | None:
-    """Lock a pending outbox row that is due and mark it 'sending', or None."""
+def claim_outbox(db: Session, outbox_id: int, *, now: datetime, lease_seconds: int, holder: str) -> Outbox | None:
+    """Lock a pending outbox row that is due and mark it 'sending' by `holder`, or None."""
     row = db.scalar(select(Outbox).where(Outbox.id == outbox_id).with_for_update())
     if row is None or row.status != "pending" or row.next_attempt_at > now:
         return None
     row.status = "sending"
     row.attempts += 1
+    row.holder = holder
     row.lease_until = now + timedelta(seconds=lease_seconds)
     return row
+
+
+def renew_claims(db: Session, holder: str, outbox_ids: Sequence[int], *, now: datetime, lease_seconds: int) -> None:
+    """The heartbeat of a live sender: the rows it is sending keep their claim."""
+    if outbox_ids:
+        db.execute(update(Outbox).where(Outbox.id.in_(list(outbox_ids)), Outbox.holder == holder,
+                                        Outbox.status == "sending")
+                   .values(lease_until=now + timedelta(seconds=lease_seconds)))
 
 
 def claim_ids(db: Session, model, *conditions, order_by, values: dict, limit: int = 500) -> list[int]:
@@ -231,8 +241,118 @@ def stuck_inbound_ids(db: Session, *, now: datetime, lease_seconds: int, limit: 
 
 
 def stuck_outbox_ids(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
-    """Outbox rows due whose lease ran out: rows left 'sending' by a dead worker go back to
-    'pending' (at-least-once; the stable Message-ID lets a duplicate be recognised)."""
-    return claim_ids(db, Outbox, Outbox.status.in_(("pending", "sending")), Outbox.next_attempt_at <= now,
+    """Pending outbox rows due whose lease ran out (their job was lost with a broker that
+    cannot be asked, such as the in-memory one): re-enqueued with a renewed lease."""
+    return claim_ids(db, Outbox, Outbox.status == "pending", Outbox.next_attempt_at <= now,
                      or_(Outbox.lease_until.is_(None), Outbox.lease_until <= now), order_by=Outbox.id,
-                     values={"status": "pending", "lease_until": now + timedelta(seconds=lease_seconds)}, limit=limit)
+                     values={"lease_until": now + timedelta(seconds=lease_seconds)}, limit=limit)
+
+
+def _uncertain_values(retry_at: datetime, lease_seconds: int, why: str) -> dict:
+    return {"status": "pending", "holder": None, "uncertain": True, "next_attempt_at": retry_at,
+            "lease_until": retry_at + timedelta(seconds=lease_seconds), "last_error": why}
+
+
+def abandoned_outbox_ids(db: Session, *, now: datetime, lease_seconds: int, retry_at: datetime,
+                         limit: int = 500) -> list[tuple[int, str | None]]:
+    """(id, holder) of rows left 'sending' by a process that stopped renewing its claim for
+    a whole lease. It may have been stopped after the smarthost took the message: each
+    goes back to 'pending' for one retry at `retry_at`, marked uncertain."""
+    query = (select(Outbox.id, Outbox.holder).where(Outbox.status == "sending", Outbox.lease_until <= now)
+             .order_by(Outbox.id).limit(limit))
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = [(row[0], row[1]) for row in db.execute(query)]
+    if rows:
+        db.execute(update(Outbox).where(Outbox.id.in_([r[0] for r in rows])).values(
+            **_uncertain_values(retry_at, lease_seconds, "its sender stopped during the delivery (outcome unknown)")))
+    return rows
+
+
+def release_claims_of(db: Session, holder: str, *, retry_at: datetime, lease_seconds: int) -> list[int]:
+    """The rows a process that is known to have stopped (its journal's lock is free) was
+    sending: back to 'pending' for one retry at `retry_at`, marked uncertain."""
+    ids = list(db.scalars(select(Outbox.id).where(Outbox.holder == holder, Outbox.status == "sending")
+                          .order_by(Outbox.id).with_for_update()))
+    if ids:
+        db.execute(update(Outbox).where(Outbox.id.in_(ids)).values(
+            **_uncertain_values(retry_at, lease_seconds, "its sender stopped during the delivery (outcome unknown)")))
+    return ids
+
+
+def waiting_inbound_ids(db: Session, *, received_before: datetime, started_before: datetime,
+                        limit: int = 5000) -> list[int]:
+    """Queued inbound rows received before `received_before` and not in an attempt begun
+    since `started_before` (candidates for a lost job)."""
+    return list(db.scalars(select(Inbound.id).where(
+        Inbound.status == "queued", Inbound.received_at <= received_before,
+        or_(Inbound.started_at.is_(None), Inbound.started_at <= started_before)).order_by(Inbound.id).limit(limit)))
+
+
+def release_attempts_of(db: Session, holder: str, *, now: datetime) -> list[int]:
+    """The processing attempts of a process known to have stopped: still counted, but over,
+    so the next attempt need not wait for the time limit to pass."""
+    rows = list(db.scalars(select(Inbound).where(Inbound.holder == holder, Inbound.status == "queued",
+                                                 Inbound.started_at.is_not(None)).with_for_update()))
+    for row in rows:
+        row.error = f"attempt {row.attempts} did not finish: its worker {holder} stopped"
+        row.started_at = None
+        row.lease_until = now
+    return [row.id for row in rows]
+
+
+def waiting_outbox_ids(db: Session, *, due_before: datetime, limit: int = 5000) -> list[int]:
+    """Pending outbox rows due before `due_before` (candidates for a lost job)."""
+    return list(db.scalars(select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= due_before)
+                           .order_by(Outbox.id).limit(limit)))
+
+
+def claimed_timer_case_ids(db: Session, *, now: datetime, claimed_before: datetime, lease_seconds: int,
+                           limit: int = 5000) -> list[int]:
+    """Cases whose due timers were claimed before `claimed_before` and not run yet."""
+    return list(db.scalars(select(Case.id).where(
+        Case.next_due_at <= now, Case.timer_lease_until > now,
+        Case.timer_lease_until <= claimed_before + timedelta(seconds=lease_seconds)).order_by(Case.id).limit(limit)))
+
+
+def renew_leases(db: Session, model, ids: Sequence[int], *, lease_column: str, until: datetime) -> None:
+    """Give rows whose job is enqueued again a fresh lease (so the lease rule leaves them be)."""
+    if ids:
+        db.execute(update(model).where(model.id.in_(list(ids))).values({lease_column: until}))
+
+
+def instance_id(db: Session, *, now: datetime) -> str:
+    """This installation's id (created once)."""
+    found = db.scalar(select(Instance.id).limit(1))
+    if found is None:
+        found = uuid.uuid4().hex
+        db.add(Instance(id=found, created_at=now))
+        db.flush()
+    return found
+
+
+def beat(db: Session, process_id: str, *, role: str, hostname: str, pid: int, queues: Sequence[str],
+         started_at: datetime, now: datetime, broker_id: str | None = None) -> None:
+    """Record that process `process_id` is alive now."""
+    row = db.get(ProcessHeartbeat, process_id)
+    if row is None:
+        db.add(ProcessHeartbeat(id=process_id, role=role, hostname=hostname, pid=pid, queues=list(queues),
+                                broker_id=broker_id, started_at=started_at, beat_at=now))
+    else:
+        row.beat_at = now
+        row.stopped_at = None
+        row.stop_reason = None
+
+
+def mark_stopped(db: Session, process_id: str, *, now: datetime, reason: str) -> str | None:
+    """Record that a process stopped; returns its broker consumer id (None if unknown)."""
+    row = db.get(ProcessHeartbeat, process_id)
+    if row is not None and row.stopped_at is None:
+        row.stopped_at = now
+        row.stop_reason = reason
+    return row.broker_id if row is not None else None
+
+
+def forget_processes(db: Session, *, before: datetime) -> None:
+    """Heartbeat rows of processes silent since `before` (a day): nobody needs them."""
+    db.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.beat_at < before))

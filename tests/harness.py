@@ -70,6 +70,16 @@ class TestClock:
         return at
 
 
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `predicate` every 50 ms until it is true; AssertionError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,6 +235,7 @@ def settings_for(tmp_path: Path, backend: Backend, sink_port: int | None, **over
     data["workers"].update(overrides.pop("worker_settings", {}))  # the [workers] keys a test changes
     for key, value in overrides.items():
         data[key] = value
+    data["outbound"].setdefault("journal_dir", str(tmp_path / "sent-journal"))  # this test's own
     return config.from_dict(data, source="test-config.toml")
 
 
@@ -313,8 +324,9 @@ def write_config(path: Path, settings: config.Settings) -> Path:
     """The TOML an administrator would write for `settings` (for driving the CLI in tests)."""
     g = settings.gateway
     smtp = settings.outbound.smtp
-    outbound = (f'[outbound.smtp]\nhost = "{smtp.host}"\nport = {smtp.port}\ntimeout_seconds = 5\n' if smtp
-                else f'[outbound]\nmaildir = "{settings.outbound.maildir}"\n')
+    journal = f'journal_dir = "{settings.outbound.journal_dir}"\n'
+    outbound = (f'[outbound]\n{journal}\n[outbound.smtp]\nhost = "{smtp.host}"\nport = {smtp.port}\ntimeout_seconds = 5\n'
+                if smtp else f'[outbound]\nmaildir = "{settings.outbound.maildir}"\n{journal}')
     path.write_text(
         f'[gateway]\ndomain = "{g.domain}"\nsecret_keys = {list(g.secret_keys)!r}\n'
         f'staff_addresses = {list(g.staff_addresses)!r}\ndefault_locale = "{g.default_locale}"\n\n'

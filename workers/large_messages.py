@@ -6,8 +6,6 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-RETRY_DELAY_MS = 500  # a large message that finds no free slot is queued again after this
-
 
 class LargeMessageGate:
     """At most `at_once` messages over `threshold_bytes` are processed or sent at the same
@@ -16,18 +14,22 @@ class LargeMessageGate:
     smtplib copies a message a few times while sending it; four worker threads on four
     large messages would need over a GiB.
 
-    `slot(size, wait=False)` does not block: a large message that finds every slot taken
-    is admitted=False and its job puts it back on the queue, so the worker thread goes on
-    with small messages, deliveries and timers meanwhile. One-shot commands, which run
-    their jobs in the calling thread, wait instead."""
+    Worker processes run large messages on their own queue ("large") with `at_once`
+    threads, so there a slot is always free and the other queues' threads never meet a
+    large message. One-shot commands, which run their jobs in the calling thread, wait
+    for a slot (`slot(size, wait=True)`); `wait=False` turns a large message away at once
+    (admitted False) while every slot is taken."""
 
     def __init__(self, at_once: int, threshold_bytes: int) -> None:
         self.threshold_bytes = threshold_bytes
         self._slots = threading.BoundedSemaphore(at_once)
 
+    def is_large(self, size: int) -> bool:
+        return size >= self.threshold_bytes
+
     @contextmanager
     def slot(self, size: int, *, wait: bool) -> Iterator[bool]:
-        if size < self.threshold_bytes:
+        if not self.is_large(size):
             yield True
             return
         if not self._slots.acquire(blocking=wait):

@@ -305,12 +305,30 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # a one-line error, the traceback only in debug logs
+        from sqlalchemy.exc import OperationalError
+
         from gateway.db import DatabaseUnavailable
 
-        if isinstance(error, DatabaseUnavailable):
-            print(f"error: database unavailable: {error}", file=sys.stderr)
+        if isinstance(error, (DatabaseUnavailable, OperationalError)):
+            print(f"error: database unreachable: {_database_named(args)}{_first_line(error)}", file=sys.stderr)
             return 3
         raise
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _database_named(args) -> str:
+    """`<url without its password>: `, or nothing when the configuration cannot be read."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = config_module.load(args.config).database.url
+        return f"{make_url(url).render_as_string(hide_password=True)}: "
+    except Exception:  # the message is about the database; the configuration was read once already
+        return ""
 
 
 if __name__ == "__main__":

@@ -23,14 +23,14 @@ def display_for(settings) -> Display:
 
 
 def cmd_health(args) -> int:
-    from gateway import metrics
+    from gateway import health
     from workers.runtime import Runtime
 
     settings = load_settings(args)
     upgrade_if_sqlite(settings)  # a fresh install answers, not "no such table"
     runtime = Runtime(settings, clock=args.clock, inline=True)
     try:
-        checks = metrics.health(runtime)
+        checks = health.health(runtime)
     finally:
         runtime.close()
     for check in checks:

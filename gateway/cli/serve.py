@@ -8,6 +8,7 @@ import socket
 import threading
 
 from gateway import __version__, config as config_module
+from gateway.db import DatabaseUnavailable
 from gateway.cli.common import (
     load_settings,
     stop_on_signals,
@@ -70,7 +71,7 @@ def cmd_run(args) -> int:
     _warn_unsigned(settings)
     upgrade_if_sqlite(settings)
     runtime = Runtime(settings, clock=args.clock)
-    worker = runtime.start_worker()
+    worker = runtime.start_worker(role="run")
     try:
         controller = _start_smtp(settings, runtime)
     except BaseException:
@@ -228,9 +229,17 @@ def cmd_worker(args) -> int:
     _warn_unsigned(settings)
     signalled = stop_on_signals()
     runtime = Runtime(settings, clock=args.clock)
-    worker = runtime.start_worker(args.threads)
-    log.info("worker started (%s): %s threads on %s", __version__, args.threads or settings.workers.threads,
-             _safe_url(settings.broker.url))
+    try:
+        # waits for the database when it does not answer yet: a restarted worker first
+        # records what the journals of this host's stopped processes hold, then sends
+        worker = runtime.start_worker(args.threads, stop=signalled)
+    except Exception:
+        runtime.close()
+        raise
+    workers = settings.workers
+    log.info("worker started (%s): %s inbound, %s delivery, %s timer and %s large-message threads on %s",
+             __version__, args.threads or workers.threads, workers.delivery_threads, workers.timer_threads,
+             workers.large_messages_at_once, _safe_url(settings.broker.url))
     try:
         wait_for_signal(signalled)
     finally:
@@ -256,6 +265,10 @@ def cmd_scheduler(args) -> int:
         return 0
     require_shared_broker(settings, "scheduler")
     signalled = stop_on_signals()
+    try:
+        runtime.sender()  # an unwritable [outbound] journal_dir stops it now, in one line
+    except DatabaseUnavailable:
+        pass  # each sweep tries again
     stop = threading.Event()
     thread = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), daemon=True)
     thread.start()

@@ -19,7 +19,8 @@ from gateway import addresses, store
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
-from gateway.metrics import SMTP_ANSWERS
+from gateway.metrics import DATABASE_OUTAGES, SMTP_ANSWERS
+from gateway.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class IngressHandler:
         self.database = database
         self.clock = clock
         self.on_stored = on_stored
+        self.outage = Outage("database", on_start=DATABASE_OUTAGES.inc)
 
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options) -> str:
         gateway = self.settings.gateway
@@ -61,14 +63,15 @@ class IngressHandler:
             return SMTP_554_NO_RECIPIENTS
         try:
             inbound_id, duplicate = await asyncio.to_thread(self._accept, envelope, session)
-        except DatabaseUnavailable as error:
-            log.error("database unavailable at DATA, answered 451: %s", error)
+        except DatabaseUnavailable as error:  # one log line per outage, however many messages get 451
+            self.outage.failed(error, "storing received mail: answering 451, the MTA retries")
             SMTP_ANSWERS.labels("tempfail_database").inc()
             return SMTP_451_TRY_LATER
         except Exception:
             log.exception("storing a message failed, answered 451")
             SMTP_ANSWERS.labels("tempfail_error").inc()
             return SMTP_451_TRY_LATER
+        self.outage.succeeded()
         if duplicate:
             log.info("inbound %s: duplicate delivery recognised, not processed again", inbound_id)
             SMTP_ANSWERS.labels("duplicate").inc()

@@ -94,6 +94,7 @@ def test_outbox_list_and_retry_of_a_failed_delivery(sqlite_backend, make_gateway
 
 def test_health_command_fails_when_the_smarthost_is_down(sqlite_backend, make_gateway, tmp_path, capsys):
     gateway = make_gateway(sqlite_backend)
+    gateway.sweep()  # a scheduler has run
     config = _config(gateway, tmp_path)
     assert main(["--config", config, "health"], clock=gateway.clock) == 0
     assert "ok   smarthost" in capsys.readouterr().out
@@ -110,6 +111,7 @@ def test_metrics_and_health_endpoints(sqlite_backend, make_gateway, tmp_path):
     gateway.send(build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject="TX-1001", body="TX-1001"),
                  to=f"delivery@{DOMAIN}")
     gateway.settle()
+    gateway.sweep()  # a scheduler has run
     server = metrics.serve(gateway.runtime)
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -120,7 +122,8 @@ def test_metrics_and_health_endpoints(sqlite_backend, make_gateway, tmp_path):
                      "dispute_gateway_timer_lag_seconds", "dispute_gateway_escalations"):
             assert name in body
         health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
-        assert health["ok"] and {c["name"] for c in health["checks"]} == {"database", "broker", "smarthost", "outbox"}
+        assert health["ok"] and [c["name"] for c in health["checks"]] == [
+            "database", "broker", "smarthost", "journal", "outbox", "retrying", "inbound", "workers", "scheduler"]
     finally:
         server.shutdown()
         server.server_close()

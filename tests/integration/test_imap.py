@@ -26,7 +26,7 @@ from gateway.db import DatabaseUnavailable
 from gateway.ingress.imap import ImapPoller, envelope_of, make_store, make_too_large_reporter
 from gateway.models import Inbound
 from tests import mailservers
-from tests.harness import CUSTOMER, DOMAIN, STAFF, Backend, build_mail, settings_for
+from tests.harness import CUSTOMER, DOMAIN, STAFF, Backend, build_mail, settings_for, wait_until
 
 pytestmark = pytest.mark.mailserver
 
@@ -97,15 +97,6 @@ def uids_in(client: IMAPClient, folder: str, criteria="ALL") -> list[int]:
 def count_in(client: IMAPClient, folder: str) -> int:
     # SELECT, not STATUS: STATUS on the selected mailbox may answer from a stale view
     return client.select_folder(folder, readonly=True)[b"EXISTS"]
-
-
-def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class RecordingStore:

@@ -315,6 +315,59 @@ def test_a_relative_database_url_from_the_environment_is_used_as_given(tmp_path)
     assert _load(tmp_path, MINIMAL, environ).database.url == "sqlite:///from-env.db"
 
 
+# --- exactly once: leases, heartbeats, the sent journal, health (issue 10) --------------
+
+SMTP30 = '[outbound.smtp]\nhost = "127.0.0.1"\ntimeout_seconds = 30\n'
+
+
+@pytest.mark.parametrize("extra, key", [
+    pytest.param(SMTP30 + "[workers]\nlease_seconds = 10\n", "lease_seconds", id="lease-shorter-than-smtp-timeout"),
+    pytest.param(SMTP30 + "[workers]\nlease_seconds = 59\n", "lease_seconds", id="lease-under-twice-the-timeout"),
+    pytest.param("[workers]\nheartbeat_seconds = 40\nlease_seconds = 100\n", "heartbeat_seconds",
+                 id="under-three-heartbeats-per-lease"),
+    pytest.param("[workers]\nheartbeat_seconds = 10\n[health]\nworker_stale_seconds = 15\n", "worker_stale_seconds",
+                 id="live-workers-would-look-dead"),
+    pytest.param("[workers]\nsweep_interval_seconds = 60\n[health]\nscheduler_stale_seconds = 100\n",
+                 "scheduler_stale_seconds", id="running-scheduler-would-look-stopped"),
+    pytest.param("[workers]\nheartbeat_seconds = 60\n", "uncertain_retry_seconds", id="retry-before-the-250-is-recorded"),
+])
+def test_impossible_combinations_are_refused_in_one_line(tmp_path, extra, key):
+    text = MINIMAL.replace('maildir = "outbox"', 'maildir = "outbox"\nuncertain_retry_seconds = 100')
+    message = _error(tmp_path, text + extra)
+    assert key in message and "\n" not in message
+
+
+def test_the_lease_error_says_what_to_set(tmp_path):
+    message = _error(tmp_path, MINIMAL + SMTP30 + "[workers]\nlease_seconds = 10\n")
+    assert "timeout_seconds (30)" in message and "at least 60" in message and "sent twice" in message
+
+
+def test_staleness_limits_follow_the_intervals_they_watch(tmp_path):
+    settings = _load(tmp_path, MINIMAL + "[workers]\nsweep_interval_seconds = 3600\nheartbeat_seconds = 40\n"
+                     "lease_seconds = 600\n")
+    assert settings.health.scheduler_stale_seconds == 3 * 3600
+    assert settings.health.worker_stale_seconds == 120
+
+
+def test_every_queue_has_its_own_threads(tmp_path):
+    workers = _load(tmp_path, MINIMAL + "[workers]\nthreads = 2\ndelivery_threads = 6\ntimer_threads = 2\n"
+                    "large_messages_at_once = 1\n").workers
+    assert (workers.threads, workers.delivery_threads, workers.timer_threads, workers.large_messages_at_once) == (
+        2, 6, 2, 1)
+    assert "delivery_threads" in _error(tmp_path, MINIMAL + "[workers]\ndelivery_threads = 0\n")
+
+
+def test_the_sent_journal_lives_beside_an_sqlite_database_or_in_the_state_directory(tmp_path):
+    beside = _load(tmp_path, MINIMAL + '[database]\nurl = "sqlite:///data/gw.db"\n')
+    assert beside.outbound.journal_dir == tmp_path / "data" / "sent-journal"
+    postgres = MINIMAL + '[database]\nurl = "postgresql+psycopg://gw@db/gw"\n'
+    assert _load(tmp_path, postgres, {"STATE_DIRECTORY": "/var/lib/dispute-gateway"}).outbound.journal_dir == (
+        Path("/var/lib/dispute-gateway/sent-journal"))
+    assert _load(tmp_path, postgres, {"HOME": "/home/gw"}).outbound.journal_dir == (
+        Path("/home/gw/.local/state/dispute-gateway/sent-journal"))
+    explicit = postgres.replace('maildir = "outbox"', 'maildir = "outbox"\njournal_dir = "journal"')
+    assert _load(tmp_path, explicit).outbound.journal_dir == tmp_path / "journal"  # relative to the file
+
 def test_export_settings(tmp_path):
     assert _load(tmp_path, MINIMAL).export.directory == (tmp_path / "exports").resolve()
     font = tmp_path / "fonts" / "Body.ttf"
