@@ -1,11 +1,13 @@
 """Measure how delivery reports, auto-replies and human mail are read, on tests/mail/corpus.
 
     .venv/bin/python bench/classify_corpus.py [--verbose] [--code DIR] [--write-expected]
+        [--sets tuning,heldout,heldout2] [--held-out-misses]
 
 Each message goes through the gateway's own path: parse -> classify (the bounce gate) ->
 bounce detectors; the envelope sender is taken from the Return-Path header (samples are
-stored without their envelope). Reported, separately for the tuning corpus and for the
-held-out corpus (tests/mail/corpus/heldout/, kept out of tuning):
+stored without their envelope). Reported, separately for the tuning corpus and for each
+held-out corpus (tests/mail/corpus/heldout/ from the first two passes, heldout2/ from the
+third; both kept out of tuning: while tuning, run with `--sets tuning`):
 
 - reports read with the right verdict (dead address / trouble / refused message / delay
   warning / not a failure) and the right reason (Sisimai's reason names);
@@ -35,7 +37,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parent / "tests" / "mail" / "corpus"
 EXPECTED = CORPUS / "reports.tsv"
-REPORT_FOLDERS = ("bounces", "delayed", "not_bounces", "reports", "heldout")
+REPORT_FOLDERS = ("bounces", "delayed", "not_bounces", "reports", "heldout", "heldout2")
+# folder -> set name in reports.tsv; held-out sets are never used to tune the detectors
+HELD_OUT_SETS = {"heldout/": "heldout", "heldout2/": "heldout2"}
+SET_TITLES = (("tuning", "Tuning corpus"),
+              ("heldout", "Held-out corpus of the first two passes (kept out of tuning)"),
+              ("heldout2", "Held-out corpus of the third pass (kept out of tuning)"))
 # Sisimai 4.25 has no authfailure (Sisimai 5's name for SPF/DKIM/DMARC) and files those
 # under securityerror or blocked; exceedlimit and mesgtoobig are both "too large";
 # onhold is Sisimai's "could not decide".
@@ -50,7 +57,7 @@ PLACEHOLDER = "undisclosed-recipient-in-headers@libsisimai.org.invalid"
 @dataclass
 class Row:
     path: str  # relative to the corpus folder
-    held_out: bool
+    set: str  # tuning | heldout | heldout2
     verdict: str  # dead | trouble | message | delayed | report | failed | none
     reason: str  # Sisimai reason or '-'
     recipients: set[str]
@@ -105,7 +112,7 @@ def load_expected() -> dict[str, Row]:
         if not line.strip() or line.startswith("#"):
             continue
         path, held, verdict, reason, recipients, mta, *_ = line.split("\t")
-        rows[path] = Row(path, held == "heldout", verdict, reason, {r for r in recipients.split(",") if r}, mta)
+        rows[path] = Row(path, held, verdict, reason, {r for r in recipients.split(",") if r}, mta)
     return rows
 
 
@@ -319,7 +326,7 @@ def write_expected() -> None:
         else:
             verdict = {"hard": "failed", "soft": "delayed", "none": "none"}.get(kind or "", "none")
             reason, mta, source = "-", "-", "flufl.bounce table (Sisimai reads nothing)"
-        held = "heldout" if rel.startswith("heldout/") else "tuning"
+        held = next((name for prefix, name in HELD_OUT_SETS.items() if rel.startswith(prefix)), "tuning")
         lines.append("\t".join([rel, held, verdict, reason, ",".join(sorted(recipients or ())), mta, source]))
     EXPECTED.write_text("\n".join(lines) + "\n")
     print(f"wrote {EXPECTED} ({len(paths)} files)")
@@ -330,6 +337,10 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--code", default=str(HERE.parent), help="checkout whose gateway package is measured")
     parser.add_argument("--write-expected", action="store_true")
+    parser.add_argument("--sets", default="tuning,heldout,heldout2",
+                        help="comma-separated sets to measure (tuning, heldout, heldout2)")
+    parser.add_argument("--held-out-misses", action="store_true",
+                        help="with --verbose, list the held-out misses too (for the final report, not for tuning)")
     args = parser.parse_args()
     if args.write_expected:
         write_expected()
@@ -338,11 +349,15 @@ def main() -> int:
     reader = Reader()
     show = print if args.verbose else (lambda *a: None)
     rows = list(load_expected().values())
-    for title, chosen in (("Tuning corpus", [r for r in rows if not r.held_out]),
-                          ("Held-out corpus (kept out of tuning)", [r for r in rows if r.held_out])):
+    wanted = set(args.sets.split(","))
+    rows = [r for r in rows if r.set in wanted]
+    for name, title in SET_TITLES:
+        chosen = [r for r in rows if r.set == name]
+        if not chosen:
+            continue
         tally, per_mta = Tally(), defaultdict(lambda: defaultdict(int))
-        score(chosen, reader, tally, per_mta, show)
-        print_tally(title, tally, per_mta, verbose=args.verbose and not chosen[0].held_out)
+        score(chosen, reader, tally, per_mta, show if name == "tuning" else (lambda *a: None))
+        print_tally(title, tally, per_mta, verbose=args.verbose and (name == "tuning" or args.held_out_misses))
     human_fp, human, auto_fp, auto = false_positives(reader, show)
     print(f"\nhuman messages taken for bounces:       {pct(human_fp, human)}")
     print(f"auto-replies taken for failures:        {pct(auto_fp, auto)}")

@@ -41,8 +41,8 @@ class Signals:
 
 _NULL_SENDERS = {"", "<>"}
 _DAEMON_RE = re.compile(
-    r"^(mailer-daemon|mailer_daemon|postmaster|mail-daemon|mailerdaemon|mdaemon|mail\.delivery\.system|ndr|"
-    r"bounces?|nobody-bounce)@", re.IGNORECASE)
+    r"^(mailer-daemon|mailer_daemon|post_?master|mail-daemon|mailerdaemon|mdaemon|mail\.delivery\.system|ndr|"
+    r"bounces?|nobody-bounce)(@|$)", re.IGNORECASE)
 _DAEMON_NAME_RE = re.compile(
     r"mail delivery|delivery subsystem|postmaster|mailer|system administrator|mail administrator|"
     r"mail ?server|antivirus", re.IGNORECASE)
@@ -52,9 +52,12 @@ _BOUNCE_SUBJECT_RE = re.compile(
     r"failed mail|mail failure|mail error|non[- ]?delivery|delayed mail|message delayed|delivery warning|"
     r"warning: message|processing error|automatically rejected|permanent delivery|failure delivery|"
     r"non remis|non distribuable|échec de (la )?(remise|distribution)|impossible de remettre|"
-    r"unzustellbar|nicht zustellbar|no se puede entregar|no entregado|mancata consegna|non recapitat)",
+    r"unzustellbar|nicht zustellbar|no se puede entregar|no entregado|mancata consegna|non recapitat|"
+    r"error (while )?sending (your )?(mail|message)|could not be sent|unable to deliver)",
     re.IGNORECASE,
 )
+# Amazon SES's bounce, complaint and delivery notifications (sent through SNS as JSON).
+_SES_NOTICE_RE = re.compile(r'\s*\{\s*"notificationType"\s*:\s*"(Bounce|Complaint|Delivery)"')
 WEAK_BOUNCE_REASON = "a bounce subject on a message that answers nothing"
 _REPLY_PREFIX_RE = re.compile(r"^\s*(re|fwd?|tr|aw|wg)\s*:", re.IGNORECASE)
 _OOO_PREFIX = (
@@ -87,6 +90,8 @@ def looks_like_bounce(message: ParsedMessage, mail_from: str) -> str | None:
             return "multipart/report"
     if message.has_header("x-failed-recipients"):
         return "X-Failed-Recipients header"
+    if _SES_NOTICE_RE.match(message.text or ""):
+        return "Amazon SES bounce notification"
     null_sender = mail_from.strip() in _NULL_SENDERS
     daemon = bool(_DAEMON_RE.match(message.from_address)) or bool(_DAEMON_NAME_RE.search(message.from_name)) \
         or not message.from_address

@@ -1,7 +1,7 @@
 """Delivery reports: every report read into one verdict with a reason per recipient.
 
 DETECTORS run in order, cheap and certain first (STYLE R6): an abuse feedback report
-(ARF), a DSN, DSN fields in a report with a broken MIME structure, a challenge-response
+(ARF), an Amazon SES notification (JSON), a DSN, DSN fields in a report with a broken MIME structure, a challenge-response
 request, GNU Mailman's flufl.bounce detectors, then our own reader of reports written for
 people. The first that recognises the report wins. The VERP address (which outbox row and
 recipient a report is about) is read by the pipeline from the envelope, before this.
@@ -14,7 +14,7 @@ from email.message import Message
 from email.policy import compat32
 from typing import Callable
 
-from gateway.mail.bounces import arf, challenge, dsn, heuristics, textual
+from gateway.mail.bounces import arf, challenge, dsn, heuristics, ses, textual
 from gateway.mail.bounces.base import Failure, FailureKind, Reason, Verdict, failure
 from gateway.mail.limits import Limits, bound
 
@@ -23,6 +23,10 @@ __all__ = ["DETECTORS", "Failure", "FailureKind", "Reason", "Verdict", "confirm"
 
 def _arf(message: Message, text: str) -> Verdict:
     return arf.detect(message)
+
+
+def _ses(message: Message, text: str) -> Verdict:
+    return ses.detect(message)
 
 
 def _dsn(message: Message, text: str) -> Verdict:
@@ -38,7 +42,7 @@ def _text(message: Message, text: str) -> Verdict:
 
 
 DETECTORS: tuple[Callable[[Message, str], Verdict], ...] = (
-    _arf, _dsn, _dsn_in_text, challenge.detect, heuristics.detect, _text)
+    _arf, _ses, _dsn, _dsn_in_text, challenge.detect, heuristics.detect, _text)
 
 
 def normalised(raw: bytes) -> bytes:

@@ -22,6 +22,16 @@ _FIELDS_RE = re.compile(r"^(final-recipient|original-recipient|action|status|dia
                         re.IGNORECASE | re.MULTILINE)
 _STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _SUCCESS = {"delivered": Reason.DELIVERED, "relayed": Reason.DELIVERED, "expanded": Reason.EXPANDED}
+# The sending MTA's own classification of a failure, a field of its recipient block
+# (PowerMTA's X-PowerMTA-BounceCategory): it has read the whole SMTP conversation.
+_CATEGORY_FIELDS = ("X-PowerMTA-BounceCategory",)
+_CATEGORIES = {
+    "bad-mailbox": Reason.USER_UNKNOWN, "bad-domain": Reason.HOST_UNKNOWN, "inactive-mailbox": Reason.SUSPEND,
+    "quota-issues": Reason.MAILBOX_FULL, "message-expired": Reason.EXPIRED, "no-answer-from-host": Reason.NETWORK_ERROR,
+    "bad-connection": Reason.NETWORK_ERROR, "routing-errors": Reason.SYSTEM_ERROR, "protocol-errors": Reason.SYSTEM_ERROR,
+    "relaying-issues": Reason.NO_RELAYING, "spam-related": Reason.SPAM, "virus-related": Reason.VIRUS,
+    "content-related": Reason.CONTENT_ERROR, "policy-related": Reason.POLICY, "invalid-sender": Reason.REJECTED,
+}
 
 
 def _status_part(message: Message) -> Message | None:
@@ -91,7 +101,12 @@ def read_blocks(blocks: list[Message], text: str = "") -> tuple[Failure, ...]:
         elif verb.startswith("delayed"):
             reports.append(failure(recipient, status, diagnostic, gave_up=False, remote_mta=remote, context=context))
         elif verb.startswith("failed") or verb == "failure":
-            reports.append(failure(recipient, status, diagnostic, remote_mta=remote, context=context))
+            one = failure(recipient, status, diagnostic, remote_mta=remote, context=context)
+            category = next((_CATEGORIES.get(_field(block, name).lower()) for name in _CATEGORY_FIELDS
+                             if _field(block, name)), None)
+            if category is not None:
+                one = Failure(one.recipient, category, one.status, one.diagnostic, one.permanent, one.remote_mta)
+            reports.append(one)
     return tuple(reports)
 
 

@@ -96,7 +96,7 @@ def kind_of(reason: Reason, *, permanent: bool) -> FailureKind:
 # Enhanced status codes (RFC 3463) whose meaning does not depend on the words with them.
 _CERTAIN_CODES = {
     "1.1": Reason.USER_UNKNOWN, "1.2": Reason.HOST_UNKNOWN, "1.3": Reason.USER_UNKNOWN, "1.6": Reason.HAS_MOVED,
-    "1.10": Reason.NOT_ACCEPT, "2.2": Reason.MAILBOX_FULL, "2.3": Reason.EXCEED_LIMIT, "3.4": Reason.MESSAGE_TOO_BIG,
+    "2.2": Reason.MAILBOX_FULL, "2.3": Reason.EXCEED_LIMIT, "3.4": Reason.MESSAGE_TOO_BIG,
     "4.7": Reason.EXPIRED, "3.1": Reason.SYSTEM_FULL, "7.23": Reason.AUTH_FAILURE, "7.24": Reason.AUTH_FAILURE,
     "7.25": Reason.BLOCKED, "7.26": Reason.AUTH_FAILURE, "7.27": Reason.AUTH_FAILURE, "7.20": Reason.AUTH_FAILURE,
     "7.21": Reason.AUTH_FAILURE, "7.22": Reason.AUTH_FAILURE,
@@ -158,7 +158,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"this user doesn'?t have a", r"address (is )?unknown", r"no (such|valid) local user", r"user not exist",
         r"recipient unknown", r"the recipient does not", r"mailbox (is )?not (found|available|exist)",
         r"account (has been )?(deleted|removed|closed|terminated|discontinued)", r"no account by that name",
-        r"unknown destination", r"rejected by the domain filter",
+        r"unknown destination", r"rejected by the domain filter", r"address (wasn[’']t|was not) found",
+        r"recipientnotfound",
     )),
     (Reason.HOST_UNKNOWN, _words(
         r"host (or domain name )?(is )?(unknown|not found)", r"(domain|host) (name )?(does not|doesn't) exist",
@@ -199,6 +200,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"domain of sender address", r"bad sender", r"mail from .{0,40} (rejected|refused)", r"sender is not allowed",
         r"invalid sender", r"envelope sender",
     )),
+    (Reason.TOO_MANY_CONN, _words(r"frequency limit", r"too many (connections|sessions|concurrent)",
+                                  r"connection rate", r"sending rate", r"rate[- ]limit")),
     (Reason.BLOCKED, _words(
         r"black ?list", r"block ?list", r"\brbl\b", r"dnsbl", r"spamhaus", r"spamcop", r"sorbs", r"barracudacentral",
         r"listed (at|in|on|by)", r"reputation", r"client host (\[.{0,60}\] )?(rejected|blocked|refused)",
@@ -284,8 +287,16 @@ def reply_class(text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _certain(code: str) -> Reason | None:
-    return _CERTAIN_CODES.get(code.split(".", 1)[1]) if code and code[0] in "45" else None
+def _certain(code: str, text: str = "") -> Reason | None:
+    if not code or code[0] not in "45":
+        return None
+    if code.split(".", 1)[1] == "1.10":
+        # RFC 7505's null MX; Exchange Online writes 5.1.10 for RecipientNotFound
+        return Reason.NOT_ACCEPT if _NULL_MX_RE.search(text) else Reason.USER_UNKNOWN
+    return _CERTAIN_CODES.get(code.split(".", 1)[1])
+
+
+_NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail|not accept(ing)? (any )?mail", re.IGNORECASE)
 
 
 def words_reason(text: str) -> Reason | None:
@@ -298,8 +309,10 @@ def words_reason(text: str) -> Reason | None:
 
 _AFTER_DATA_RE = re.compile(r"in reply to (end of )?data|>>> data|after (end of )?data|data command|end of data",
                             re.IGNORECASE)
-_BEFORE_DATA_RE = re.compile(r"\brcpt\b|in reply to mail|does not like recipient|recipient address rejected",
-                             re.IGNORECASE)
+# An SMTP conversation's RCPT step ("after RCPT TO:<a>", "in reply to RCPT TO command",
+# ">>> RCPT To:<a>"), not a report's summary of the envelope ("RCPT TO: a", Apache James).
+_BEFORE_DATA_RE = re.compile(r"(after|to|>>>|while sending)\s+rcpt\b|\brcpt to:?\s*<|\bsmtp:\s*rcpt\b|\brcpt( to)? (command|generated)|"
+                             r"in reply to mail|does not like recipient|recipient address rejected", re.IGNORECASE)
 
 
 def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, context: str = "") -> Reason:
@@ -319,14 +332,14 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
     field = status_codes(status or "")[:1]
     codes = field + status_codes(text)
     for code in codes:
-        reason = _certain(code)
+        reason = _certain(code, text + " " + context)
         if reason is not None:
             return reason
     reason = field_reason(text) or words_reason(text)
     if reason is None and context:  # the diagnostic says nothing: the report's text about the recipient
         for code in status_codes(context):
-            if _certain(code) is not None:
-                return _certain(code)
+            if _certain(code, context) is not None:
+                return _certain(code, context)
         reason = field_reason(context) or words_reason(context)
     where = text + " " + context
     if _MAIL_FROM_RE.search(where) and reason in (None, Reason.USER_UNKNOWN, Reason.HOST_UNKNOWN, Reason.FILTERED,

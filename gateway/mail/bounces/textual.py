@@ -37,6 +37,7 @@ _RECIPIENT_LINE_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"mailto:([^\s>\"]+@[^\s>\"]+)",  # Exchange 2007+: Name<mailto:addr>
     r"^\s*\"([^\"\s]+@[^\"\s]+)\"\s*:?\s*$",  # GMX: "addr":
     r"^\s*>>>\s*<?([^<>\s:]+@[^<>\s:]+?)>?(?:\s.*)?$",  # Sendmail-style ">>> addr <addr>" (Active!hunter)
+    r"following (?:recipients?|address(?:es)?)[^:\n@]{0,60}:\s*<?([^<>\s,;]+@[^<>\s,;]+?)>?[.,;]?(?:\s|$)",  # X6
 ))
 # Recipient lines that start a new recipient's block (the address alone, in any quoting).
 _NEW_BLOCK_RES = (_RECIPIENT_LINE_RES[0], _RECIPIENT_LINE_RES[2], _RECIPIENT_LINE_RES[8])
@@ -111,10 +112,34 @@ def _specific(words: str) -> bool:
     return bool(words_reason(words) or re.search(r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b", words))
 
 
-def _block(text: str, recipient: str) -> str:
+def _blocks(text: str, recipient: str) -> str:
+    """Every block about `recipient` (at most 4): Exchange names it in the part for people
+    and again in the part for administrators, where the remote server's reply is."""
     lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines) and len(out) < 4:
+        block = _block_at(lines, recipient, i)
+        if block is None:
+            break
+        first, found = block
+        if found not in out:
+            out.append(found)
+        i = first + max(1, len(found.splitlines()))
+    return "\n".join(out)
+
+
+def _block(text: str, recipient: str) -> str:
+    block = _block_at(text.splitlines(), recipient, 0)
+    return block[1] if block else ""
+
+
+def _block_at(lines: list[str], recipient: str, start: int) -> tuple[int, str] | None:
+    """(index, lines) of the first block about `recipient` at or after line `start`: from
+    its mention to the next blank line or address (at most 9 lines)."""
     low = recipient.lower()
-    for i, line in enumerate(lines):
+    for i in range(start, len(lines)):
+        line = lines[i]
         if low in line.lower() and not _SKIP_LINE_RE.match(line):
             block = [line]
             for nxt in lines[i + 1:i + 9]:
@@ -124,8 +149,8 @@ def _block(text: str, recipient: str) -> str:
                 if found and low not in found and any(p.match(nxt) for p in _NEW_BLOCK_RES):
                     break
                 block.append(nxt)
-            return "\n".join(block)
-    return ""
+            return i, "\n".join(block)
+    return None
 
 
 def recipients(text: str) -> list[str]:
@@ -154,7 +179,7 @@ def failures_for(addresses: list[str], text: str) -> tuple[Failure, ...]:
     gave_up = not is_warning(text)
     out = []
     for address in addresses:
-        words = _diagnostic(_block(text, address) or window(text, address), address)
+        words = _diagnostic(_blocks(text, address) or window(text, address), address)
         out.append(failure(address, None, words, gave_up=gave_up, context=window(text, address)))
     return tuple(out)
 
@@ -186,10 +211,49 @@ def detect(message: Message) -> Verdict:
         # alone on its line, in angle brackets, is the failed recipient.
         named = [a for a in candidates if any(_RECIPIENT_LINE_RES[0].match(line) and a in line.lower()
                                               for line in text.splitlines())]
+    if not named and _specific(text) and len(candidates) == 1 and any(
+            _RECIPIENT_LINE_RES[i].search(line) and candidates[0] in line.lower()
+            for i in (0, 6) for line in text.splitlines()):
+        # One labelled recipient ("RCPT TO: addr", Apache James) under a reason written above it.
+        named = candidates
+    if not named and not candidates and _specific(text) and _FAILED_RE.search(text):
+        # The report says delivery failed and why but names nobody (MMS gateways): the
+        # returned original's only recipient is the one that failed.
+        named = [a for a in _original_recipients(message) if not _ignored(a, message)][:1]
     failed = _header_recipients(message) or named
     if not failed:
         return Verdict.none("text")
     return Verdict(failures_for(failed, text), "text")
+
+
+_FAILED_RE = re.compile(r"could not be delivered|undeliverable|delivery (has )?failed|not (been )?delivered|"
+                        r"failed to deliver|unable to deliver|permanent (error|failure)", re.IGNORECASE)
+_ORIGINAL_TO_RE = re.compile(r"^to:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+
+
+def _original_recipients(message: Message) -> list[str]:
+    """The addresses on the To: line of the returned original: an attached message's
+    header, else the To: line after the report's "original message" marker. Only a single
+    recipient counts (an original sent to several says nothing about which one failed)."""
+    for part in message.walk():
+        if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            value = str(inner.get("To", "")) if inner is not None else ""
+            if not value and isinstance(payload, str):
+                match = _ORIGINAL_TO_RE.search(payload)
+                value = match.group(1) if match else ""
+            found = {a.lower() for a in _ADDRESS_RE.findall(value)}
+            return sorted(found) if len(found) == 1 else []
+    chunks: list[str] = []
+    _collect(message, chunks)
+    text = "\n".join(chunks)
+    marker = _ORIGINAL_RE.search(text, pos=_first_content(text))
+    if not marker:
+        return []
+    match = _ORIGINAL_TO_RE.search(text, marker.start())
+    found = {a.lower() for a in _ADDRESS_RE.findall(match.group(1))} if match else set()
+    return sorted(found) if len(found) == 1 else []
 
 
 def _header_recipients(message: Message) -> list[str]:

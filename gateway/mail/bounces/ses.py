@@ -1,0 +1,83 @@
+"""Amazon SES notifications sent as JSON (through SNS, or SES's own e-mail feedback
+forwarding): a bounce, a complaint or a delivery, with the recipients and the remote
+server's words in machine-readable fields. Pure.
+
+    {"notificationType": "Bounce", "bounce": {"bounceType": "Permanent",
+     "bouncedRecipients": [{"emailAddress": "...", "status": "5.1.1", "diagnosticCode": "smtp; 550 ..."}]}, ...}
+
+A "Transient" bounce is SES saying it gave up on a temporary failure (a full mailbox, a
+greylisting server), never a dead address; a "Complaint" is a feedback report; a
+"Delivery" is a success report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from email.message import Message
+
+from gateway.mail.bounces.base import Failure, Verdict, failure
+from gateway.mail.bounces.reasons import Reason
+
+_START_RE = re.compile(r'\{\s*"(notificationType|eventType)"\s*:\s*"(Bounce|Complaint|Delivery)"')
+_DECODER = json.JSONDecoder(strict=False)  # SNS folds long header values with a raw line break
+
+
+def _text(message: Message) -> str:
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        data = part.get_payload(decode=True)
+        if isinstance(data, bytes):
+            return data.decode(part.get_content_charset() or "utf-8", "replace")
+    return ""
+
+
+def notice(message: Message) -> dict | None:
+    """The notification's JSON object, when the message carries one."""
+    text = _text(message)
+    match = _START_RE.search(text[:4096])
+    if not match:
+        return None
+    try:
+        value, _ = _DECODER.raw_decode(text, match.start())
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _address(entry) -> str:
+    value = entry.get("emailAddress", "") if isinstance(entry, dict) else str(entry)
+    match = re.search(r"[^\s<>\"]+@[^\s<>\"]+", str(value))
+    return match.group(0).lower().strip(".") if match else ""
+
+
+def detect(message: Message) -> Verdict:
+    data = notice(message)
+    if data is None:
+        return Verdict.none("ses")
+    kind = str(data.get("notificationType") or data.get("eventType"))
+    if kind == "Complaint":
+        complaint = data.get("complaint") or {}
+        recipients = [_address(e) for e in complaint.get("complainedRecipients") or ()]
+        return Verdict.report(Reason.FEEDBACK, "ses", recipient=next((r for r in recipients if r), ""),
+                              diagnostic=str(complaint.get("complaintFeedbackType") or "complaint"))
+    if kind == "Delivery":
+        delivery = data.get("delivery") or {}
+        found = tuple(Failure(a, Reason.DELIVERED, "2.0.0", str(delivery.get("smtpResponse") or "") or None)
+                      for a in (_address(e) for e in delivery.get("recipients") or ()) if a)
+        return Verdict(found or (Failure("", Reason.DELIVERED),), "ses")
+    bounce = data.get("bounce") or {}
+    transient = str(bounce.get("bounceType", "")).lower() == "transient"
+    out = []
+    for entry in bounce.get("bouncedRecipients") or ():
+        address = _address(entry)
+        if not address:
+            continue
+        status = str(entry.get("status") or "") or None
+        words = str(entry.get("diagnosticCode") or "") or str(bounce.get("bounceSubType") or "")
+        one = failure(address, status, words)
+        if transient and one.permanent:  # SES itself says the failure was temporary
+            one = Failure(one.recipient, one.reason, one.status, one.diagnostic, False, one.remote_mta)
+        out.append(one)
+    return Verdict(tuple(out), "ses")
