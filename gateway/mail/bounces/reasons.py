@@ -110,6 +110,10 @@ _CLASS_CODES = {
     "4.6": Reason.NETWORK_ERROR, "5.3": Reason.TOO_MANY_CONN, "5.0": Reason.SYNTAX_ERROR,
     "5.2": Reason.SYNTAX_ERROR, "5.4": Reason.SYSTEM_ERROR, "6.0": Reason.CONTENT_ERROR,
     "7.0": Reason.SECURITY_ERROR, "7.1": Reason.BLOCKED, "7.2": Reason.BLOCKED, "7.7": Reason.SECURITY_ERROR,
+    # RFC 3463 / 4954 / 3207: security conversion, features, cryptography, credentials, encryption
+    "7.3": Reason.SECURITY_ERROR, "7.4": Reason.SECURITY_ERROR, "7.5": Reason.SECURITY_ERROR,
+    "7.6": Reason.SECURITY_ERROR, "7.8": Reason.SECURITY_ERROR, "7.9": Reason.SECURITY_ERROR,
+    "7.11": Reason.SECURITY_ERROR,
 }
 
 
@@ -296,6 +300,10 @@ def _certain(code: str, text: str = "") -> Reason | None:
     return _CERTAIN_CODES.get(code.split(".", 1)[1])
 
 
+# The remote server says its user's own settings refused the message (Facebook's RCP-P2
+# "Refused due to recipient preferences"): a working address that does not want our mail.
+_RECIPIENT_CHOICE_RE = re.compile(r"recipient'?s? (own )?(preferences|settings|privacy settings)|"
+                                  r"refused by the recipient'?s? (filter|rules)", re.IGNORECASE)
 _NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail|not accept(ing)? (any )?mail", re.IGNORECASE)
 
 
@@ -329,6 +337,8 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
     context = " ".join((context or "").split())
     if not gave_up:
         return Reason.DELAYED
+    if _RECIPIENT_CHOICE_RE.search(text):
+        return Reason.FILTERED  # the address exists; its owner's settings refuse us (whatever the code)
     field = status_codes(status or "")[:1]
     codes = field + status_codes(text)
     for code in codes:
