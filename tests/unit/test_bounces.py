@@ -127,3 +127,58 @@ def test_at_least_100_real_human_messages_and_none_is_taken_for_a_bounce():
     assert len(human) >= 100
     reader = Reader()
     assert [p.name for p in human if reader.read(p.read_bytes()).classification == "bounce"] == []
+
+
+def _ses_notice(kind: str, body: str) -> bytes:
+    return ("From: SES <no-reply@sns.amazonaws.com>\nTo: ops@gateway.test\nSubject: AWS Notification Message\n"
+            "Content-Type: text/plain; charset=UTF-8\n\n" + '{"notificationType":"%s",%s}\n\n--\nunsubscribe: '
+            "https://sns.example.test/\n" % (kind, body)).encode()
+
+
+def test_an_amazon_ses_json_notice_is_read_by_its_fields():
+    verdict = detect(_sample("sisimai-dos-ced-us-amazonses-01.eml"))  # a real SNS notice, CRLF
+    entry = verdict.failures[0]
+    assert (entry.recipient, entry.status, entry.kind) == ("bounce@simulator.amazonses.com", "5.1.1",
+                                                           FailureKind.DEAD)
+    transient = detect(_ses_notice("Bounce", '"bounce":{"bounceType":"Transient","bouncedRecipients":[{'
+                                   '"emailAddress":"shop@merchant.test","status":"5.2.2","diagnosticCode":'
+                                   '"smtp; 552 5.2.2 mailbox full"}]}'))
+    assert (transient.failures[0].reason, transient.failures[0].kind) == (Reason.MAILBOX_FULL, FailureKind.TROUBLE)
+    gone = detect(_ses_notice("Bounce", '"bounce":{"bounceType":"Transient","bouncedRecipients":[{'
+                              '"emailAddress":"shop@merchant.test","status":"5.1.1","diagnosticCode":'
+                              '"smtp; 550 5.1.1 user unknown"}]}'))
+    assert gone.failures[0].kind is FailureKind.TROUBLE  # SES says temporary: never a dead address
+    complaint = detect(_ses_notice("Complaint", '"complaint":{"complainedRecipients":[{"emailAddress":'
+                                   '"shop@merchant.test"}],"complaintFeedbackType":"abuse"}'))
+    assert complaint.reason is Reason.FEEDBACK and not complaint.failed
+    delivered = detect(_ses_notice("Delivery", '"delivery":{"recipients":["shop@merchant.test"],'
+                                   '"smtpResponse":"250 2.0.0 OK"}'))
+    assert delivered.failures[0].reason is Reason.DELIVERED and not delivered.failed
+
+
+def test_the_sending_mtas_own_bounce_category_wins():
+    entry = detect(_sample("sisimai-dos-email-powermta-01.eml")).failures[0]  # 5.2.1 + bad-mailbox
+    assert (entry.reason, entry.kind) == (Reason.USER_UNKNOWN, FailureKind.DEAD)
+
+
+@pytest.mark.parametrize("words, reason", [
+    ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", Reason.USER_UNKNOWN),
+    ("556 5.1.10 Recipient address has null MX", Reason.NOT_ACCEPT),
+    ("550 5.1.1 RCP-P2 Refused due to recipient preferences", Reason.FILTERED),
+    ("550 Ip frequency limited [Blocked IP 192.0.2.22]", Reason.TOO_MANY_CONN),
+    ("550 5.7.6 Failed to deliver", Reason.SECURITY_ERROR),
+])
+def test_reasons_read_from_codes_and_words(words, reason):
+    assert smtp_failure("shop@merchant.test", int(words[:3]), words).reason is reason
+
+
+@pytest.mark.parametrize("name, recipient", [
+    ("sisimai-dos-lhost-apachejames-01.eml", "000000000000@vtext.example.com"),  # post_master, "RCPT TO: addr"
+    ("sisimai-dos-lhost-x6-01.eml", "kijitora@nyaan.example.org"),  # From: mailer-daemon (no domain)
+    ("sisimai-dos-lhost-verizon-01.eml", "0000000000@vzwpix.com"),  # only the returned original names it
+    ("sisimai-dos-us-office365-01.eml", "kijitora@example.com"),  # no DSN part; 5.1.10 in the admin part
+])
+def test_reports_without_a_dsn_name_their_recipient(name, recipient):
+    raw = _sample(name)
+    ours = Reader().read(raw)
+    assert ours.classification == "bounce" and ours.recipients == {recipient}
