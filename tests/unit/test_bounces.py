@@ -167,6 +167,9 @@ def test_the_sending_mtas_own_bounce_category_wins():
     ("550 5.1.1 RCP-P2 Refused due to recipient preferences", Reason.FILTERED),
     ("550 Ip frequency limited [Blocked IP 192.0.2.22]", Reason.TOO_MANY_CONN),
     ("550 5.7.6 Failed to deliver", Reason.SECURITY_ERROR),
+    # qmail names the command in its own words; "RCPT TO: a" in a summary of the envelope does not
+    ("550 Unknown user a@example.jp; most progress was RCPT TO response", Reason.USER_UNKNOWN),
+    ("550 - Requested action not taken: no such user here. RCPT TO: a@example.jp", Reason.FILTERED),
 ])
 def test_reasons_read_from_codes_and_words(words, reason):
     assert smtp_failure("shop@merchant.test", int(words[:3]), words).reason is reason

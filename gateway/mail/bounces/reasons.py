@@ -319,7 +319,7 @@ _AFTER_DATA_RE = re.compile(r"in reply to (end of )?data|>>> data|after (end of 
                             re.IGNORECASE)
 # An SMTP conversation's RCPT step ("after RCPT TO:<a>", "in reply to RCPT TO command",
 # ">>> RCPT To:<a>"), not a report's summary of the envelope ("RCPT TO: a", Apache James).
-_BEFORE_DATA_RE = re.compile(r"(after|to|>>>|while sending)\s+rcpt\b|\brcpt to:?\s*<|\bsmtp:\s*rcpt\b|\brcpt( to)? (command|generated)|"
+_BEFORE_DATA_RE = re.compile(r"(after|to|>>>|while sending)\s+rcpt\b|\brcpt to:?\s*<|\bsmtp:\s*rcpt\b|\brcpt( to)? (command|generated|response)|"
                              r"in reply to mail|does not like recipient|recipient address rejected", re.IGNORECASE)
 
 
