@@ -319,8 +319,8 @@ class HttpSettings:
 
     enabled: bool = False
     host: str = "127.0.0.1"
-    port: int = 8025
-    public_url: str = "http://127.0.0.1:8025"  # status links in notices start with it
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"  # status links in notices start with it
     status_link_days: int = 60  # a status link works this long after the notice that carries it
     api_tokens: tuple[ApiToken, ...] = ()
     webhooks: tuple[WebhookEndpoint, ...] = ()
