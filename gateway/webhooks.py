@@ -1,10 +1,10 @@
 """Webhooks: case events become signed HTTP deliveries through the outbox, the same durable
 queue as mail (claims, retries with backoff, the sweep, failures kept and shown by health).
 
-Every event row (gateway.models.Event) is read when its unit of work flushes; the kinds a
+Every event row (gateway.models.Event) is noted when its unit of work flushes; the kinds a
 provider can subscribe to (`[[http.webhooks]] events`) are derived from it by `kinds_of`,
-and one outbox row of kind "webhook" is written per subscribed endpoint, in the same
-transaction as the event: a case event is never recorded without its deliveries, nor a
+and one outbox row of kind "webhook" is written per subscribed endpoint just before the
+unit of work commits, in the same transaction as the event: a case event is never recorded without its deliveries, nor a
 delivery without its event. The row names the endpoint ("webhook:<name>"), never its
 secret; the body is the JSON event, its `id` the one the receiver deduplicates on.
 
@@ -123,11 +123,23 @@ def install(sessions, settings: Settings, enqueue=None) -> None:
 
     def before_flush(session: Session, _context, _instances) -> None:
         for obj in list(session.new):
-            if isinstance(obj, Event) and not obj.__dict__.get("_webhooks_done"):
-                obj._webhooks_done = True
-                rows = rows_for(session, obj, settings=settings)
-                session.add_all(rows)
-                session.info.setdefault("webhook_rows", []).extend(rows)
+            if isinstance(obj, Event) and not obj.__dict__.get("_webhooks_seen"):
+                obj._webhooks_seen = True
+                session.info.setdefault("webhook_events", []).append(obj)
+
+    def before_commit(session: Session) -> None:
+        # At the end of the unit of work, so a delivery says the state the work left the
+        # case in (a case opened and sent to the merchant in one go: "awaiting_merchant");
+        # a savepoint's release (begin_nested) is not the end.
+        if session.in_nested_transaction():
+            return
+        session.flush()
+        rows = [row for event in session.info.pop("webhook_events", [])
+                for row in rows_for(session, event, settings=settings)]
+        if rows:
+            session.add_all(rows)
+            session.flush()
+            session.info.setdefault("webhook_rows", []).extend(rows)
 
     def after_commit(session: Session) -> None:
         rows = session.info.pop("webhook_rows", [])
@@ -141,8 +153,10 @@ def install(sessions, settings: Settings, enqueue=None) -> None:
 
     def after_rollback(session: Session) -> None:
         session.info.pop("webhook_rows", None)
+        session.info.pop("webhook_events", None)
 
     sa_event.listen(sessions, "before_flush", before_flush)
+    sa_event.listen(sessions, "before_commit", before_commit)
     sa_event.listen(sessions, "after_commit", after_commit)
     sa_event.listen(sessions, "after_soft_rollback", lambda session, _previous: after_rollback(session))
 
