@@ -27,7 +27,7 @@ MAX_LIMIT = 200
 
 
 def _problems(*codes: int) -> dict:
-    return {code: {"model": ProblemDetails, "content": {MEDIA_TYPE: {}}} for code in codes}
+    return {code: {"model": ProblemDetails} for code in codes}
 
 
 def create_app(runtime) -> FastAPI:
@@ -53,11 +53,11 @@ def create_app(runtime) -> FastAPI:
                  token or "-", (time.monotonic() - started) * 1000)
         return response
 
-    auth_errors = _problems(401, 403)
+    auth_errors = _problems(400, 401, 403)  # 400: a body that is not JSON
 
     @app.post("/v1/cases", status_code=201, response_model=CaseOpened, tags=["cases"],
               summary="Open a case (or join the transaction's open case)",
-              responses={**auth_errors, **_problems(409, 413, 422, 503)})
+              responses={**auth_errors, **_problems(404, 409, 413, 422, 503)})
     def open_case(body: OpenCase, request: Request, token: Annotated[str, Depends(require("cases:write"))],
                   idempotency_key: Annotated[str | None, Header(max_length=255, min_length=1,
                                                                  pattern=r"^[\x21-\x7e]+$")] = None):
@@ -131,7 +131,28 @@ def create_app(runtime) -> FastAPI:
                                 status_code=404, headers=headers)
         return HTMLResponse(page, headers=headers)
 
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's description, with every error answer described as what it is: an RFC 9457
+    problem (application/problem+json), never FastAPI's default validation error body."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        problem = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code[0] in "45":
+                        response["content"] = problem
+                        response["description"] = response.get("description") or "Problem details"
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _upsert(runtime, upsert, items: list[dict], token: str, what: str) -> dict:
@@ -161,7 +182,7 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}
         return Problem(error.status_code, "http-" + str(error.status_code), titles.get(error.status_code, "Error"),
                        str(error.detail)).response(request.url.path)
 

@@ -100,13 +100,13 @@ def _open(db, runtime, body: OpenCase, *, token_name: str, key: str | None, dige
         db.flush()  # a concurrent call with the same key waits here (unique index), then fails
     found = store.transactions_by_keys(db, [body.reference])
     if not found:
-        raise Problem(422, "unknown-transaction", "Unknown transaction",
+        raise Problem(404, "unknown-transaction", "Unknown transaction",
                       f"no transaction has the reference {body.reference!r}",
                       errors=[{"field": "reference", "problem": "unknown transaction"}])
     tx = found[0]
     if body.customer_email is not None and body.customer_email.strip().lower() != tx.customer_email:
-        raise Problem(422, "customer-mismatch", "Not this transaction's customer",
-                      "customer_email is not the address of the transaction's customer",
+        raise Problem(404, "unknown-transaction", "Unknown transaction",
+                      f"the customer has no transaction with the reference {body.reference!r}",
                       errors=[{"field": "customer_email", "problem": "not the transaction's customer"}])
     existing = store.open_case_for_transaction(db, tx.reference)
     raw = compose(body, tx, domain=settings.gateway.domain, now=now)

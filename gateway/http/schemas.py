@@ -7,6 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9_./-]{2,62}[A-Za-z0-9]$"  # gateway/importer.py's
+# gateway/importer.py's, with U+0085 spelled out: Python's and pydantic's \s include it, JSON Schema's (ECMA 262) not
+EMAIL = r"^[^@\s\x85,;<>]+@[^@\s\x85,;<>]+\.[^@\s\x85,;<>]+$"
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 Party = Literal["customer", "merchant", "staff"]
 State = Literal["needs_info", "awaiting_merchant", "awaiting_customer", "with_staff", "closed"]
 
@@ -19,15 +23,15 @@ class Attachment(Strict):
     filename: str = Field(min_length=1, max_length=200, examples=["receipt.pdf"])
     content_type: str = Field(default="application/octet-stream", pattern=r"^[a-zA-Z0-9.+-]+/[a-zA-Z0-9.+-]+$",
                               max_length=100)
-    content_base64: str = Field(description="The file's bytes, base64")
+    content_base64: str = Field(description="The file's bytes, base64", pattern=BASE64)
 
 
 class OpenCase(Strict):
-    reference: str = Field(min_length=1, max_length=64, description="The transaction reference", examples=["TX-1001"])
+    reference: str = Field(pattern=REFERENCE, description="The transaction reference", examples=["TX-1001"])
     category: Literal["payment", "delivery"]
     text: str = Field(min_length=1, max_length=20_000, description="The customer's complaint, as she wrote it")
     subject: str | None = Field(default=None, max_length=150, description="A title (default: from the reference)")
-    customer_email: str | None = Field(default=None, max_length=320,
+    customer_email: str | None = Field(default=None, max_length=320, pattern=EMAIL,
                                        description="If given, must be the transaction's customer's address")
     attachments: list[Attachment] = Field(default_factory=list, max_length=10)
 
@@ -86,21 +90,21 @@ class CaseList(BaseModel):
 
 
 class MerchantIn(Strict):
-    merchant_id: str = Field(max_length=64, examples=["shop1"])
-    name: str = Field(max_length=200)
-    support_email: str = Field(max_length=320)
-    locale: str = Field(max_length=8, examples=["en"])
+    merchant_id: str = Field(min_length=1, max_length=64, examples=["shop1"])
+    name: str = Field(min_length=1, max_length=200)
+    support_email: str = Field(max_length=320, pattern=EMAIL)
+    locale: Literal["en", "fr"]
 
 
 class TransactionIn(Strict):
-    reference: str = Field(max_length=64, examples=["TX-1001"])
-    merchant_id: str = Field(max_length=64)
-    customer_email: str = Field(max_length=320)
+    reference: str = Field(pattern=REFERENCE, examples=["TX-1001"])
+    merchant_id: str = Field(min_length=1, max_length=64)
+    customer_email: str = Field(max_length=320, pattern=EMAIL)
     customer_name: str = Field(default="", max_length=200)
     amount: str | int | float = Field(examples=["49.90"])
-    currency: str = Field(max_length=8, examples=["EUR"])
+    currency: str = Field(pattern=r"^[A-Za-z]{3}$", examples=["EUR"])
     transaction_date: str = Field(max_length=40, examples=["2026-11-20"])
-    customer_locale: str | None = Field(default=None, max_length=8)
+    customer_locale: Literal["en", "fr"] | None = None
 
 
 class Merchants(Strict):

@@ -98,10 +98,10 @@ def test_bad_input_is_a_clear_problem_and_never_half_applies(api):
             answer = http.post("/v1/cases", json=body)
             assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == field, answer.text
         unknown = http.post("/v1/cases", json={"reference": "TX-9999", "category": "payment", "text": "x"})
-        assert unknown.status_code == 422 and unknown.json()["type"].endswith("/unknown-transaction")
+        assert unknown.status_code == 404 and unknown.json()["type"].endswith("/unknown-transaction")
         stranger = http.post("/v1/cases", json={"reference": "TX-1002", "category": "payment", "text": "x",
                                                 "customer_email": "mallory@evil.test"})
-        assert stranger.status_code == 422 and stranger.json()["errors"][0]["field"] == "customer_email"
+        assert stranger.status_code == 404 and stranger.json()["errors"][0]["field"] == "customer_email"
         assert http.get("/v1/cases/zzzzzzzz").status_code == 404
         # all or nothing: one bad transaction, nothing saved; the CSV import's messages
         good = {"reference": "TX-3001", "merchant_id": "shop1", "customer_email": "erin@customer.test",
@@ -117,9 +117,12 @@ def test_bad_input_is_a_clear_problem_and_never_half_applies(api):
             "created": 0, "updated": 1}
         merchants = http.post("/v1/merchants", json={"items": [
             {"merchant_id": "shop3", "name": "Shop Three", "support_email": "help@three.test", "locale": "fr"},
+            {"merchant_id": "shop3", "name": "Shop Four", "support_email": "four@four.test", "locale": "en"}]})
+        assert merchants.status_code == 422 and merchants.json()["errors"][0]["field"] == "merchant_id"
+        assert "merchants[1].merchant_id: 'shop3' appears twice" in merchants.json()["detail"]
+        shape = http.post("/v1/merchants", json={"items": [
             {"merchant_id": "shop4", "name": "Shop Four", "support_email": "not-an-address", "locale": "en"}]})
-        assert merchants.status_code == 422 and merchants.json()["errors"][0]["field"] == "support_email"
-        assert "merchants[1].support_email" in merchants.json()["detail"]
+        assert shape.status_code == 422 and shape.json()["errors"][0]["field"] == "items.0.support_email"
         assert http.post("/v1/merchants", json={"items": [
             {"merchant_id": "shop3", "name": "Shop Three", "support_email": "help@three.test", "locale": "fr"}]}
         ).json() == {"created": 1, "updated": 0}
