@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from gateway import addresses, status_links, store, timer_jobs
 from gateway.http import views
+from gateway.outgoing import clean_subject
 from gateway.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -101,7 +102,7 @@ def render(db, access: status_links.StatusAccess, settings: Settings, *, now, la
             who = text["you"]
         else:
             who = text["parties"][item["author"]].capitalize()
-        messages.append({**item, "who": who, "when": _date(item["at"], locale), "own": item["author"] == views.PARTY[party]})
+        messages.append({**item, "subject": clean_subject(item["subject"]), "who": who, "when": _date(item["at"], locale), "own": item["author"] == views.PARTY[party]})
     return _ENV.get_template("status.html").render(
         t=text, locale=locale, brand=gateway.display_name,
         case={"reference": case.reference.upper(), "subject": case.subject, "state": text["states"][case.state],
