@@ -6,7 +6,8 @@ Secrets may come from the environment: DISPUTE_GATEWAY_SECRET_KEYS (comma separa
 replaces `gateway.secret_keys`, DISPUTE_GATEWAY_DATABASE_URL replaces `database.url`,
 DISPUTE_GATEWAY_SMTP_PASSWORD replaces `outbound.smtp.password`, DISPUTE_GATEWAY_IMAP_PASSWORD the
 IMAP password (one mailbox), DISPUTE_GATEWAY_API_TOKENS (`name=token,name=token`) replaces
-`[http.api_tokens]`.
+`[http.api_tokens]`, DISPUTE_GATEWAY_WEBHOOK_SECRETS (`name=secret,...`) gives the secrets of
+the `[[http.webhooks]]` endpoints of those names.
 """
 
 from __future__ import annotations
@@ -767,17 +768,22 @@ def _http(table: _Reader | None, environ: dict[str, str]) -> HttpSettings:
         for name in list(scopes_table._data):
             scopes_table.check(name, name in named, "no API token has this name")
     hooks = []
+    secrets_from_env = dict(item.strip().partition("=")[::2] for item in
+                            environ.get("DISPUTE_GATEWAY_WEBHOOK_SECRETS", "").split(",") if "=" in item)
+    secrets_from_env = {k.strip(): v.strip() for k, v in secrets_from_env.items()}
     for index, item in enumerate(table.get("webhooks", list, [])):
         table.check("webhooks", isinstance(item, dict), "expected [[http.webhooks]] tables")
         hook = _Reader(item, f"http.webhooks.{index}", table._source)
         url = hook.get("url", str, required=True)
         hook.check("url", url.startswith(("http://", "https://")), "must start with http:// or https://")
-        secret = environ.get(f"DISPUTE_GATEWAY_WEBHOOK_SECRET_{index}") or hook.get("secret", str, "")
-        hook.check("secret", len(secret) >= MIN_TOKEN_CHARS, f"at least {MIN_TOKEN_CHARS} characters")
+        name = hook.get("name", str, f"webhook{index}")
+        hook.check("name", bool(re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name)), "letters, digits, _ . - only")
+        secret = secrets_from_env.get(name) or hook.get("secret", str, "")
+        hook.check("secret", len(secret) >= MIN_TOKEN_CHARS, f"at least {MIN_TOKEN_CHARS} characters "
+                                                               "(or DISPUTE_GATEWAY_WEBHOOK_SECRETS name=secret)")
         events = hook.strings("events", WEBHOOK_EVENTS)
         bad = [e for e in events if e not in WEBHOOK_EVENTS]
         hook.check("events", not bad, f"unknown event {bad[0] if bad else ''!r} (known: {', '.join(WEBHOOK_EVENTS)})")
-        name = hook.get("name", str, f"webhook{index}")
         hook.reject_unknown()
         hooks.append(WebhookEndpoint(name, url, secret, tuple(events)))
     table.check("webhooks", len({h.name for h in hooks}) == len(hooks), "two endpoints share one name")

@@ -83,7 +83,7 @@ def payload(event_id: str, kind: str, case: Case, event: Event, *, settings: Set
                 "customer_address": addresses.case_address(case.reference, "c", domain=settings.gateway.domain,
                                                            keys=settings.gateway.secret_keys),
             },
-            "event": {"kind": event.kind, "party": event.party},
+            "event": {"kind": event.kind, "party": addresses.PARTY_NAMES.get(event.party) if event.party else None},
         },
     }
 
