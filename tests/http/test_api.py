@@ -8,7 +8,7 @@ import base64
 from sqlalchemy import func, select
 
 from gateway.models import Case, Transaction
-from tests.harness import CUSTOMER, MERCHANT, STAFF, build_mail
+from tests.harness import CUSTOMER, MERCHANT, STAFF, build_mail, tx_date
 from tests.http.conftest import READER_TOKEN
 
 
@@ -105,7 +105,7 @@ def test_bad_input_is_a_clear_problem_and_never_half_applies(api):
         assert http.get("/v1/cases/zzzzzzzz").status_code == 404
         # all or nothing: one bad transaction, nothing saved; the CSV import's messages
         good = {"reference": "TX-3001", "merchant_id": "shop1", "customer_email": "erin@customer.test",
-                "customer_name": "Erin", "amount": "10.00", "currency": "EUR", "transaction_date": "2026-11-30"}
+                "customer_name": "Erin", "amount": "10.00", "currency": "EUR", "transaction_date": _day(api)}
         bad = {**good, "reference": "TX-3002", "merchant_id": "nope", "amount": "ten"}
         answer = http.post("/v1/transactions", json={"items": [good, bad]})
         assert answer.status_code == 422, answer.text
@@ -126,3 +126,8 @@ def test_bad_input_is_a_clear_problem_and_never_half_applies(api):
         assert http.post("/v1/merchants", json={"items": [
             {"merchant_id": "shop3", "name": "Shop Three", "support_email": "help@three.test", "locale": "fr"}]}
         ).json() == {"created": 1, "updated": 0}
+
+
+def _day(api) -> str:
+    """A purchase date a few days before the test clock's now."""
+    return str(tx_date(api.gateway.clock.now(), 4).date())

@@ -7,19 +7,20 @@ from sqlalchemy import select
 
 from gateway import webhooks
 from gateway.models import Outbox
-from tests.harness import MERCHANT, build_mail
+from tests.harness import CUSTOMER, build_mail, tx_date
 from tests.http.conftest import WEBHOOK_SECRET
 
 
-def _open(api, reference: str, category: str = "delivery") -> str:
+def _open(api, reference: str, category: str = "delivery", *, answer: bool = False):
     with api.client() as http:
-        answer = http.post("/v1/cases", json={"reference": reference, "category": category, "text": "Never came."})
-        assert answer.status_code == 201, answer.text
-        return answer.json()["reference"]
+        opened = http.post("/v1/cases", json={"reference": reference, "category": category, "text": "Never came."})
+        assert opened.status_code == 201, opened.text
+        return opened.json() if answer else opened.json()["reference"]
 
 
 def test_case_events_arrive_signed_with_an_event_id(api):
-    reference = _open(api, "TX-1002")
+    opened_case = _open(api, "TX-1002", answer=True)
+    reference = opened_case["reference"]
     receiver, clock = api.receiver, api.gateway.clock
     opened = receiver.wait(lambda: receiver.events("case.opened", reference), what="case.opened")[0]
     headers, body = opened["headers"], opened["body"]
@@ -41,6 +42,13 @@ def test_case_events_arrive_signed_with_an_event_id(api):
                      sender="sav@boutique.test")
     answered = receiver.wait(lambda: receiver.events("case.answered", reference), what="case.answered")
     assert answered[0]["json"]["data"]["case"]["state"] == "awaiting_customer"
+    # the customer writes #resolved to her case address: case.closed
+    address = opened_case["customer_address"]
+    api.gateway.send(build_mail(sender=CUSTOMER, to=address, subject="Re: thanks", body="#resolved\nThank you."),
+                     to=address, sender=CUSTOMER)
+    closed = receiver.wait(lambda: receiver.events("case.closed", reference), what="case.closed")
+    assert closed[0]["json"]["data"]["case"]["state"] == "closed"
+    assert closed[0]["json"]["data"]["case"]["closed_reason"] == "customer_resolved"
     ids = [r["json"]["id"] for r in receiver.events(reference=reference)]
     assert len(ids) == len(set(ids))  # one id per event; a redelivery would repeat it
 
@@ -52,7 +60,7 @@ def test_a_receiver_that_is_down_for_a_while_gets_every_event_later(api):
         with api.client() as http:  # a fresh transaction, so this test does not depend on the others
             assert http.post("/v1/transactions", json={"items": [{
                 "reference": "TX-5001", "merchant_id": "shop1", "customer_email": "frank@customer.test",
-                "customer_name": "Frank", "amount": "5", "currency": "EUR", "transaction_date": "2026-11-29"}]}
+                "customer_name": "Frank", "amount": "5", "currency": "EUR", "transaction_date": _day(api)}]}
             ).status_code == 200
         reference = _open(api, "TX-5001", "payment")
         database = api.gateway.runtime.database
@@ -82,7 +90,7 @@ def test_an_endpoint_that_refuses_for_good_leaves_a_visible_failure(api):
         with api.client() as http:
             assert http.post("/v1/transactions", json={"items": [{
                 "reference": "TX-5002", "merchant_id": "shop1", "customer_email": "gina@customer.test",
-                "customer_name": "Gina", "amount": "5", "currency": "EUR", "transaction_date": "2026-11-29"}]}
+                "customer_name": "Gina", "amount": "5", "currency": "EUR", "transaction_date": _day(api)}]}
             ).status_code == 200
         reference = _open(api, "TX-5002", "payment")
 
@@ -96,3 +104,8 @@ def test_an_endpoint_that_refuses_for_good_leaves_a_visible_failure(api):
         assert "HTTP 400" in row.last_error and row.smtp_code == 400
     finally:
         receiver.status = 200
+
+
+def _day(api) -> str:
+    """A purchase date a few days before the test clock's now."""
+    return str(tx_date(api.gateway.clock.now(), 4).date())
