@@ -125,7 +125,7 @@ def create_app(runtime) -> FastAPI:
             page = status_page.render_error(locale, expired=access == "expired", brand=settings.gateway.display_name)
             return HTMLResponse(page, status_code=410 if access == "expired" else 404, headers=headers)
         with runtime.database.unit_of_work() as db:
-            page = status_page.render(db, access, settings, now=runtime.now(), lang=lang)
+            page = status_page.render(db, access, settings, lang=lang)
         if page is None:
             return HTMLResponse(status_page.render_error(locale, expired=False, brand=settings.gateway.display_name),
                                 status_code=404, headers=headers)

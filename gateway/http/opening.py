@@ -70,7 +70,6 @@ def compose(body: OpenCase, tx, *, domain: str, now) -> bytes:
 def open_case(runtime, body: OpenCase, *, token_name: str, idempotency_key: str | None, path: str) -> Answer:
     """Open (or join) the case of `body.reference` in one unit of work; a retry with the same
     Idempotency-Key gets the first answer back and opens nothing."""
-    settings = runtime.settings
     digest = request_hash(path, body)
     for _ in range(2):  # a concurrent first call with the same key: read its answer
         try:

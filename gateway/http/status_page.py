@@ -74,7 +74,7 @@ def render_error(locale: str, *, expired: bool, brand: str) -> str:
     return _ENV.get_template("status_error.html").render(t=text, locale=locale, expired=expired, brand=brand)
 
 
-def render(db, access: status_links.StatusAccess, settings: Settings, *, now, lang: str | None = None) -> str | None:
+def render(db, access: status_links.StatusAccess, settings: Settings, *, lang: str | None = None) -> str | None:
     """The page of `access` (None: no such case)."""
     case = store.case_by_reference(db, access.reference)
     if case is None:

@@ -5,8 +5,6 @@ Reads only; nothing staff-only (held mail, staff notes, sender checks) is ever s
 from __future__ import annotations
 
 import re
-from datetime import datetime
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -99,7 +97,3 @@ def listing(db: Session, where, *, limit: int, offset: int) -> dict:
     cases = db.scalars(select(Case).where(where).order_by(Case.opened_at.desc(), Case.id.desc())
                        .limit(limit).offset(offset))
     return {"items": [summary(c) for c in cases], "total": total, "limit": limit, "offset": offset}
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

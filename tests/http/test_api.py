@@ -30,7 +30,7 @@ def test_open_by_api_then_the_merchant_answers_by_mail(api):
         assert answer.headers["location"] == f"/v1/cases/{body['reference']}"
         # the customer gets the acknowledgement from her case address, the merchant the complaint
         sink = api.sink
-        got = sink.wait(lambda _: len(sink.to(MERCHANT)) >= 2 and sink.to(CUSTOMER) and sink.to(STAFF[0]))
+        sink.wait(lambda _: len(sink.to(MERCHANT)) >= 2 and sink.to(CUSTOMER) and sink.to(STAFF[0]))
         ack = sink.to(CUSTOMER)[-1]
         assert body["customer_address"] in ack.header("From") and "/status/" in ack.text()
         relay = next(r for r in sink.to(MERCHANT) if "Auto-Submitted" not in r.message)

@@ -5,7 +5,6 @@ no script. Without Chromium the browser test is skipped, saying how to install i
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
