@@ -5,7 +5,9 @@ ConfigError with a one-line message naming the key and the file.
 Secrets may come from the environment: DISPUTE_GATEWAY_SECRET_KEYS (comma separated)
 replaces `gateway.secret_keys`, DISPUTE_GATEWAY_DATABASE_URL replaces `database.url`,
 DISPUTE_GATEWAY_SMTP_PASSWORD replaces `outbound.smtp.password`, DISPUTE_GATEWAY_IMAP_PASSWORD the
-IMAP password (one mailbox).
+IMAP password (one mailbox), DISPUTE_GATEWAY_API_TOKENS (`name=token,name=token`) replaces
+`[http.api_tokens]`, DISPUTE_GATEWAY_WEBHOOK_SECRETS (`name=secret,...`) gives the secrets of
+the `[[http.webhooks]]` endpoints of those names.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ from gateway.settings import (  # noqa: F401 - re-exported: callers import them 
     HealthSettings,
     ExportSettings,
     Settings,
+    API_SCOPES,
+    WEBHOOK_EVENTS,
+    ApiToken,
+    WebhookEndpoint,
+    HttpSettings,
 )
 
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
@@ -146,6 +153,7 @@ def from_dict(
     metrics = _metrics(root.table("metrics"))
     health = _health(root.table("health"), workers)
     export = _export(root.table("export"), base_dir)
+    http = _http(root.table("http"), environ)
     root.reject_unknown()
     _check_combinations(source, outbound, workers, health)
     return Settings(
@@ -162,6 +170,7 @@ def from_dict(
         metrics=metrics,
         health=health,
         export=export,
+        http=http,
         source=source,
     )
 
@@ -709,3 +718,77 @@ def _export(table: _Reader | None, base_dir: Path) -> ExportSettings:
         fonts[key] = path
     table.reject_unknown()
     return ExportSettings(directory=(base_dir / directory).resolve(), **ints, **fonts)
+
+
+MIN_TOKEN_CHARS = 24
+
+
+def _http(table: _Reader | None, environ: dict[str, str]) -> HttpSettings:
+    """[http]: the API server, its tokens and scopes, webhook endpoints, status links."""
+    if table is None:
+        return HttpSettings()
+    d = HttpSettings()
+    host = table.get("host", str, d.host)
+    port = table.get("port", int, d.port)
+    table.check("port", 0 < port < 65536, "must be a TCP port")
+    public_url = table.get("public_url", str, f"http://{host}:{port}").rstrip("/")
+    table.check("public_url", public_url.startswith(("http://", "https://")), "must start with http:// or https://")
+    days = table.get("status_link_days", int, d.status_link_days)
+    table.check("status_link_days", 1 <= days <= 3650, "must be from 1 to 3650")
+    timeout = table.get("webhook_timeout_seconds", float, d.webhook_timeout_seconds)
+    table.check("webhook_timeout_seconds", 0 < timeout <= 60, "must be more than 0 and at most 60")
+    tokens_table = table.table("api_tokens")
+    scopes_table = table.table("scopes")
+    named: dict[str, str] = {}
+    if tokens_table is not None:
+        for name in list(tokens_table._data):
+            named[name] = tokens_table.get(name, str)
+    if environ.get("DISPUTE_GATEWAY_API_TOKENS"):
+        named = {}
+        for item in environ["DISPUTE_GATEWAY_API_TOKENS"].split(","):
+            name, sep, token = item.strip().partition("=")
+            if not item.strip():
+                continue
+            table.check("api_tokens", bool(sep and name.strip()),
+                        "DISPUTE_GATEWAY_API_TOKENS: expected name=token, comma separated")
+            named[name.strip()] = token.strip()
+    tokens = []
+    for name, token in named.items():
+        table.check("api_tokens", bool(re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name)),
+                    f"token name {name!r}: letters, digits, _ . - only")
+        table.check("api_tokens", len(token) >= MIN_TOKEN_CHARS,
+                    f"token {name!r}: at least {MIN_TOKEN_CHARS} characters")
+        scopes = scopes_table.strings(name) if scopes_table is not None and name in scopes_table._data else API_SCOPES
+        bad = [s for s in scopes if s not in API_SCOPES]
+        table.check("scopes", not bad, f"{name}: unknown scope {bad[0] if bad else ''!r} "
+                                       f"(known: {', '.join(API_SCOPES)})")
+        tokens.append(ApiToken(name, token, tuple(scopes)))
+    table.check("api_tokens", len({t.token for t in tokens}) == len(tokens), "two names share one token")
+    if scopes_table is not None:
+        for name in list(scopes_table._data):
+            scopes_table.check(name, name in named, "no API token has this name")
+    hooks = []
+    secrets_from_env = dict(item.strip().partition("=")[::2] for item in
+                            environ.get("DISPUTE_GATEWAY_WEBHOOK_SECRETS", "").split(",") if "=" in item)
+    secrets_from_env = {k.strip(): v.strip() for k, v in secrets_from_env.items()}
+    for index, item in enumerate(table.get("webhooks", list, [])):
+        table.check("webhooks", isinstance(item, dict), "expected [[http.webhooks]] tables")
+        hook = _Reader(item, f"http.webhooks.{index}", table._source)
+        url = hook.get("url", str, required=True)
+        hook.check("url", url.startswith(("http://", "https://")), "must start with http:// or https://")
+        name = hook.get("name", str, f"webhook{index}")
+        hook.check("name", bool(re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name)), "letters, digits, _ . - only")
+        secret = secrets_from_env.get(name) or hook.get("secret", str, "")
+        hook.check("secret", len(secret) >= MIN_TOKEN_CHARS, f"at least {MIN_TOKEN_CHARS} characters "
+                                                               "(or DISPUTE_GATEWAY_WEBHOOK_SECRETS name=secret)")
+        events = hook.strings("events", WEBHOOK_EVENTS)
+        bad = [e for e in events if e not in WEBHOOK_EVENTS]
+        hook.check("events", not bad, f"unknown event {bad[0] if bad else ''!r} (known: {', '.join(WEBHOOK_EVENTS)})")
+        hook.reject_unknown()
+        hooks.append(WebhookEndpoint(name, url, secret, tuple(events)))
+    table.check("webhooks", len({h.name for h in hooks}) == len(hooks), "two endpoints share one name")
+    settings = HttpSettings(enabled=table.get("enabled", bool, True), host=host, port=port, public_url=public_url,
+                            status_link_days=days, api_tokens=tuple(tokens), webhooks=tuple(hooks),
+                            webhook_timeout_seconds=timeout)
+    table.reject_unknown()
+    return settings

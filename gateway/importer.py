@@ -34,18 +34,31 @@ class ImportError_(Exception):
     """A file that cannot be imported. The message names the first bad line (and how many
     more there are); `problems` lists every bad row found, one line each."""
 
-    def __init__(self, message: str, problems: tuple[str, ...] = (), total: int = 0) -> None:
+    def __init__(self, message: str, problems: tuple[str, ...] = (), total: int = 0,
+                 rows: tuple["RowProblem", ...] = ()) -> None:
         super().__init__(message)
         self.problems = problems or (message,)
         self.total = max(total, len(self.problems))  # bad rows found; `problems` lists the first MAX_PROBLEMS
+        self.rows = rows  # the same, as values (the HTTP API answers them as JSON)
 
 
-def _raise_if_any(problems: list[str]) -> None:
+@dataclass(frozen=True)
+class RowProblem:
+    """One bad row: where it is (a CSV line number, or an index in a JSON list), the column
+    or field, and what is wrong."""
+
+    row: int
+    column: str | None
+    problem: str
+
+
+def _raise_if_any(problems: list[str], rows: list[RowProblem] | None = None) -> None:
     if not problems:
         return
     more = len(problems) - 1
     extra = f" (and {more} more bad row(s))" if more else ""
-    raise ImportError_(problems[0] + extra, tuple(problems[:MAX_PROBLEMS]), total=len(problems))
+    raise ImportError_(problems[0] + extra, tuple(problems[:MAX_PROBLEMS]), total=len(problems),
+                       rows=tuple((rows or [])[:MAX_PROBLEMS]))
 
 
 @dataclass(frozen=True)
@@ -80,14 +93,6 @@ def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) 
     return rows
 
 
-def _problem(path: Path, line: int, column: str, problem: str) -> str:
-    return f"{path}: line {line}: {column}: {problem}"
-
-
-def _too_many_fields(path: Path, line: int) -> str:
-    return f"{path}: line {line}: more fields than columns"
-
-
 def parse_date(value: str) -> datetime:
     """An ISO 8601 date or date-time as an aware UTC datetime (dates are taken at 00:00 UTC)."""
     try:
@@ -101,18 +106,63 @@ def parse_date(value: str) -> datetime:
 
 def import_merchants(db: Session, path: Path, *, now: datetime) -> ImportReport:
     """Upsert merchants; a changed support address clears an 'address invalid' flag."""
-    rows = _rows(path, MERCHANT_COLUMNS)
+    return upsert_merchants(db, _rows(path, MERCHANT_COLUMNS), now=now, where=_Where(str(path), "line"))
+
+
+@dataclass(frozen=True)
+class _Where:
+    """How a bad row is named: '<file>: line 3: ...' for a CSV file, 'merchants[2]: ...' for JSON."""
+
+    source: str
+    unit: str  # "line" or "index"
+
+    def problem(self, row: int, column: str, problem: str) -> str:
+        if self.unit == "line":
+            return f"{self.source}: line {row}: {column}: {problem}"
+        return f"{self.source}[{row}].{column}: {problem}"
+
+    def too_many_fields(self, row: int) -> str:
+        return f"{self.source}: line {row}: more fields than columns"
+
+
+def records(items: list, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[tuple[int, dict[str, str]]]:
+    """JSON objects as importer rows (index, {column: text}): the same shape as a CSV row,
+    so they get exactly the CSV import's checks. Numbers become their text."""
+    rows = []
+    for index, item in enumerate(items):
+        rows.append((index, {k: ("" if item.get(k) is None else str(item.get(k))).strip() for k in columns + optional}))
+    return rows
+
+
+def upsert_merchant_records(db: Session, items: list[dict], *, now: datetime, source: str = "merchants") -> ImportReport:
+    """Upsert merchants given as JSON objects, all or nothing (the HTTP API)."""
+    return upsert_merchants(db, records(items, MERCHANT_COLUMNS), now=now, where=_Where(source, "index"))
+
+
+def upsert_transaction_records(db: Session, items: list[dict], *, now: datetime,
+                               source: str = "transactions") -> ImportReport:
+    """Upsert transactions given as JSON objects, all or nothing (the HTTP API)."""
+    return upsert_transactions(db, records(items, TRANSACTION_COLUMNS, OPTIONAL_TRANSACTION_COLUMNS), now=now,
+                               where=_Where(source, "index"))
+
+
+def upsert_merchants(db: Session, rows: list[tuple[int, dict[str, str] | None]], *, now: datetime,
+                     where: _Where) -> ImportReport:
+    """Validate every merchant row, then upsert them all (nothing when one is bad)."""
     seen: set[str] = set()
     problems: list[str] = []
+    found: list[RowProblem] = []
     for line, row in rows:
         if row is None:
-            problems.append(_too_many_fields(path, line))
+            problems.append(where.too_many_fields(line))
+            found.append(RowProblem(line, None, "more fields than columns"))
             continue
         problem = _merchant_problem(row, seen)
         seen.add(row["merchant_id"])
         if problem:
-            problems.append(_problem(path, line, *problem))
-    _raise_if_any(problems)
+            problems.append(where.problem(line, *problem))
+            found.append(RowProblem(line, *problem))
+    _raise_if_any(problems, found)
     created = updated = 0
     existing = {m.merchant_id: m for m in db.scalars(select(Merchant).where(Merchant.merchant_id.in_(seen)))}
     for _, row in rows:  # every row is good here (None rows were reported above)
@@ -151,22 +201,31 @@ def _merchant_problem(row: dict[str, str], seen: set[str]) -> tuple[str, str] | 
 
 def import_transactions(db: Session, path: Path, *, now: datetime) -> ImportReport:
     """Upsert transactions; every merchant_id must exist (in the database already)."""
-    rows = _rows(path, TRANSACTION_COLUMNS, OPTIONAL_TRANSACTION_COLUMNS)
+    return upsert_transactions(db, _rows(path, TRANSACTION_COLUMNS, OPTIONAL_TRANSACTION_COLUMNS), now=now,
+                               where=_Where(str(path), "line"))
+
+
+def upsert_transactions(db: Session, rows: list[tuple[int, dict[str, str] | None]], *, now: datetime,
+                        where: _Where) -> ImportReport:
+    """Validate every transaction row, then upsert them all (nothing when one is bad)."""
     merchants = set(db.scalars(select(Merchant.merchant_id)))
     parsed: list[dict] = []
     seen: set[str] = set()
     problems: list[str] = []
+    found: list[RowProblem] = []
     for line, row in rows:
         if row is None:
-            problems.append(_too_many_fields(path, line))
+            problems.append(where.too_many_fields(line))
+            found.append(RowProblem(line, None, "more fields than columns"))
             continue
         values = _transaction_values(row, seen, merchants)
         seen.add(row["reference"].lower())
         if isinstance(values, tuple):
-            problems.append(_problem(path, line, *values))
+            problems.append(where.problem(line, *values))
+            found.append(RowProblem(line, *values))
         else:
             parsed.append(values)
-    _raise_if_any(problems)
+    _raise_if_any(problems, found)
     existing = {t.reference_key: t for t in db.scalars(select(Transaction).where(Transaction.reference_key.in_(seen)))}
     created = updated = 0
     for values in parsed:

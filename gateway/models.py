@@ -336,3 +336,19 @@ class Instance(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApiIdempotency(Base):
+    """An HTTP call made with an Idempotency-Key: its answer, replayed to a retry of the same
+    call (same token, same key, same body) instead of doing the work twice."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("token_name", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_name: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and body
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

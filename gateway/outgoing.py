@@ -18,7 +18,7 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from gateway import addresses, store
+from gateway import addresses, status_links, store
 from gateway.config import Settings
 from gateway.mail.attachments import BLOCKED_EXTENSIONS, AttachmentPolicy
 from gateway.mail.hygiene import relay_transform
@@ -190,7 +190,8 @@ class Mailer:
             party=party, brand=self.settings.gateway.display_name,
             case_addresses={p: self.case_address(case, p) for p in ("c", "m", "s")},
         )
-        return {**context, "timers": timer_context(self.settings)}
+        return {**context, "timers": timer_context(self.settings),
+                "status_link": status_links.for_notice(self.settings, case.reference, party, now=self.now)}
 
     # --- rows ------------------------------------------------------------------------------
     def _envelope(self, case: Case, party: str, recipient: str, *, from_name: str, message_id: str,

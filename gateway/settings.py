@@ -293,6 +293,40 @@ class ExportSettings:
     pdf_font_bold: Path | None = None
 
 
+# --- [http]: the JSON API, webhooks and status pages (gateway/http/) ----------------------
+API_SCOPES = ("cases:write", "cases:read", "transactions:write", "merchants:write")
+WEBHOOK_EVENTS = ("case.opened", "case.answered", "case.escalated", "case.closed", "case.merchant_unreachable")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    name: str  # logged with every call
+    token: str
+    scopes: tuple[str, ...] = API_SCOPES
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    name: str
+    url: str
+    secret: str  # signs every delivery (HMAC-SHA256, Standard Webhooks)
+    events: tuple[str, ...] = WEBHOOK_EVENTS
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP server (README: HTTP API); off when the configuration has no [http] table."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"  # status links in notices start with it
+    status_link_days: int = 60  # a status link works this long after the notice that carries it
+    api_tokens: tuple[ApiToken, ...] = ()
+    webhooks: tuple[WebhookEndpoint, ...] = ()
+    webhook_timeout_seconds: float = 10.0
+
+
 @dataclass(frozen=True)
 class Settings:
     gateway: GatewaySettings
@@ -308,4 +342,5 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     source: str = "<defaults>"

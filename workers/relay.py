@@ -9,7 +9,7 @@ from __future__ import annotations
 import dramatiq
 from sqlalchemy import func, select
 
-from gateway import delivery
+from gateway import delivery, webhooks
 from gateway.db import DatabaseUnavailable
 from gateway.flows import bounces
 from gateway.models import Outbox
@@ -20,16 +20,19 @@ def declare(runtime) -> tuple[dramatiq.Actor, dramatiq.Actor]:
     def attempt(outbox_id: int, *, forward_large: bool) -> None:
         try:
             with runtime.database.unit_of_work() as db:
-                size = db.scalar(select(func.length(Outbox.raw)).where(Outbox.id == outbox_id)) or 0
+                size, kind = db.execute(select(func.length(Outbox.raw), Outbox.kind)
+                                        .where(Outbox.id == outbox_id)).one_or_none() or (0, None)
+                size = size or 0
             if forward_large and runtime.large_messages.is_large(size) and not runtime.inline:
                 large_actor.send(outbox_id)
                 return
             sender = runtime.sender()  # a restarted process records what stopped ones left first
             with runtime.large_messages.slot(size, wait=True):
+                webhook = kind == webhooks.OUTBOX_KIND  # an HTTP delivery: no bounce handling
                 result, new_ids = delivery.deliver(
-                    runtime.database, outbox_id, relay=runtime.relay, settings=runtime.settings, clock=runtime.now,
-                    sender=sender,
-                    on_permanent_failure=lambda db, row, *, error, now: bounces.on_smtp_rejection(
+                    runtime.database, outbox_id, relay=runtime.webhook_sender if webhook else runtime.relay,
+                    settings=runtime.settings, clock=runtime.now, sender=sender,
+                    on_permanent_failure=None if webhook else lambda db, row, *, error, now: bounces.on_smtp_rejection(
                         db, row, error=error, now=now, settings=runtime.settings, renderer=runtime.renderer),
                 )
             runtime.outage.succeeded()

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import dramatiq
 
 from gateway import config as config_module
-from gateway import delivery, sent_journal, store
+from gateway import delivery, sent_journal, store, webhooks
 from gateway.authentication import DnsResolver, Resolver
 from gateway.clock import Clock, SystemClock
 from gateway.config import OutboundSettings, Settings
@@ -89,6 +89,9 @@ class Runtime:
         self.process_inbound, self.process_large_inbound = inbound.declare(self)
         self.deliver, self.deliver_large = relay_actors.declare(self)
         self.run_timer = timers.declare(self)
+        # [[http.webhooks]]: case events become outbox rows of kind "webhook" (gateway/webhooks.py)
+        self.webhook_sender = webhooks.WebhookSender(settings.http, clock=self.now)
+        webhooks.install(self.database._sessions, settings, enqueue=None if inline else self.enqueue_delivery)
 
     @property
     def clock(self) -> Clock:

@@ -32,6 +32,7 @@ from gateway.cli.serve import (
     cmd_run,
     cmd_poll_imap,
     cmd_serve_smtp,
+    cmd_serve_http,
     cmd_worker,
     cmd_scheduler,
     PortTaken,
@@ -90,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dispute-gateway {__version__}")
     commands = _Commands(parser, common, "command")
 
-    commands.add("run", "embedded all-in-one: SMTP ingress, workers and scheduler in one process", func=cmd_run,
-                 description="Serve SMTP ([ingress.smtp]), run the workers and the scheduler in this one process, "
+    commands.add("run", "embedded all-in-one: SMTP ingress, HTTP API, workers and scheduler in one process", func=cmd_run,
+                 description="Serve SMTP ([ingress.smtp]) and, with an [http] table, the HTTP API, run the workers and the scheduler in this one process, "
                              "and read the [ingress.imap] mailboxes, with the in-memory broker: for a first try "
                              "and small sites on SQLite (the database is upgraded at start). Stops on Ctrl-C or "
                              "SIGTERM after the work in hand.")
@@ -99,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                  description="Accept mail from the MTA on [ingress.smtp] host:port: check recipients at RCPT, "
                              "store each message and queue it on the [broker] for the workers; also serves "
                              "/metrics and /healthz ([metrics]).")
+    commands.add("serve-http", "HTTP API and status pages only (production; needs a shared broker)",
+                 func=cmd_serve_http,
+                 description="Serve the JSON API (/v1, /openapi.json) and the parties' status pages on [http] "
+                             "host:port, behind a reverse proxy that terminates TLS; opened cases and webhook "
+                             "deliveries are queued on the [broker] for the workers.")
     poll = commands.add("poll-imap", "IMAP ingress: read the [ingress.imap] mailboxes", func=cmd_poll_imap,
                         description="Read the [ingress.imap] mailboxes (IDLE where the server has it, else polling), "
                                     "store each message like the SMTP ingress and move or flag it only after it "

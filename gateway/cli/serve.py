@@ -78,6 +78,13 @@ def cmd_run(args) -> int:
         worker.stop()
         runtime.close()
         raise
+    try:
+        http_server = _start_http(runtime)
+    except BaseException:
+        controller.stop()
+        worker.stop()
+        runtime.close()
+        raise
     metrics_server = _serve_metrics(runtime)
     stop = threading.Event()
     sweeper = threading.Thread(target=scheduler.run_forever, args=(runtime, stop), name="scheduler", daemon=True)
@@ -91,6 +98,8 @@ def cmd_run(args) -> int:
         wait_for_signal(signalled)
     finally:
         log.info("stopping: finishing the work in hand")
+        if http_server:
+            http_server.stop()
         controller.stop()
         stop.set()
         for poller in pollers:
@@ -191,6 +200,47 @@ def _serve_metrics(runtime, *, required: bool = True):
             raise config_module.ConfigError(f"{runtime.settings.source}: {message}")
         logging.getLogger("gateway").warning("%s; this process serves no metrics", message)
         return None
+
+
+def _start_http(runtime, *, required: bool = False):
+    """The HTTP API and status pages ([http]); None when the configuration has no [http]."""
+    http = runtime.settings.http
+    if not http.enabled:
+        if required:
+            raise config_module.ConfigError(f"{runtime.settings.source}: [http]: missing, or enabled = false "
+                                            "(serve-http serves it)")
+        return None
+    from gateway.http.server import HttpServer
+
+    ensure_port_free(http.host, http.port, "[http]")
+    if not http.api_tokens:
+        log.warning("[http] has no api_tokens (nor DISPUTE_GATEWAY_API_TOKENS): every API call is refused; "
+                    "status pages work")
+    return HttpServer(runtime).start()
+
+
+def cmd_serve_http(args) -> int:
+    """The HTTP API and status pages only (production, behind a TLS reverse proxy)."""
+    from workers.runtime import Runtime
+
+    settings = load_settings(args)
+    _warn_example_secret(settings)
+    require_shared_broker(settings, "serve-http")
+    signalled = stop_on_signals()
+    runtime = Runtime(settings, clock=args.clock)
+    try:
+        server = _start_http(runtime, required=True)
+    except BaseException:
+        runtime.close()
+        raise
+    try:
+        log.info("serve-http started (%s): HTTP API on %s:%s", __version__, settings.http.host, settings.http.port)
+        wait_for_signal(signalled)
+    finally:
+        server.stop()
+        runtime.close()
+        log.info("serve-http stopped")
+    return 0
 
 
 def cmd_serve_smtp(args) -> int:

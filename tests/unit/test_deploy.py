@@ -39,7 +39,7 @@ def _unit(path: Path) -> configparser.ConfigParser:
 def test_the_units_are_the_ones_the_readme_names():
     names = {p.name for p in (DEPLOY / "systemd").iterdir()}
     assert names == {"dispute-gateway.target", *(f"dispute-gateway-{n}.service" for n in
-                     ("serve-smtp", "worker", "scheduler", "poll-imap", "embedded", "db-upgrade"))}
+                     ("serve-smtp", "serve-http", "worker", "scheduler", "poll-imap", "embedded", "db-upgrade"))}
     for name in names:
         assert name.removesuffix(".service").removesuffix(".target") in README, name
     wanted = _unit(DEPLOY / "systemd" / "dispute-gateway.target")["Unit"]["Wants"].split()
@@ -105,7 +105,8 @@ def test_the_environment_file_holds_the_variables_the_configuration_reads():
     names = set(re.findall(r"^#?(DISPUTE_GATEWAY_[A-Z_]+)=", example, re.M))
     documented = set(re.findall(r"DISPUTE_GATEWAY_[A-Z_]+", config.__doc__))
     assert names == documented == {"DISPUTE_GATEWAY_SECRET_KEYS", "DISPUTE_GATEWAY_DATABASE_URL",
-                                   "DISPUTE_GATEWAY_SMTP_PASSWORD", "DISPUTE_GATEWAY_IMAP_PASSWORD"}
+                                   "DISPUTE_GATEWAY_SMTP_PASSWORD", "DISPUTE_GATEWAY_IMAP_PASSWORD",
+                                   "DISPUTE_GATEWAY_API_TOKENS", "DISPUTE_GATEWAY_WEBHOOK_SECRETS"}
 
 
 def test_logrotate_rotates_the_files_the_units_write_and_the_gateway_reopens_them(tmp_path):

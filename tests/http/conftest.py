@@ -1,0 +1,51 @@
+"""One running gateway per test module, with its HTTP server, a smarthost sink and a
+webhook receiver, all real and on free ports (a server per module keeps these tests fast)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import Backend, Gateway, Sink, TestClock, free_port, settings_for
+from tests.http.receiver import Receiver
+
+API_TOKEN = "test-token-provider-account-page-0001"
+READER_TOKEN = "test-token-read-only-dashboard-00002"
+WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
+
+
+class Api:
+    """A running gateway with its HTTP server."""
+
+    def __init__(self, gateway: Gateway, server, sink: Sink, receiver: Receiver, tmp) -> None:
+        self.gateway, self.server, self.sink, self.receiver, self.tmp = gateway, server, sink, receiver, tmp
+        self.url = f"http://127.0.0.1:{server.port}"
+
+    def client(self, token: str | None = API_TOKEN):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    from gateway.http.server import HttpServer
+
+    tmp = tmp_path_factory.mktemp("http")
+    sink, receiver = Sink(), Receiver().start()
+    port = free_port()
+    settings = settings_for(tmp, Backend("sqlite", f"sqlite:///{tmp / 'gateway.db'}", "memory://"), sink.port, http={
+        "host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
+        "api_tokens": {"account-page": API_TOKEN, "dashboard": READER_TOKEN},
+        "scopes": {"dashboard": ["cases:read"]},
+        "webhooks": [{"name": "provider", "url": receiver.url, "secret": WEBHOOK_SECRET}],
+    })
+    clock = TestClock()
+    gateway = Gateway(settings, clock=clock)
+    gateway.load(tmp)
+    server = HttpServer(gateway.runtime).start()
+    yield Api(gateway, server, sink, receiver, tmp)
+    server.stop()
+    gateway.stop()
+    receiver.stop()
+    sink.stop()
