@@ -737,6 +737,8 @@ def _http(table: _Reader | None, environ: dict[str, str]) -> HttpSettings:
     table.check("status_link_days", 1 <= days <= 3650, "must be from 1 to 3650")
     timeout = table.get("webhook_timeout_seconds", float, d.webhook_timeout_seconds)
     table.check("webhook_timeout_seconds", 0 < timeout <= 60, "must be more than 0 and at most 60")
+    idempotency_hours = table.get("idempotency_hours", int, d.idempotency_hours)
+    table.check("idempotency_hours", 1 <= idempotency_hours <= 24 * 90, "must be from 1 to 2160 (90 days)")
     tokens_table = table.table("api_tokens")
     scopes_table = table.table("scopes")
     named: dict[str, str] = {}
@@ -768,9 +770,11 @@ def _http(table: _Reader | None, environ: dict[str, str]) -> HttpSettings:
         for name in list(scopes_table._data):
             scopes_table.check(name, name in named, "no API token has this name")
     hooks = []
-    secrets_from_env = dict(item.strip().partition("=")[::2] for item in
-                            environ.get("DISPUTE_GATEWAY_WEBHOOK_SECRETS", "").split(",") if "=" in item)
-    secrets_from_env = {k.strip(): v.strip() for k, v in secrets_from_env.items()}
+    secrets_from_env: dict[str, list[str]] = {}  # name=new,name=old: the first signs, all are signed with
+    for item in environ.get("DISPUTE_GATEWAY_WEBHOOK_SECRETS", "").split(","):
+        name, sep, secret = item.strip().partition("=")
+        if sep and name.strip():
+            secrets_from_env.setdefault(name.strip(), []).append(secret.strip())
     for index, item in enumerate(table.get("webhooks", list, [])):
         table.check("webhooks", isinstance(item, dict), "expected [[http.webhooks]] tables")
         hook = _Reader(item, f"http.webhooks.{index}", table._source)
@@ -778,17 +782,22 @@ def _http(table: _Reader | None, environ: dict[str, str]) -> HttpSettings:
         hook.check("url", url.startswith(("http://", "https://")), "must start with http:// or https://")
         name = hook.get("name", str, f"webhook{index}")
         hook.check("name", bool(re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name)), "letters, digits, _ . - only")
-        secret = secrets_from_env.get(name) or hook.get("secret", str, "")
+        if name in secrets_from_env:
+            secret, *old_secrets = secrets_from_env[name]
+        else:
+            secret, old_secrets = hook.get("secret", str, ""), hook.strings("old_secrets", [])
         hook.check("secret", len(secret) >= MIN_TOKEN_CHARS, f"at least {MIN_TOKEN_CHARS} characters "
                                                                "(or DISPUTE_GATEWAY_WEBHOOK_SECRETS name=secret)")
+        hook.check("old_secrets", all(len(old) >= MIN_TOKEN_CHARS for old in old_secrets),
+                   f"each at least {MIN_TOKEN_CHARS} characters")
         events = hook.strings("events", WEBHOOK_EVENTS)
         bad = [e for e in events if e not in WEBHOOK_EVENTS]
         hook.check("events", not bad, f"unknown event {bad[0] if bad else ''!r} (known: {', '.join(WEBHOOK_EVENTS)})")
         hook.reject_unknown()
-        hooks.append(WebhookEndpoint(name, url, secret, tuple(events)))
+        hooks.append(WebhookEndpoint(name, url, secret, tuple(events), tuple(old_secrets)))
     table.check("webhooks", len({h.name for h in hooks}) == len(hooks), "two endpoints share one name")
     settings = HttpSettings(enabled=table.get("enabled", bool, True), host=host, port=port, public_url=public_url,
                             status_link_days=days, api_tokens=tuple(tokens), webhooks=tuple(hooks),
-                            webhook_timeout_seconds=timeout)
+                            webhook_timeout_seconds=timeout, idempotency_hours=idempotency_hours)
     table.reject_unknown()
     return settings

@@ -311,6 +311,7 @@ class WebhookEndpoint:
     url: str
     secret: str  # signs every delivery (HMAC-SHA256, Standard Webhooks)
     events: tuple[str, ...] = WEBHOOK_EVENTS
+    old_secrets: tuple[str, ...] = ()  # still signed with, while receivers move to `secret`
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,7 @@ class HttpSettings:
     api_tokens: tuple[ApiToken, ...] = ()
     webhooks: tuple[WebhookEndpoint, ...] = ()
     webhook_timeout_seconds: float = 10.0
+    idempotency_hours: int = 24  # an Idempotency-Key's answer is replayed this long, then forgotten
 
 
 @dataclass(frozen=True)

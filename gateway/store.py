@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from gateway.mail.fingerprint import fingerprint
 from gateway.mail.parse import decode, message_ids
-from gateway.models import Case, Event, Inbound, Instance, Merchant, Message, Outbox, Party, ProcessHeartbeat, Transaction
+from gateway.models import (ApiIdempotency, Case, Event, Inbound, Instance, Merchant, Message, Outbox, Party,
+                            ProcessHeartbeat, Transaction)
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 
@@ -356,3 +357,9 @@ def mark_stopped(db: Session, process_id: str, *, now: datetime, reason: str) ->
 def forget_processes(db: Session, *, before: datetime) -> None:
     """Heartbeat rows of processes silent since `before` (a day): nobody needs them."""
     db.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.beat_at < before))
+
+
+def forget_idempotency_keys(db: Session, *, before: datetime) -> int:
+    """Answers kept for HTTP calls made before `before` ([http] idempotency_hours): a retry
+    that late is a new call."""
+    return db.execute(delete(ApiIdempotency).where(ApiIdempotency.created_at < before)).rowcount or 0

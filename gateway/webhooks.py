@@ -167,6 +167,13 @@ def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
+def signatures(endpoint: WebhookEndpoint, event_id: str, timestamp: int, body: bytes) -> str:
+    """The header value: one signature per secret, the current one first, space separated
+    (Standard Webhooks), so a receiver verifying with the old secret or the new one accepts
+    the delivery while a secret is being rotated."""
+    return " ".join(sign(secret, event_id, timestamp, body) for secret in (endpoint.secret, *endpoint.old_secrets))
+
+
 def verify(secret: str, headers, body: bytes, *, tolerance_seconds: int = 300, now: float | None = None) -> bool:
     """What a receiver does: recompute the signature, compare in constant time, refuse an
     old timestamp (a replay). `headers`: a case-insensitive mapping."""
@@ -209,7 +216,7 @@ class WebhookSender:
         request = urllib.request.Request(endpoint.url, data=raw, method="POST", headers={
             "Content-Type": "application/json", "User-Agent": "dispute-gateway-webhooks/1",
             "webhook-id": event_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(endpoint.secret, event_id, timestamp, raw)})
+            "webhook-signature": signatures(endpoint, event_id, timestamp, raw)})
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 status = response.status

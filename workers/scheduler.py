@@ -75,6 +75,7 @@ def sweep(runtime) -> SweepReport:
         store.beat(db, f"{runtime.process_id}-scheduler", role="scheduler", hostname=socket.gethostname(),
                    pid=os.getpid(), queues=[], started_at=runtime.started_at, now=now)
         store.forget_processes(db, before=now - FORGET_PROCESSES_AFTER)
+        store.forget_idempotency_keys(db, before=now - timedelta(hours=settings.http.idempotency_hours))
     live, reason, broker_up = _broker_view(runtime)
     if not broker_up:  # nothing can be enqueued: the next pass repairs what this one would have
         return SweepReport(0, 0, 0)

@@ -11,6 +11,7 @@ from tests.http.receiver import Receiver
 API_TOKEN = "test-token-provider-account-page-0001"
 READER_TOKEN = "test-token-read-only-dashboard-00002"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
+OLD_WEBHOOK_SECRET = "test-webhook-secret-being-rotated-out"
 
 
 class Api:
@@ -38,7 +39,8 @@ def api(tmp_path_factory):
         "host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
         "api_tokens": {"account-page": API_TOKEN, "dashboard": READER_TOKEN},
         "scopes": {"dashboard": ["cases:read"]},
-        "webhooks": [{"name": "provider", "url": receiver.url, "secret": WEBHOOK_SECRET}],
+        "webhooks": [{"name": "provider", "url": receiver.url, "secret": WEBHOOK_SECRET,
+                      "old_secrets": [OLD_WEBHOOK_SECRET]}],
     })
     clock = TestClock()
     gateway = Gateway(settings, clock=clock)

@@ -4,6 +4,7 @@ idempotent retries, bad tokens, bad input, all-or-nothing upserts, reads and lis
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -131,3 +132,25 @@ def test_bad_input_is_a_clear_problem_and_never_half_applies(api):
 def _day(api) -> str:
     """A purchase date a few days before the test clock's now."""
     return str(tx_date(api.gateway.clock.now(), 4).date())
+
+
+def test_an_idempotency_key_is_forgotten_after_its_hours(api):
+    """Kept [http] idempotency_hours (24): a retry within them replays the answer, the
+    scheduler's sweep forgets the key after them, and the same key then makes a new call.
+    (Moves this module's clock on a day: keep it last.)"""
+    call = {"reference": "TX-2001", "category": "payment", "text": "Charged twice for one order."}
+    later = {**call, "text": "Now charged a third time."}
+    with api.client() as http:
+        first = http.post("/v1/cases", json=call, headers={"Idempotency-Key": "order-91"})
+        assert first.status_code == 201
+        clock = api.gateway.clock
+        clock.set(clock.now() + timedelta(hours=23))
+        api.gateway.sweep()
+        replay = http.post("/v1/cases", json=call, headers={"Idempotency-Key": "order-91"})
+        assert replay.headers.get("idempotent-replayed") == "true" and replay.json() == first.json()
+        assert http.post("/v1/cases", json=later, headers={"Idempotency-Key": "order-91"}).status_code == 422
+        clock.set(clock.now() + timedelta(hours=2))
+        api.gateway.sweep()
+        again = http.post("/v1/cases", json=later, headers={"Idempotency-Key": "order-91"})
+        assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+        assert again.json()["reference"] == first.json()["reference"]  # a new call, which joins the open case

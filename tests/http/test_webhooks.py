@@ -8,7 +8,7 @@ from sqlalchemy import select
 from gateway import webhooks
 from gateway.models import Outbox
 from tests.harness import CUSTOMER, build_mail, tx_date
-from tests.http.conftest import WEBHOOK_SECRET
+from tests.http.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 
 
 def _open(api, reference: str, category: str = "delivery", *, answer: bool = False):
@@ -25,6 +25,9 @@ def test_case_events_arrive_signed_with_an_event_id(api):
     opened = receiver.wait(lambda: receiver.events("case.opened", reference), what="case.opened")[0]
     headers, body = opened["headers"], opened["body"]
     assert webhooks.verify(WEBHOOK_SECRET, headers, body, now=clock.now().timestamp())
+    # while a secret is rotated, a receiver still on the old one accepts the delivery too
+    assert len(headers["webhook-signature"].split()) == 2
+    assert webhooks.verify(OLD_WEBHOOK_SECRET, headers, body, now=clock.now().timestamp())
     assert not webhooks.verify("another-secret-another-secret-00", headers, body, now=clock.now().timestamp())
     assert not webhooks.verify(WEBHOOK_SECRET, headers, body + b" ", now=clock.now().timestamp())
     assert headers["webhook-id"] == opened["json"]["id"] and headers["webhook-id"].startswith("evt_")

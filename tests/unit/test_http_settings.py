@@ -50,6 +50,23 @@ def test_webhook_secrets_from_the_environment(tmp_path):
     assert http.webhooks[0].secret == "k" * 30 and http.webhooks[0].events == WEBHOOK_EVENTS
 
 
+def test_a_webhook_secret_is_rotated_by_naming_the_endpoint_twice(tmp_path):
+    text = MINIMAL + '\n[http]\n[[http.webhooks]]\nname = "provider"\nurl = "https://a.test/h"\n'
+    rotating = {"DISPUTE_GATEWAY_WEBHOOK_SECRETS": f"provider={'n' * 30},provider={'o' * 30}"}
+    hook = _load(tmp_path, text, rotating).http.webhooks[0]
+    assert hook.secret == "n" * 30 and hook.old_secrets == ("o" * 30,)
+    in_file = text + f'secret = "{"n" * 30}"\nold_secrets = ["{"o" * 30}"]\n'
+    assert _load(tmp_path, in_file).http.webhooks[0].old_secrets == ("o" * 30,)
+    assert "old_secrets" in _error(tmp_path, text + f'secret = "{"n" * 30}"\nold_secrets = ["short"]\n')
+
+
+def test_idempotency_keys_are_kept_a_day_unless_configured(tmp_path):
+    text = MINIMAL + '\n[http]\n'
+    assert _load(tmp_path, text).http.idempotency_hours == 24
+    assert _load(tmp_path, text + "idempotency_hours = 72\n").http.idempotency_hours == 72
+    assert "idempotency_hours" in _error(tmp_path, text + "idempotency_hours = 0\n")
+
+
 def test_the_example_http_block_uncommented_loads(tmp_path):
     text = (REPO / "config.example.toml").read_text(encoding="utf-8")
     start = text.index("# [http]\n")
