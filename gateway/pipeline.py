@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import addresses, authentication, quarantine, store, timer_jobs
+from gateway import addresses, authentication, quarantine, store
 from gateway.authentication import Client, Resolver
 from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
 from gateway.config import Settings
-from gateway.flows import bounces, casemail, intake
-from gateway.flows.step import Step
+from gateway.casework import delivery_reports, intake, party_mail, schedule
+from gateway.casework.work import Step
 from gateway.mail import bounces as bounces_detection, trust
 from gateway.mail.bounces.base import Verdict
 from gateway.mail.classify import Classification, Kind, Signals, classify
@@ -26,7 +26,7 @@ from gateway.mail.parse import ParsedMessage, parse
 from gateway.mail.senders import Sender
 from gateway.mail.templating import Renderer
 from gateway.models import Inbound
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
         _note_limits(step)
     if inbound.case_id is not None:
         case = store.case_by_id(db, inbound.case_id)
-        timer_jobs.reschedule(db, case, settings)
+        schedule.reschedule(db, case, settings)
     inbound.status = "processed"
     inbound.processed_at = now
     inbound.started_at = None
@@ -217,16 +217,16 @@ def _note_limits(step: Step) -> None:
 def dispatch(step: Step, match) -> None:
     """Send the message down the flow its match names."""
     if isinstance(match, BounceMatch):
-        bounces.handle_verp(step, match.token)
+        delivery_reports.handle_verp(step, match.token)
     elif step.classification.kind is Kind.BOUNCE:
-        bounces.handle_unaddressed(step)  # a bounce sent to the intake or a case address
+        delivery_reports.handle_unaddressed(step)  # a bounce sent to the intake or a case address
     elif isinstance(match, CaseMatch):
         case = (store.case_by_reference(step.db, match.reference, lock=True) if match.reference
                 else store.case_by_id(step.db, match.case_id, lock=True))
         if case is None:
             _unplaced(step, f"signed address of case {match.reference} but no such case")
         else:
-            casemail.handle(step, case, match.party)
+            party_mail.handle(step, case, match.party)
     elif isinstance(match, IntakeMatch):
         intake.handle(step, match.local_part)
     elif isinstance(match, NoMatch):

@@ -16,7 +16,7 @@ from gateway.config import Settings
 from gateway.mail.templating import Renderer
 from gateway.models import Inbound, StaffReport
 from gateway.notices import Notice
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
 DIGEST_LISTED = 50  # messages named one by one in a digest; the rest are counted

@@ -233,6 +233,18 @@ def claim_ids(db: Session, model, *conditions, order_by, values: dict, limit: in
     return ids
 
 
+def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500,
+                    after_id: int | None = None) -> list[int]:
+    """Ids of cases whose next timer is due (through the `next_due_at` index), claimed for
+    `lease_seconds` (SKIP LOCKED on PostgreSQL), most overdue first; with `after_id`, only
+    cases of a higher id, in id order (one pass over every due case, each claimed once)."""
+    paging = [Case.id > after_id] if after_id is not None else []
+    return claim_ids(db, Case, Case.next_due_at.is_not(None), Case.next_due_at <= now,
+                     or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now), *paging,
+                     order_by=Case.id if after_id is not None else Case.next_due_at, limit=limit,
+                     values={"timer_lease_until": now + timedelta(seconds=lease_seconds)})
+
+
 def stuck_inbound_ids(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
     """Queued inbound rows whose lease ran out; their lease is renewed before re-enqueueing."""
     return claim_ids(db, Inbound, Inbound.status == "queued",

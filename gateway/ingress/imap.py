@@ -34,7 +34,7 @@ from gateway.db import Database, DatabaseUnavailable
 from gateway.metrics import IMAP_STORED
 from gateway.mail.parse import message_ids
 from gateway.models import Inbound
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 from gateway.pipeline import recipients_of
 from gateway.store import save_inbound
 

@@ -5,7 +5,7 @@ is about, and acted on by its reason (README "Delivery reports"):
 - the address does not exist (user unknown, no such domain, account closed): the
   merchant's address is flagged invalid for all its cases and its open cases escalate
   at once (a customer's: staff are told);
-- trouble with an address that exists, or a refused message: flows.delivery_trouble;
+- trouble with an address that exists, or a refused message: casework.delivery_trouble;
 - a delay warning: recorded;
 - a success DSN: delivery evidence on the outbox row; a feedback report: a complaint
   recorded on the case, staff told; an auto-reply or challenge: recorded. Never bounces.
@@ -25,15 +25,15 @@ from sqlalchemy import select
 
 from gateway import addresses, store
 from gateway.cases.machine import EventKind
-from gateway.flows import delivery_trouble, lifecycle
-from gateway.flows.step import Step, Work
+from gateway.casework import delivery_trouble, lifecycle, schedule
+from gateway.casework.work import Step, Work
 from gateway.mail import bounces as reports
 from gateway.mail.bounces import Failure, FailureKind, Reason
 from gateway.mail.bounces.base import smtp_failure
 from gateway.mail.classify import Kind
 from gateway.models import Bounce, Case, Outbox
 from gateway.notices import Notice
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
 UNADDRESSED_LOOKBACK_DAYS = 30
@@ -184,7 +184,7 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     if merchant is None or merchant.support_email != row.recipient.lower():
         store.add_event(work.db, case, "old_address_failed", at=work.now, party="m", status=failure.status)
         return  # about an address the merchant has replaced since
-    spam = False  # a refusal of our mail is trouble now (flows.delivery_trouble), never a dead address
+    spam = False  # a refusal of our mail is trouble now (casework.delivery_trouble), never a dead address
     already_invalid = merchant.address_invalid
     if not merchant.address_invalid:
         merchant.address_invalid = True
@@ -196,8 +196,6 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     extra = {"diagnostic": merchant.address_invalid_reason or "", "spam": spam}
     open_cases = work.db.scalars(select(Case).where(Case.merchant_id == merchant.merchant_id, Case.state != "closed")
                                  .order_by(Case.id).with_for_update().execution_options(populate_existing=True))
-    from gateway import timer_jobs
-
     for other in open_cases:
         if already_invalid and other.merchant_unreachable:
             continue  # a second bounce of the same dead address: staff know already
@@ -208,7 +206,7 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
         if was_escalated:  # staff already on it: tell them the address is dead
             work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, other, "s",
                                {"problem": delivery_trouble.problem(row, failure)}, inbound_id=inbound_id)
-        timer_jobs.reschedule(work.db, other, work.settings)
+        schedule.reschedule(work.db, other, work.settings)
 
 
 def on_smtp_rejection(db, row: Outbox, *, error: str, now: datetime, settings, renderer) -> list[int]:

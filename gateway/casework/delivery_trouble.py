@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from gateway import addresses, store
 from gateway.cases.machine import EventKind
-from gateway.flows import lifecycle
-from gateway.flows.step import Work
+from gateway.casework import lifecycle, schedule
+from gateway.casework.work import Work
 from gateway.mail.bounces import Failure, FailureKind, Reason
 from gateway.models import Case, Event, Merchant, Outbox
 from gateway.notices import Notice
@@ -105,8 +105,6 @@ def _merchant_trouble(work: Work, case: Case, row: Outbox, entry: Failure, detai
 
 def mark_unreachable(work: Work, merchant: Merchant, row: Outbox, details: dict, *, inbound_id: int | None) -> None:
     """The trouble lasted: every open case of the merchant escalates, staff told why."""
-    from gateway import timer_jobs
-
     extra = {"diagnostic": merchant.trouble_reason or "", "spam": False}
     open_cases = work.db.scalars(select(Case).where(Case.merchant_id == merchant.merchant_id, Case.state != "closed")
                                  .order_by(Case.id).with_for_update().execution_options(populate_existing=True))
@@ -119,7 +117,7 @@ def mark_unreachable(work: Work, merchant: Merchant, row: Outbox, details: dict,
         other.merchant_unreachable = True
         if was_escalated:
             work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, other, "s", {"problem": details}, inbound_id=inbound_id)
-        timer_jobs.reschedule(work.db, other, work.settings)
+        schedule.reschedule(work.db, other, work.settings)
 
 
 def _customer_not_told(work: Work, case: Case) -> bool:

@@ -10,12 +10,13 @@ from gateway import addresses, rights, store
 from gateway.addresses import PARTY_NAMES
 from gateway.cases import commands as command_reader
 from gateway.cases.machine import CaseState, EventKind
-from gateway.flows import confirmation, delivery_trouble, holding, lifecycle, opening
-from gateway.flows.step import Step
+from gateway.casework import confirmation, delivery_trouble, holding, lifecycle, opening, readers, staff_commands
+from gateway.casework.record import move, record_inbound
+from gateway.casework.work import Step
 from gateway.mail import senders
 from gateway.mail.classify import Kind
 from gateway.mail.senders import Trust
-from gateway.mail.rewrite import remove_lines, replace_body
+from gateway.mail.rewrite import remove_lines
 from gateway.models import Case, Message
 from gateway.notices import Notice
 
@@ -38,13 +39,13 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
     no closing, no escalation, no timer effect, no flood freeze."""
     kind = step.classification.kind
     if kind is Kind.LOOP:
-        message = opening.record_inbound(step, case, party, kind="loop")
+        message = record_inbound(step, case, party, kind="loop")
         store.add_event(step.db, case, "loop_dropped", at=step.now, party=party, message=message,
                         reason=step.classification.reason)
         step.done(f"case {case.reference.upper()}: our own mail came back; recorded, dropped", case_id=case.id)
         return
     if step.classification.automatic:
-        message = opening.record_inbound(step, case, party, kind=kind.value)
+        message = record_inbound(step, case, party, kind=kind.value)
         store.add_event(step.db, case, f"{kind.value}_recorded", at=step.now, party=party, message=message,
                         reason=step.classification.reason)
         step.done(f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
@@ -52,7 +53,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
         return
     verdict = step.check = party_check(step, case, party)
     if verdict.trust is Trust.REJECT:
-        message = opening.record_inbound(step, case, party, held_reason=verdict.reason)
+        message = record_inbound(step, case, party, held_reason=verdict.reason)
         store.add_event(step.db, case, "message_rejected", at=step.now, party=party, message=message,
                         reason=verdict.reason)
         step.done(f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
@@ -64,12 +65,12 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
         store.add_event(step.db, case, "sender_unverified", at=step.now, party=party, reason=verdict.reason)
     if confirmed := confirmation.answers_request(step, case, party):  # her answer to "did you write this?"
         for held_id in confirmed:
-            _release(step, case, held_id, by="c")
+            holding.release(step, case, held_id, by="c")
         step.done(f"case {case.reference.upper()}: the customer confirmed held message(s) "
                   f"{', '.join(f'#{i}' for i in confirmed)}; released", case_id=case.id)
         return
     if case.state == CaseState.CLOSED.value and not (party == "s" and (_reopens(step) or _exports(step))):
-        message = opening.record_inbound(step, case, party)
+        message = record_inbound(step, case, party)
         store.add_event(step.db, case, "mail_to_closed_case", at=step.now, party=party, message=message)
         if party != "s":
             sent = step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
@@ -77,13 +78,13 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
                                       inbound_id=step.inbound.id, only_to=step.parsed.from_address)
             told = "sender told" if sent else "sender not told (no address to answer)"
         else:
-            _tell_staff(step, case, "the case is closed; start your message with #reopen to act on it")
+            staff_commands.tell_staff(step, case, "the case is closed; start your message with #reopen to act on it")
             told = "sender told"
         step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; {told}", case_id=case.id)
         return
     unfreezes = party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")
     if case.frozen and not unfreezes and not verdict.authenticated:
-        message = opening.record_inbound(step, case, party)
+        message = record_inbound(step, case, party)
         store.add_event(step.db, case, "frozen_message_kept", at=step.now, party=party, message=message)
         step.done(f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
         return
@@ -92,7 +93,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
     if party == "c":
         _from_customer(step, case, joined, category)
     else:
-        {"m": _from_merchant, "s": _from_staff}[party](step, case, joined)
+        {"m": _from_merchant, "s": staff_commands.handle}[party](step, case, joined)
 
 
 def party_check(step: Step, case: Case, party: str) -> senders.Check:
@@ -127,7 +128,7 @@ def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
     if recent + 1 <= hygiene.freeze_after_messages:
         return False
     case.frozen = True
-    message = opening.record_inbound(step, case, party)
+    message = record_inbound(step, case, party)
     store.add_event(step.db, case, "case_frozen", at=step.now, party=party, message=message, messages=recent + 1,
                     window_minutes=hygiene.freeze_window_minutes)
     step.mailer.notice(Notice.STAFF_CASE_FROZEN, case, "s",
@@ -138,33 +139,16 @@ def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
     return True
 
 
-def _staff_own(case: Case) -> bool:
-    """Staff read everything the parties write: escalated cases, payment cases, and cases
-    staff took before a category was known."""
-    return case.escalated or case.category != "delivery"
-
-
-def _relay_to(step: Step, case: Case, author: str, targets: list[str], transform=None) -> list[str]:
-    sent = []
-    for target in dict.fromkeys(targets):
-        if step.mailer.relay(case, step.inbound.raw, author=author, to_party=target,
-                             inbound_id=step.inbound.id, transform=transform, hide=[step.parsed.from_address]):
-            sent.append(target)
-    if sent:
-        store.add_event(step.db, case, "relayed", at=step.now, party=author, to=",".join(sent))
-    return sent
-
-
 INFER_TYPE_MESSAGES = 3  # the problem is described early; later messages are not re-read for it
 
 
-def _customer_messages(step: Step, case: Case) -> int:
+def _customer_message_count(step: Step, case: Case) -> int:
     return step.db.scalar(select(func.count()).select_from(Message).where(
         Message.case_id == case.id, Message.direction == "in", Message.party == "c")) or 0
 
 
 def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | None = None) -> None:
-    message = opening.record_inbound(step, case, "c")
+    message = record_inbound(step, case, "c")
     case.last_customer_message_at = step.now
     store.add_event(step.db, case, "message_received", at=step.now, party="c", message=message, joined=joined)
     if case.state == CaseState.NEEDS_INFO.value:
@@ -181,7 +165,7 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
         case.category = category
         opening.open_case(step, case, first_message=False)
         return
-    if case.dispute_type == "other" and _customer_messages(step, case) <= INFER_TYPE_MESSAGES:
+    if case.dispute_type == "other" and _customer_message_count(step, case) <= INFER_TYPE_MESSAGES:
         case.dispute_type = rights.infer_type(f"{case.subject}\n{step.parsed.new_text}")
     found = command_reader.read(step.parsed.new_text)
     resolved, escalate = found.first("resolved"), found.first("escalate")
@@ -195,7 +179,7 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
     if (resolved or escalate) and not found.body:
         sent = []  # a bare command: nothing to pass on
     else:
-        sent = _relay_to(step, case, "c", targets, transform=remove_lines(found.lines_removed) if found.commands else None)
+        sent = readers.relay_to(step, case, "c", targets, transform=remove_lines(found.lines_removed) if found.commands else None)
     if resolved:
         lifecycle.close(step, case, EventKind.RESOLVED, party="c", inbound_id=step.inbound.id)
         step.done(f"case {case.reference.upper()}: closed by the customer (#resolved)", case_id=case.id)
@@ -204,147 +188,21 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
         lifecycle.escalate(step, case, reason="customer_request", party="c", inbound_id=step.inbound.id)
         step.done(f"case {case.reference.upper()}: escalated by the customer (#escalate)", case_id=case.id)
         return
-    opening.move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=message)
+    move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=message)
     step.done(f"case {case.reference.upper()}: customer message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
 def _from_merchant(step: Step, case: Case, joined: bool) -> None:
-    message = opening.record_inbound(step, case, "m")
+    message = record_inbound(step, case, "m")
     case.last_merchant_message_at = step.now
     store.add_event(step.db, case, "message_received", at=step.now, party="m", message=message)
     merchant = step.mailer.merchant_of(case)
     if merchant is not None and merchant.trouble_since is not None:  # its own mail reached us: it gets ours
         delivery_trouble.clear(merchant)
         store.add_event(step.db, case, "delivery_trouble_cleared", at=step.now, party="m", by="merchant reply")
-    targets = ["c"] + (["s"] if _staff_own(case) else [])
-    sent = _relay_to(step, case, "m", targets)
-    opening.move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)
+    targets = ["c"] + (["s"] if readers.staff_own(case) else [])
+    sent = readers.relay_to(step, case, "m", targets)
+    move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)
     step.done(f"case {case.reference.upper()}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
-VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#close <note>", "#reopen",
-                        "#type <name>", "#release <id>", "#retry", "#unfreeze", "#export")
-
-
-def _from_staff(step: Step, case: Case, joined: bool) -> None:
-    message = opening.record_inbound(step, case, "s")
-    found = command_reader.read(step.parsed.new_text)
-    store.add_event(step.db, case, "message_received", at=step.now, party="s", message=message,
-                    commands=[c.name for c in found.commands])
-    problem = _staff_command_problem(found)
-    if problem:  # nothing was done: the case still waits for staff (follow-ups keep running)
-        _tell_staff(step, case, problem)
-        step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
-        return
-    case.last_staff_message_at = step.now
-    if found.first("export"):  # the evidence bundle, to the staff member who asked (gateway/export/staff.py)
-        from gateway.export import staff as export_staff
-
-        export_staff.answer(step, case)
-        if case.state == CaseState.CLOSED.value and not found.first("reopen"):
-            step.done(f"case {case.reference.upper()}: evidence bundle exported (#export)", case_id=case.id)
-            return
-    if found.first("note"):
-        store.add_event(step.db, case, "staff_note", at=step.now, party="s", message=message)
-        step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
-        return
-    refused: list[str] = []
-    if found.first("reopen") and case.state == CaseState.CLOSED.value:
-        if not lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id):
-            refused.append("#reopen: another case is open for the same transaction")
-    if found.first("unfreeze"):
-        case.frozen = False
-        store.add_event(step.db, case, "case_unfrozen", at=step.now, party="s")
-    if command := found.first("type"):
-        case.dispute_type = rights.parse_type_name(command.argument)
-        store.add_event(step.db, case, "type_set", at=step.now, party="s", dispute_type=case.dispute_type)
-    if command := found.first("release"):
-        if not _release(step, case, int(command.argument.lstrip("#"))):
-            refused.append(f"#release {command.argument}: no message held on this case has that number")
-    if found.first("retry"):
-        from gateway.flows import bounces
-
-        if not bounces.retry_merchant(step, case):
-            refused.append("#retry: nothing to send again, or the merchant's address is still marked invalid "
-                           "(re-import the merchant first)")
-    if command := found.first("close"):
-        lifecycle.close(step, case, EventKind.STAFF_CLOSED, party="s", note=command.argument or found.body,
-                        inbound_id=step.inbound.id)
-        step.done(f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
-        return
-    # by default staff write to both parties, but never to a merchant the case never reached
-    target = "both" if lifecycle.merchant_involved(step, case) or case.category == "delivery" else "c"
-    if to_command := found.first("to"):
-        target = command_reader.to_target(to_command.argument) or "both"
-    targets = ["c", "m"] if target == "both" else [target]
-    if "m" in targets and not lifecycle.merchant_reachable(step, case):
-        targets.remove("m")
-        if target == "m":
-            refused.append("#to merchant: the merchant's address is marked invalid; nothing was sent")
-    if refused:
-        _tell_staff(step, case, "; ".join(refused))
-    if found.commands and not found.body or not targets:
-        applied = ", ".join(c.name for c in found.commands)
-        step.done(f"case {case.reference.upper()}: staff commands: {applied}"
-                  f"{'; refused: ' + '; '.join(refused) if refused else ''}", case_id=case.id)
-        return
-    sent = _relay_to(step, case, "s", targets, transform=replace_body(found.body))
-    if target == "m" and "m" in sent:
-        case.merchant_asked_at = step.now  # a question for the merchant alone: it owes staff an answer
-    opening.move(step, case, EventKind.STAFF_WROTE, party="s", message=message, to=target)
-    step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
-
-
-def _tell_staff(step: Step, case: Case, problem: str) -> None:
-    """Answer the staff member who wrote: what was not done and why."""
-    step.mailer.notice(Notice.STAFF_UNKNOWN_COMMAND, case, "s", {"problem": problem, "valid": VALID_STAFF_COMMANDS},
-                       inbound_id=step.inbound.id, only_to=step.parsed.from_address)
-
-
-def _staff_command_problem(found) -> str | None:
-    """Why staff commands cannot be applied, or None."""
-    misplaced = None if found.first("note") or found.first("close") else command_reader.misplaced(found.body)
-    if misplaced:
-        return (f"{misplaced} is below other text; commands must be the first lines of your message "
-                "(nothing was sent, so that a #note or #to line is never relayed by mistake)")
-    if found.unknown:
-        return f"unknown command #{found.unknown[0].name}"
-    if (command := found.first("to")) and command_reader.to_target(command.argument) is None:
-        return f"#to needs customer, merchant or both, not {command.argument!r}"
-    if (command := found.first("type")) and rights.parse_type_name(command.argument) is None:
-        return f"unknown dispute type {command.argument!r} (valid: {', '.join(rights.DISPUTE_TYPES)})"
-    if (command := found.first("release")) and not command.argument.lstrip("#").isdigit():
-        return "#release needs the number of the held message"
-    return None
-
-
-def _release(step: Step, case: Case, message_id: int, *, by: str = "s") -> bool:
-    """Relay a held message as its author's, and record who released it (staff with
-    #release, or the customer confirming it was hers)."""
-    from gateway.models import Inbound, Message
-
-    held = step.db.get(Message, message_id)
-    if held is None or held.case_id != case.id or not held.held or held.released_at is not None:
-        store.add_event(step.db, case, "release_refused", at=step.now, party=by, held_id=message_id)
-        return False
-    inbound = step.db.get(Inbound, held.inbound_id)
-    author = held.party
-    # where the author's message would have gone had it not been held (see _from_customer)
-    targets = {"c": ["m"] if case.category == "delivery" else ["s"], "m": ["c"], "s": ["c", "m"]}[author]
-    if _staff_own(case) and author != "s":
-        targets.append("s")
-    for target in dict.fromkeys(targets):
-        if target == "m" and not lifecycle.merchant_reachable(step, case):
-            continue
-        step.mailer.relay(case, inbound.raw, author=author, to_party=target, inbound_id=inbound.id)
-    held.released_at = step.now
-    store.remember_in_thread(store.party(step.db, case, author), held.message_id)  # released: now part of the thread
-    store.add_event(step.db, case, "message_released", at=step.now, party=by, held_id=message_id, to=",".join(targets))
-    # A released reply is the party's answer, as if it had come through at once.
-    if author == "m":
-        case.last_merchant_message_at = step.now
-        opening.move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=held, released=True)
-    elif author == "c":
-        case.last_customer_message_at = step.now
-        opening.move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=held, released=True)
-    return True

@@ -9,99 +9,31 @@ job can never send a reminder twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from typing import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway import rights, store
+from gateway import store
 from gateway.cases import timers
 from gateway.cases.machine import EventKind
+from gateway.casework import history, lifecycle
+from gateway.casework.schedule import timer_kwargs, calendar_for, reschedule, view_of
+from gateway.casework.work import Work
 from gateway.clock import BusinessCalendar
 from gateway.config import Settings
-from gateway.flows import lifecycle
-from gateway.flows.step import Work
+from gateway.db import Database
 from gateway.mail.templating import Renderer
 from gateway.models import Case, TimerSend
 from gateway.notices import Notice
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 
 @dataclass
 class TimerResult:
     outbox_ids: list[int] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
-
-
-def calendar_for(settings: Settings) -> BusinessCalendar:
-    """The business calendar of `[timers]`, built once per process (building the holiday
-    table costs a few milliseconds, and every processed message reschedules its case)."""
-    return _calendar(settings.timers.timezone, settings.timers.country)
-
-
-@lru_cache(maxsize=8)
-def _calendar(timezone_name: str, country: str) -> BusinessCalendar:
-    return BusinessCalendar(timezone_name, country)
-
-
-def view_of(db: Session, case: Case) -> timers.TimerView:
-    done = frozenset(db.execute(select(TimerSend.kind, TimerSend.period, TimerSend.sequence)
-                                .where(TimerSend.case_id == case.id)).all())
-    return timers.TimerView(
-        state=case.state, category=case.category, dispute_type=case.dispute_type, escalated=case.escalated,
-        merchant_unreachable=case.merchant_unreachable, opened_at=case.opened_at, waiting_since=case.waiting_since,
-        transaction_date=case.transaction_date or case.opened_at,
-        last_customer_message_at=case.last_customer_message_at, last_staff_message_at=case.last_staff_message_at,
-        merchant_asked_at=case.merchant_asked_at,
-        last_merchant_message_at=case.last_merchant_message_at, done=frozenset(tuple(row) for row in done),
-    )
-
-
-def _timer_kwargs(settings: Settings, calendar: BusinessCalendar) -> dict:
-    return {"calendar": calendar, "settings": settings.timers, "card_window_types": rights.CARD_WINDOW_TYPES}
-
-
-def reschedule(db: Session, case: Case, settings: Settings, calendar: BusinessCalendar | None = None) -> None:
-    """Store the case's next due time (the scheduler's index)."""
-    db.flush()
-    calendar = calendar or calendar_for(settings)
-    case.next_due_at = timers.next_due_at(view_of(db, case), **_timer_kwargs(settings, calendar))
-
-
-def reschedule_open_cases(runtime, *, batch_size: int = 500) -> int:
-    """Recompute every open case's next due time with the running code and `[timers]`.
-
-    A case's `next_due_at` is otherwise recomputed only when something happens to it, so
-    after an upgrade that adds a timer, or a change of the configured delays, cases opened
-    before would wait with the old time. Schedulers do this when they start; rows a worker
-    holds are skipped (the worker reschedules them itself). Returns how many changed."""
-    settings = runtime.settings
-    calendar = calendar_for(settings)
-    changed, last_id = 0, 0
-    while True:
-        with runtime.database.unit_of_work() as db:
-            query = (select(Case).where(Case.state != "closed", Case.id > last_id).order_by(Case.id)
-                     .limit(batch_size))
-            if db.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            cases = list(db.scalars(query))
-            if not cases:
-                return changed
-            for case in cases:
-                before = case.next_due_at
-                reschedule(db, case, settings, calendar)
-                changed += before != case.next_due_at
-            last_id = cases[-1].id
-
-
-def upcoming(db: Session, case: Case, settings: Settings) -> list[dict]:
-    """The timers still to come for a case, in time order (for `cases show`)."""
-    calendar = calendar_for(settings)
-    return [{"kind": t.kind, "sequence": t.sequence, "at": t.at.isoformat(),
-             "local": calendar.local(t.at).strftime("%Y-%m-%d %H:%M %Z")}
-            for t in timers.scheduled(view_of(db, case), **_timer_kwargs(settings, calendar))]
 
 
 def _mark(db: Session, case: Case, timer: timers.Timer, outcome: str, now: datetime) -> bool:
@@ -125,7 +57,7 @@ def run_due(db: Session, case_id: int, *, settings: Settings, renderer: Renderer
     calendar = calendar_for(settings)
     mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
     work = Work(db=db, settings=settings, mailer=mailer, now=now)
-    run, skip = timers.due(view_of(db, case), now, **_timer_kwargs(settings, calendar))
+    run, skip = timers.due(view_of(db, case), now, **timer_kwargs(settings, calendar))
     for timer in skip:
         _mark(db, case, timer, "skipped", now)
     for timer in run:
@@ -159,8 +91,8 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
         return f"staff reminder {timer.sequence} sent (payment case without a staff answer)"
     if timer.kind == timers.STAFF_FOLLOWUP:
         extra = {"reminder": {"sequence": timer.sequence, "since": case.waiting_since,
-                              "reason": lifecycle.escalation_reason(work, case),
-                              "merchant": lifecycle.merchant_told_of_escalation(work, case)}}
+                              "reason": history.escalation_reason(work, case),
+                              "merchant": history.merchant_told_of_escalation(work, case)}}
         mailer.notice(Notice.STAFF_FOLLOWUP, case, "s", extra)
         return f"staff reminder {timer.sequence} sent (case with staff, no staff message since {case.waiting_since.date()})"
     if timer.kind == timers.STAFF_REQUEST_REMINDER:
@@ -189,7 +121,7 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
         view = view_of(work.db, case)
         extra = {"preclose": {"close_at": timers.autoclose_at(view, settings)}}
         mailer.notice(Notice.PRECLOSE_NOTICE, case, "c", extra)
-        if lifecycle.merchant_reachable(work, case) and lifecycle.merchant_involved(work, case):
+        if lifecycle.merchant_reachable(work, case) and history.merchant_involved(work, case):
             mailer.notice(Notice.PRECLOSE_NOTICE, case, "m", extra)
         return "pre-close notice sent"
     if timer.kind == timers.CATEGORY_REMINDER:
@@ -204,33 +136,21 @@ def _perform(work: Work, case: Case, timer: timers.Timer, calendar: BusinessCale
     raise ValueError(f"unknown timer kind {timer.kind}")
 
 
-def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500,
-                    after_id: int | None = None) -> list[int]:
-    """Ids of cases whose next timer is due (through the `next_due_at` index), claimed for
-    `lease_seconds` (SKIP LOCKED on PostgreSQL), most overdue first; with `after_id`, only
-    cases of a higher id, in id order (one pass over every due case, each claimed once)."""
-    paging = [Case.id > after_id] if after_id is not None else []
-    return store.claim_ids(db, Case, Case.next_due_at.is_not(None), Case.next_due_at <= now,
-                           or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now), *paging,
-                           order_by=Case.id if after_id is not None else Case.next_due_at, limit=limit,
-                           values={"timer_lease_until": now + timedelta(seconds=lease_seconds)})
-
-
-def run_all_due(runtime) -> list[str]:
-    """Claim and run every due case timer now (the `timers run` command); lines of what was done."""
-    now = runtime.now()
+def run_all_due(database: Database, *, settings: Settings, renderer: Renderer, now: datetime,
+                enqueue_delivery: Callable[[int], None]) -> list[str]:
+    """Claim and run every due case timer at `now` (the `timers run` command); lines of what was done."""
     lines: list[str] = []
     last_id = 0
     while True:
-        with runtime.database.unit_of_work() as db:
-            case_ids = claim_due_cases(db, now=now, lease_seconds=runtime.settings.workers.lease_seconds,
+        with database.unit_of_work() as db:
+            case_ids = store.claim_due_cases(db, now=now, lease_seconds=settings.workers.lease_seconds,
                                        after_id=last_id)
         if not case_ids:
             return lines
         last_id = max(case_ids)
         for case_id in case_ids:
-            with runtime.database.unit_of_work() as db:
-                result = run_due(db, case_id, settings=runtime.settings, renderer=runtime.renderer, now=now)
+            with database.unit_of_work() as db:
+                result = run_due(db, case_id, settings=settings, renderer=renderer, now=now)
             lines.extend(result.actions)
             for outbox_id in result.outbox_ids:
-                runtime.enqueue_delivery(outbox_id)
+                enqueue_delivery(outbox_id)

@@ -12,13 +12,13 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway import addresses, store
 from gateway.cases.machine import CaseState
-from gateway.flows import confirmation, opening
-from gateway.flows.step import Step
+from gateway.casework import confirmation, opening, party_mail
+from gateway.casework.work import Step
 from gateway.mail import senders
 from gateway.mail.parse import ParsedMessage, parse
 from gateway.models import Case, Inbound, Outbox
 from gateway.notices import Notice
-from gateway.outgoing import clean_subject
+from gateway.outbox.mailer import clean_subject
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{2,62}[A-Za-z0-9]")
 MAX_TOKENS = 400
@@ -99,10 +99,8 @@ def _join(step: Step, case: Case, check: senders.Check, category: str | None) ->
     """A second intake message about an open case joins it only when authentication (or her
     answer to our question) vouches for it; otherwise it is held and she is asked, from her
     case address, whether she wrote it."""
-    from gateway.flows import casemail  # the same path as a reply on the case
-
     if check.is_party and check.authenticated:
-        casemail.handle(step, case, "c", joined=True, category=category)
+        party_mail.handle(step, case, "c", joined=True, category=category)  # the same path as a reply on the case
         return
     confirmation.ask_before_relaying(step, case, check.reason if not check.is_party else
                                      "it did not come through the case address and nothing authenticates it")

@@ -1,4 +1,4 @@
-"""The values every flow works on: one inbound message, parsed and classified."""
+"""The values all casework works on: a unit of work, and one inbound message, parsed and classified."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gateway.mail.parse import ParsedMessage
 from gateway.mail import senders
 from gateway.mail.senders import Sender
 from gateway.models import Inbound
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Step(Work):
     classification: Classification
     verdict: Verdict = field(default_factory=Verdict.none)  # what a bounce reports
     sender: Sender | None = None  # who the message says wrote it (pipeline.sender_of)
-    check: "senders.Check | None" = None  # the sender check's verdict on it, once made (casemail)
+    check: "senders.Check | None" = None  # the sender check's verdict on it, once made (party_mail)
 
     def done(self, disposition: str, *, case_id: int | None = None) -> None:
         """Record what was decided for this message."""

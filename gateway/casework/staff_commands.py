@@ -1,0 +1,107 @@
+"""Mail from staff on a case: the commands at its head (#note, #close, #reopen, #to, ...)
+applied, then its text relayed to the parties it names."""
+
+from __future__ import annotations
+
+from gateway import rights, store
+from gateway.cases import commands as command_reader
+from gateway.cases.machine import CaseState, EventKind
+from gateway.casework import delivery_reports, history, holding, lifecycle, readers
+from gateway.casework.record import move, record_inbound
+from gateway.casework.work import Step
+from gateway.export import staff as export_staff
+from gateway.mail.rewrite import replace_body
+from gateway.models import Case
+from gateway.notices import Notice
+
+
+VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#close <note>", "#reopen",
+                        "#type <name>", "#release <id>", "#retry", "#unfreeze", "#export")
+
+
+def handle(step: Step, case: Case, joined: bool) -> None:
+    message = record_inbound(step, case, "s")
+    found = command_reader.read(step.parsed.new_text)
+    store.add_event(step.db, case, "message_received", at=step.now, party="s", message=message,
+                    commands=[c.name for c in found.commands])
+    problem = _staff_command_problem(found)
+    if problem:  # nothing was done: the case still waits for staff (follow-ups keep running)
+        tell_staff(step, case, problem)
+        step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
+        return
+    case.last_staff_message_at = step.now
+    if found.first("export"):  # the evidence bundle, to the staff member who asked (gateway/export/staff.py)
+        export_staff.answer(step, case)
+        if case.state == CaseState.CLOSED.value and not found.first("reopen"):
+            step.done(f"case {case.reference.upper()}: evidence bundle exported (#export)", case_id=case.id)
+            return
+    if found.first("note"):
+        store.add_event(step.db, case, "staff_note", at=step.now, party="s", message=message)
+        step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
+        return
+    refused: list[str] = []
+    if found.first("reopen") and case.state == CaseState.CLOSED.value:
+        if not lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id):
+            refused.append("#reopen: another case is open for the same transaction")
+    if found.first("unfreeze"):
+        case.frozen = False
+        store.add_event(step.db, case, "case_unfrozen", at=step.now, party="s")
+    if command := found.first("type"):
+        case.dispute_type = rights.parse_type_name(command.argument)
+        store.add_event(step.db, case, "type_set", at=step.now, party="s", dispute_type=case.dispute_type)
+    if command := found.first("release"):
+        if not holding.release(step, case, int(command.argument.lstrip("#"))):
+            refused.append(f"#release {command.argument}: no message held on this case has that number")
+    if found.first("retry"):
+        if not delivery_reports.retry_merchant(step, case):
+            refused.append("#retry: nothing to send again, or the merchant's address is still marked invalid "
+                           "(re-import the merchant first)")
+    if command := found.first("close"):
+        lifecycle.close(step, case, EventKind.STAFF_CLOSED, party="s", note=command.argument or found.body,
+                        inbound_id=step.inbound.id)
+        step.done(f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
+        return
+    # by default staff write to both parties, but never to a merchant the case never reached
+    target = "both" if history.merchant_involved(step, case) or case.category == "delivery" else "c"
+    if to_command := found.first("to"):
+        target = command_reader.to_target(to_command.argument) or "both"
+    targets = ["c", "m"] if target == "both" else [target]
+    if "m" in targets and not lifecycle.merchant_reachable(step, case):
+        targets.remove("m")
+        if target == "m":
+            refused.append("#to merchant: the merchant's address is marked invalid; nothing was sent")
+    if refused:
+        tell_staff(step, case, "; ".join(refused))
+    if found.commands and not found.body or not targets:
+        applied = ", ".join(c.name for c in found.commands)
+        step.done(f"case {case.reference.upper()}: staff commands: {applied}"
+                  f"{'; refused: ' + '; '.join(refused) if refused else ''}", case_id=case.id)
+        return
+    sent = readers.relay_to(step, case, "s", targets, transform=replace_body(found.body))
+    if target == "m" and "m" in sent:
+        case.merchant_asked_at = step.now  # a question for the merchant alone: it owes staff an answer
+    move(step, case, EventKind.STAFF_WROTE, party="s", message=message, to=target)
+    step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+
+
+def tell_staff(step: Step, case: Case, problem: str) -> None:
+    """Answer the staff member who wrote: what was not done and why."""
+    step.mailer.notice(Notice.STAFF_UNKNOWN_COMMAND, case, "s", {"problem": problem, "valid": VALID_STAFF_COMMANDS},
+                       inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+
+
+def _staff_command_problem(found) -> str | None:
+    """Why staff commands cannot be applied, or None."""
+    misplaced = None if found.first("note") or found.first("close") else command_reader.misplaced(found.body)
+    if misplaced:
+        return (f"{misplaced} is below other text; commands must be the first lines of your message "
+                "(nothing was sent, so that a #note or #to line is never relayed by mistake)")
+    if found.unknown:
+        return f"unknown command #{found.unknown[0].name}"
+    if (command := found.first("to")) and command_reader.to_target(command.argument) is None:
+        return f"#to needs customer, merchant or both, not {command.argument!r}"
+    if (command := found.first("type")) and rights.parse_type_name(command.argument) is None:
+        return f"unknown dispute type {command.argument!r} (valid: {', '.join(rights.DISPUTE_TYPES)})"
+    if (command := found.first("release")) and not command.argument.lstrip("#").isdigit():
+        return "#release needs the number of the held message"
+    return None
