@@ -17,7 +17,7 @@ from gateway import addresses, authentication, quarantine, store
 from gateway.authentication import Client, Resolver
 from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
 from gateway.config import Settings
-from gateway.casework import delivery_reports, intake, party_mail, schedule
+from gateway.casework import delivery_reports, intake, party_mail, record, schedule
 from gateway.casework.work import Step
 from gateway.mail import bounces as bounces_detection, trust
 from gateway.mail.bounces.base import Verdict
@@ -211,7 +211,7 @@ def _note_limits(step: Step) -> None:
     log.warning("inbound %s over the limits; processed without the excess: %s", step.inbound.id, notes)
     if step.inbound.case_id is not None:
         case = store.case_by_id(step.db, step.inbound.case_id)
-        store.add_event(step.db, case, "message_limited", at=step.now, notes=list(step.parsed.limited))
+        record.note(step, case, "message_limited", notes=list(step.parsed.limited))
 
 
 def dispatch(step: Step, match) -> None:

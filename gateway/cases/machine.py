@@ -1,4 +1,7 @@
-"""The case state machine: a transition table and a pure `apply`. States say who must act next."""
+"""The case state machine: a transition table and a pure `apply`. States say who must act next.
+
+Beside the states, two flags change by events of their own (`FLAGS`, applied by `flag`): a
+case frozen by a flood, and a merchant address that works again."""
 
 from __future__ import annotations
 
@@ -28,6 +31,11 @@ class EventKind(str, Enum):
     STAFF_CLOSED = "staff_closed"
     EXPIRED = "expired"
     REOPENED = "reopened"
+    # flag events (FLAGS): no change of state
+    CASE_FROZEN = "case_frozen"
+    CASE_UNFROZEN = "case_unfrozen"
+    MERCHANT_ADDRESS_CLEARED = "merchant_address_cleared"
+    DELIVERY_RETRIED = "delivery_retried"
 
 
 class ClosedReason(str, Enum):
@@ -68,6 +76,14 @@ CLOSED_REASONS: Mapping[EventKind, ClosedReason] = {
     E.STAFF_CLOSED: ClosedReason.STAFF_AGREEMENT,
     E.EXPIRED: ClosedReason.EXPIRED,
 }
+# The flags a flag event sets, whatever the state (staff clear a merchant's address, or send
+# again what failed, on closed cases too).
+FLAGS: Mapping[EventKind, Mapping[str, bool]] = {
+    E.CASE_FROZEN: {"frozen": True},
+    E.CASE_UNFROZEN: {"frozen": False},
+    E.MERCHANT_ADDRESS_CLEARED: {"merchant_unreachable": False},
+    E.DELIVERY_RETRIED: {"merchant_unreachable": False},
+}
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,7 @@ class CaseView:
     merchant_unreachable: bool = False
     closed_reason: ClosedReason | None = None
     waiting_since: datetime | None = None
+    frozen: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,3 +124,11 @@ def apply(case: CaseView, kind: EventKind, *, now: datetime) -> Outcome:
         waiting_since=now if target != case.state else case.waiting_since,
     )
     return Outcome(case, after, applied=True)
+
+
+def flag(case: CaseView, kind: EventKind) -> Outcome:
+    """The case after the flag event `kind`; refused (applied=False) for any other kind."""
+    changes = FLAGS.get(kind)
+    if changes is None:
+        return Outcome(case, case, applied=False, note=f"{kind.value} is not a flag event")
+    return Outcome(case, replace(case, **changes), applied=True)

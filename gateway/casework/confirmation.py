@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from gateway import store
-from gateway.casework import holding
+from gateway.casework import holding, record
 from gateway.casework.record import record_inbound
 from gateway.casework.work import Step
 from gateway.mail import senders
@@ -102,5 +102,5 @@ def answers_request(step: Step, case: Case, party: str) -> list[int]:
         Message.case_id == case.id, Message.inbound_id == question.inbound_id, Message.held.is_(True),
         Message.released_at.is_(None))))
     reply = record_inbound(step, case, "c", kind="confirmation", in_thread=True)
-    store.add_event(step.db, case, "customer_confirmed", at=step.now, party="c", message=reply, held_ids=held)
+    record.note(step, case, "customer_confirmed", party="c", message=reply, held_ids=held)
     return held

@@ -25,8 +25,8 @@ from sqlalchemy import select
 
 from gateway import addresses, store
 from gateway.cases.machine import EventKind
-from gateway.casework import delivery_trouble, lifecycle, schedule
-from gateway.casework.work import Step, Work
+from gateway.casework import delivery_trouble, lifecycle, record, schedule
+from gateway.casework.work import Moment, Step, Work
 from gateway.mail import bounces as reports
 from gateway.mail.bounces import Failure, FailureKind, Reason
 from gateway.mail.bounces.base import smtp_failure
@@ -51,8 +51,8 @@ def handle_verp(step: Step, token: str) -> None:
     if kind is not Kind.BOUNCE:
         # Vacation responders answer the envelope sender, which is our VERP address.
         if case is not None:
-            store.add_event(step.db, case, f"{kind.value}_recorded", at=step.now, party=row.party,
-                            reason=f"{step.classification.reason} (sent to the bounce address)")
+            record.note(step, case, f"{kind.value}_recorded", party=row.party,
+                        reason=f"{step.classification.reason} (sent to the bounce address)")
         step.done(f"{kind.value} to the bounce address of outbox {row.id}: recorded, not relayed",
                   case_id=row.case_id)
         return
@@ -120,7 +120,7 @@ def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, i
                        diagnostic=(entry.diagnostic or "")[:2000], detected_by=detected_by, created_at=work.now))
     if kind is FailureKind.DELAYED:
         if case is not None:
-            store.add_event(work.db, case, "delivery_delayed", at=work.now, party=row.party, **detail)
+            record.note(work, case, "delivery_delayed", party=row.party, **detail)
         return
     if kind is not FailureKind.DEAD:
         delivery_trouble.record(work, row, case, entry, inbound_id=inbound_id)
@@ -129,7 +129,7 @@ def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, i
     row.delivery_problem = entry.reason.value
     row.delivery_problem_at = work.now
     if case is not None:
-        store.add_event(work.db, case, "delivery_failed", at=work.now, party=row.party, **detail)
+        record.note(work, case, "delivery_failed", party=row.party, **detail)
     if row.party == "m" and case is not None:
         merchant_failed(work, case, row, entry, inbound_id=inbound_id)
     elif row.party == "c" and case is not None:
@@ -162,16 +162,16 @@ def _not_a_failure(work: Work, row: Outbox, case: Case | None, merchant, entry: 
         if merchant is not None and merchant.support_email == row.recipient.lower() and merchant.trouble_since:
             delivery_trouble.clear(merchant)  # mail gets through again
         if case is not None:
-            store.add_event(work.db, case, "delivery_confirmed", at=work.now, party=row.party, **report)
+            record.note(work, case, "delivery_confirmed", party=row.party, **report)
         return
     if case is None:
         return
     if entry.reason is Reason.FEEDBACK:
-        store.add_event(work.db, case, "complaint_received", at=work.now, party=row.party, **report)
+        record.note(work, case, "complaint_received", party=row.party, **report)
         work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, case, "s",
                            {"problem": delivery_trouble.problem(row, entry, kind="feedback")}, inbound_id=inbound_id)
         return
-    store.add_event(work.db, case, f"{entry.reason.value}_recorded", at=work.now, party=row.party, **report)
+    record.note(work, case, f"{entry.reason.value}_recorded", party=row.party, **report)
 
 
 def _role(party: str | None) -> str:
@@ -182,7 +182,7 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     """The merchant's address is dead: flag it, escalate every open case of the merchant."""
     merchant = store.merchant(work.db, case.merchant_id)
     if merchant is None or merchant.support_email != row.recipient.lower():
-        store.add_event(work.db, case, "old_address_failed", at=work.now, party="m", status=failure.status)
+        record.note(work, case, "old_address_failed", party="m", status=failure.status)
         return  # about an address the merchant has replaced since
     spam = False  # a refusal of our mail is trouble now (casework.delivery_trouble), never a dead address
     already_invalid = merchant.address_invalid
@@ -202,7 +202,6 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
         was_escalated = other.escalated
         lifecycle.escalate(work, other, reason=reason, party=None, kind=EventKind.MERCHANT_BOUNCED,
                            inbound_id=inbound_id, extra=extra)
-        other.merchant_unreachable = True
         if was_escalated:  # staff already on it: tell them the address is dead
             work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, other, "s",
                                {"problem": delivery_trouble.problem(row, failure)}, inbound_id=inbound_id)
@@ -238,8 +237,7 @@ def clear_merchant(db, merchant_id: str, *, now: datetime, note: str = "") -> li
     cases = db.scalars(select(Case).where(Case.merchant_id == merchant_id, Case.state != "closed")
                        .order_by(Case.id).with_for_update()).all()
     for case in cases:
-        case.merchant_unreachable = False
-        store.add_event(db, case, "merchant_address_cleared", at=now, party="s", note=note[:500], **was)
+        record.flag(Moment(db=db, now=now), case, EventKind.MERCHANT_ADDRESS_CLEARED, party="s", note=note[:500], **was)
     return [case.reference.upper() for case in cases]
 
 
@@ -247,8 +245,8 @@ def retry_merchant(step: Step, case: Case) -> int:
     """Staff #retry: send again, to the merchant's current address, what failed to reach it."""
     merchant = store.merchant(step.db, case.merchant_id)
     if merchant is None or merchant.address_invalid:
-        store.add_event(step.db, case, "retry_refused", at=step.now, party="s",
-                        reason="the merchant's address is still marked invalid; re-import it first")
+        record.note(step, case, "retry_refused", party="s",
+                    reason="the merchant's address is still marked invalid; re-import it first")
         return 0
     dead = set(step.db.scalars(select(Bounce.recipient).where(
         Bounce.case_id == case.id, Bounce.kind == FailureKind.DEAD.value)))
@@ -268,6 +266,5 @@ def retry_merchant(step: Step, case: Case) -> int:
         step.mailer.requeue(row, raw=message.as_bytes(policy=compat32.clone(linesep="\r\n")),
                             recipient=merchant.support_email)
         row.status = "superseded"
-    case.merchant_unreachable = False
-    store.add_event(step.db, case, "delivery_retried", at=step.now, party="s", messages=len(sent_ids))
+    record.flag(step, case, EventKind.DELIVERY_RETRIED, party="s", messages=len(sent_ids))
     return len(sent_ids)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gateway import store
 from gateway.cases import timers
 from gateway.cases.machine import EventKind
-from gateway.casework import history, lifecycle
+from gateway.casework import history, lifecycle, record
 from gateway.casework.schedule import timer_kwargs, calendar_for, reschedule, view_of
 from gateway.casework.work import Work
 from gateway.clock import BusinessCalendar
@@ -64,10 +64,9 @@ def run_due(db: Session, case_id: int, *, settings: Settings, renderer: Renderer
         if not _mark(db, case, timer, "done", now):
             continue
         description = _perform(work, case, timer, calendar)
-        store.add_event(db, case, f"timer_{timer.kind}", at=now, party=None, sequence=timer.sequence,
-                        due_at=timer.at.isoformat())
+        record.note(work, case, f"timer_{timer.kind}", sequence=timer.sequence, due_at=timer.at.isoformat())
         result.actions.append(f"case {case.reference.upper()}: {description} (due {timer.at.isoformat(timespec='minutes')})")
-    case.timer_lease_until = None
+    record.timers_released(case)
     reschedule(db, case, settings, calendar)
     result.outbox_ids.extend(mailer.outbox_ids)
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gateway import rights, store
 from gateway.cases.machine import EventKind
 from gateway.casework.history import merchant_involved, transcript
+from gateway.casework import record
 from gateway.casework.record import move
 from gateway.casework.work import Work
 from gateway.evidence import collect
@@ -51,7 +52,7 @@ def close(work: Work, case: Case, kind: EventKind, *, party: str | None, note: s
     """Close the case and confirm it to both parties (and staff when they were involved)."""
     if not move(work, case, kind, party=party, note=note[:2000]):
         return False
-    case.next_due_at = None
+    record.set_next_due(case, None)
     context = {"closing": {"reason": case.closed_reason, "note": note}}
     work.mailer.notice(Notice.CASE_CLOSED, case, "c", context, inbound_id=inbound_id)
     if merchant_reachable(work, case) and merchant_involved(work, case):
@@ -65,11 +66,9 @@ def reopen(work: Work, case: Case, *, party: str, inbound_id: int | None = None)
     """Reopen a closed case with staff (unless the transaction has another open case)."""
     other = store.open_case_for_transaction(work.db, case.transaction_reference)
     if other is not None and other.id != case.id:
-        store.add_event(work.db, case, "reopen_refused", at=work.now, party=party,
-                        reason=f"case {other.reference.upper()} is open for the same transaction")
+        record.note(work, case, "reopen_refused", party=party,
+                    reason=f"case {other.reference.upper()} is open for the same transaction")
         return False
     if not move(work, case, EventKind.REOPENED, party=party):
         return False
-    case.closed_reason = None
-    case.closed_at = None
     return True

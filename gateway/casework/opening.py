@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from gateway import rights, store
 from gateway.cases.machine import EventKind
-from gateway.casework import lifecycle, schedule
+from gateway.casework import lifecycle, record, schedule
 from gateway.casework.record import move, record_earlier, record_inbound
 from gateway.casework.work import Step
 from gateway.mail.parse import ParsedMessage
@@ -35,12 +35,12 @@ def open_case(step: Step, case: Case, *, first_message: bool,
     "confirmation": this mail only confirms the earlier ones; it is recorded, not relayed."""
     if first_message:
         texts = [f"{parsed.subject}\n{parsed.new_text}" for _, parsed in earlier]
-        case.dispute_type = rights.infer_type("\n".join(texts + [f"{step.parsed.subject}\n{step.parsed.new_text}"]))
+        record.set_dispute_type(case, rights.infer_type("\n".join(texts + [f"{step.parsed.subject}\n{step.parsed.new_text}"])))
         first = [record_earlier(step, case, inbound, parsed) for inbound, parsed in earlier]
         message = record_inbound(step, case, "c", kind=kind, in_thread=True)
-        store.add_event(step.db, case, "case_opened", at=step.now, party="c", message=(first or [message])[0],
-                        transaction=case.transaction_reference, category=case.category or "",
-                        **({"earlier_messages": len(first)} if first else {}))
+        record.note(step, case, "case_opened", party="c", message=(first or [message])[0],
+                    transaction=case.transaction_reference, category=case.category or "",
+                    **({"earlier_messages": len(first)} if first else {}))
     mailer = step.mailer
     if case.category is None:
         mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
@@ -48,13 +48,12 @@ def open_case(step: Step, case: Case, *, first_message: bool,
         return
     complaint = _complaint(step, case)
     if not first_message and case.dispute_type == "other":
-        case.dispute_type = rights.infer_type("\n".join([case.subject] + [m.new_text for m, _ in complaint if m]))
+        record.set_dispute_type(case, rights.infer_type("\n".join([case.subject] + [m.new_text for m, _ in complaint if m])))
     if case.category == "delivery":
         move(step, case, EventKind.CATEGORY_DELIVERY, party="c")
         merchant = step.mailer.merchant_of(case)
         if merchant is None or merchant.address_invalid:
             # Nobody to relay to: staff take the case at once, the customer is told why.
-            case.merchant_unreachable = True
             lifecycle.escalate(step, case, reason="merchant_bounced", party=None, kind=EventKind.MERCHANT_BOUNCED,
                                inbound_id=step.inbound.id,
                                extra={"diagnostic": merchant.address_invalid_reason or "" if merchant else
@@ -68,7 +67,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
                       escalation_date), inbound_id=step.inbound.id)
         for _, inbound in complaint:
             mailer.relay(case, inbound.raw, author="c", to_party="m", inbound_id=inbound.id)
-        store.add_event(step.db, case, "relayed", at=step.now, party="c", to="m", messages=len(complaint))
+        record.note(step, case, "relayed", party="c", to="m", messages=len(complaint))
         mailer.notice(Notice.ACK_DELIVERY, case, "c", inbound_id=step.inbound.id)
         mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
         step.done(f"case {case.reference.upper()}: delivery case opened; relayed to the merchant", case_id=case.id)
@@ -77,7 +76,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
     mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
     for _, inbound in complaint:
         mailer.relay(case, inbound.raw, author="c", to_party="s", inbound_id=inbound.id)
-    store.add_event(step.db, case, "relayed", at=step.now, party="c", to="s", messages=len(complaint))
+    record.note(step, case, "relayed", party="c", to="s", messages=len(complaint))
     mailer.notice(Notice.ACK_PAYMENT, case, "c", inbound_id=step.inbound.id)
     step.done(f"case {case.reference.upper()}: payment case opened with staff", case_id=case.id)
 

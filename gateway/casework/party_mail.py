@@ -10,7 +10,7 @@ from gateway import addresses, rights, store
 from gateway.addresses import PARTY_NAMES
 from gateway.cases import commands as command_reader
 from gateway.cases.machine import CaseState, EventKind
-from gateway.casework import confirmation, delivery_trouble, holding, lifecycle, opening, readers, staff_commands
+from gateway.casework import confirmation, delivery_trouble, holding, lifecycle, opening, readers, record, staff_commands
 from gateway.casework.record import move, record_inbound
 from gateway.casework.work import Step
 from gateway.mail import senders
@@ -40,29 +40,29 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
     kind = step.classification.kind
     if kind is Kind.LOOP:
         message = record_inbound(step, case, party, kind="loop")
-        store.add_event(step.db, case, "loop_dropped", at=step.now, party=party, message=message,
-                        reason=step.classification.reason)
+        record.note(step, case, "loop_dropped", party=party, message=message,
+                    reason=step.classification.reason)
         step.done(f"case {case.reference.upper()}: our own mail came back; recorded, dropped", case_id=case.id)
         return
     if step.classification.automatic:
         message = record_inbound(step, case, party, kind=kind.value)
-        store.add_event(step.db, case, f"{kind.value}_recorded", at=step.now, party=party, message=message,
-                        reason=step.classification.reason)
+        record.note(step, case, f"{kind.value}_recorded", party=party, message=message,
+                    reason=step.classification.reason)
         step.done(f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
                   case_id=case.id)
         return
     verdict = step.check = party_check(step, case, party)
     if verdict.trust is Trust.REJECT:
         message = record_inbound(step, case, party, held_reason=verdict.reason)
-        store.add_event(step.db, case, "message_rejected", at=step.now, party=party, message=message,
-                        reason=verdict.reason)
+        record.note(step, case, "message_rejected", party=party, message=message,
+                    reason=verdict.reason)
         step.done(f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
         return
     if verdict.trust is Trust.HOLD:
         holding.hold(step, case, party, verdict.reason)
         return
     if verdict.trust is Trust.ACCEPT_FLAGGED:
-        store.add_event(step.db, case, "sender_unverified", at=step.now, party=party, reason=verdict.reason)
+        record.note(step, case, "sender_unverified", party=party, reason=verdict.reason)
     if confirmed := confirmation.answers_request(step, case, party):  # her answer to "did you write this?"
         for held_id in confirmed:
             holding.release(step, case, held_id, by="c")
@@ -71,7 +71,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
         return
     if case.state == CaseState.CLOSED.value and not (party == "s" and (_reopens(step) or _exports(step))):
         message = record_inbound(step, case, party)
-        store.add_event(step.db, case, "mail_to_closed_case", at=step.now, party=party, message=message)
+        record.note(step, case, "mail_to_closed_case", party=party, message=message)
         if party != "s":
             sent = step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
                                       {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
@@ -85,7 +85,7 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
     unfreezes = party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")
     if case.frozen and not unfreezes and not verdict.authenticated:
         message = record_inbound(step, case, party)
-        store.add_event(step.db, case, "frozen_message_kept", at=step.now, party=party, message=message)
+        record.note(step, case, "frozen_message_kept", party=party, message=message)
         step.done(f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
         return
     if not case.frozen and _frozen_by_flood(step, case, party):
@@ -127,10 +127,9 @@ def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
         Message.held.is_(False))) or 0  # cannot silence the parties
     if recent + 1 <= hygiene.freeze_after_messages:
         return False
-    case.frozen = True
     message = record_inbound(step, case, party)
-    store.add_event(step.db, case, "case_frozen", at=step.now, party=party, message=message, messages=recent + 1,
-                    window_minutes=hygiene.freeze_window_minutes)
+    record.flag(step, case, EventKind.CASE_FROZEN, party=party, message=message, messages=recent + 1,
+                window_minutes=hygiene.freeze_window_minutes)
     step.mailer.notice(Notice.STAFF_CASE_FROZEN, case, "s",
                        {"frozen": {"count": recent + 1, "window_minutes": hygiene.freeze_window_minutes}},
                        inbound_id=step.inbound.id)
@@ -149,8 +148,7 @@ def _customer_message_count(step: Step, case: Case) -> int:
 
 def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | None = None) -> None:
     message = record_inbound(step, case, "c")
-    case.last_customer_message_at = step.now
-    store.add_event(step.db, case, "message_received", at=step.now, party="c", message=message, joined=joined)
+    record.received(step, case, "c", message, joined=joined)
     if case.state == CaseState.NEEDS_INFO.value:
         if command_reader.read(step.parsed.new_text).first("resolved"):
             lifecycle.close(step, case, EventKind.RESOLVED, party="c", inbound_id=step.inbound.id)
@@ -162,11 +160,11 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
             step.mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
             step.done(f"case {case.reference.upper()}: category still unknown; asked again", case_id=case.id)
             return
-        case.category = category
+        record.set_category(case, category)
         opening.open_case(step, case, first_message=False)
         return
     if case.dispute_type == "other" and _customer_message_count(step, case) <= INFER_TYPE_MESSAGES:
-        case.dispute_type = rights.infer_type(f"{case.subject}\n{step.parsed.new_text}")
+        record.set_dispute_type(case, rights.infer_type(f"{case.subject}\n{step.parsed.new_text}"))
     found = command_reader.read(step.parsed.new_text)
     resolved, escalate = found.first("resolved"), found.first("escalate")
     targets = []
@@ -194,12 +192,11 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
 
 def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     message = record_inbound(step, case, "m")
-    case.last_merchant_message_at = step.now
-    store.add_event(step.db, case, "message_received", at=step.now, party="m", message=message)
+    record.received(step, case, "m", message)
     merchant = step.mailer.merchant_of(case)
     if merchant is not None and merchant.trouble_since is not None:  # its own mail reached us: it gets ours
         delivery_trouble.clear(merchant)
-        store.add_event(step.db, case, "delivery_trouble_cleared", at=step.now, party="m", by="merchant reply")
+        record.note(step, case, "delivery_trouble_cleared", party="m", by="merchant reply")
     targets = ["c"] + (["s"] if readers.staff_own(case) else [])
     sent = readers.relay_to(step, case, "m", targets)
     move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)

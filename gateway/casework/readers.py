@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway import store
+from gateway.casework import record
 from gateway.casework.work import Step
 from gateway.models import Case
 
@@ -20,5 +21,5 @@ def relay_to(step: Step, case: Case, author: str, targets: list[str], transform=
                              inbound_id=step.inbound.id, transform=transform, hide=[step.parsed.from_address]):
             sent.append(target)
     if sent:
-        store.add_event(step.db, case, "relayed", at=step.now, party=author, to=",".join(sent))
+        record.note(step, case, "relayed", party=author, to=",".join(sent))
     return sent

@@ -1,26 +1,45 @@
-"""The only writer of case state: every change of a case goes through the state machine
-(gateway/cases/machine.py) and is recorded as an event; messages join the case here."""
+"""The only writer of case state. A change of state or of a flag goes through the state
+machine (gateway/cases/machine.py: `move`, `flag`) and is recorded as an event; what the
+machine does not decide (the dispute type, the category, when each party last wrote, when
+the next timer falls) is written here too, and every event of a case is recorded by `note`.
+Messages join the case here (`record_inbound`, `record_earlier`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from gateway import store
-from gateway.cases.machine import CaseState, CaseView, EventKind, apply
-from gateway.casework.work import Step, Work
+from gateway.cases import machine
+from gateway.cases.machine import CaseState, CaseView, ClosedReason, EventKind
+from gateway.casework.work import Moment, Step
 from gateway.mail.parse import ParsedMessage
-from gateway.models import Case, Inbound, Message
+from gateway.models import Case, Event, Inbound, Message
+
+LAST_MESSAGE_AT = {"c": "last_customer_message_at", "m": "last_merchant_message_at", "s": "last_staff_message_at"}
 
 
 def view(case: Case) -> CaseView:
+    """The case as the machine sees it."""
     return CaseView(state=CaseState(case.state), escalated=case.escalated,
-                    merchant_unreachable=case.merchant_unreachable, waiting_since=case.waiting_since)
+                    merchant_unreachable=case.merchant_unreachable, waiting_since=case.waiting_since,
+                    closed_reason=ClosedReason(case.closed_reason) if case.closed_reason else None,
+                    frozen=case.frozen)
 
 
-def move(work: Work, case: Case, kind: EventKind, *, party: str | None, message: Message | None = None, **detail) -> bool:
-    """Apply `kind` through the state machine and record it; False when the table refuses it."""
-    outcome = apply(view(case), kind, now=work.now)
-    store.add_event(work.db, case, kind.value, at=work.now, party=party, message=message,
-                    state_before=outcome.before.state.value, state_after=outcome.after.state.value,
-                    applied=outcome.applied, **detail)
+def note(work: Moment, case: Case, kind: EventKind | str, *, party: str | None = None, message: Message | None = None,
+         **detail) -> Event:
+    """Record an event of the case at the unit of work's instant."""
+    return store.add_event(work.db, case, kind.value if isinstance(kind, EventKind) else kind, at=work.now,
+                           party=party, message=message, **detail)
+
+
+def move(work: Moment, case: Case, kind: EventKind, *, party: str | None, message: Message | None = None, **detail) -> bool:
+    """Apply `kind` through the state machine and record it (with the machine's reason when
+    it refuses); False when the table refuses it."""
+    outcome = machine.apply(view(case), kind, now=work.now)
+    refused = {} if outcome.applied else {"refused": outcome.note}
+    note(work, case, kind, party=party, message=message, state_before=outcome.before.state.value,
+         state_after=outcome.after.state.value, applied=outcome.applied, **detail, **refused)
     if not outcome.applied:
         return False
     after = outcome.after
@@ -28,10 +47,59 @@ def move(work: Work, case: Case, kind: EventKind, *, party: str | None, message:
     case.escalated = after.escalated
     case.merchant_unreachable = after.merchant_unreachable
     case.waiting_since = after.waiting_since or work.now
+    case.closed_reason = after.closed_reason.value if after.closed_reason else None
     if after.state is CaseState.CLOSED:
-        case.closed_reason = after.closed_reason.value if after.closed_reason else None
         case.closed_at = work.now
+    elif outcome.before.state is CaseState.CLOSED:
+        case.closed_at = None  # reopened
     return True
+
+
+def flag(work: Moment, case: Case, kind: EventKind, *, party: str | None = None, message: Message | None = None,
+         **detail) -> None:
+    """Set the flags of the flag event `kind` (machine.FLAGS) and record it."""
+    outcome = machine.flag(view(case), kind)
+    if not outcome.applied:
+        raise ValueError(outcome.note)
+    case.frozen = outcome.after.frozen
+    case.merchant_unreachable = outcome.after.merchant_unreachable
+    note(work, case, kind, party=party, message=message, **detail)
+
+
+def received(work: Moment, case: Case, party: str, message: Message, **detail) -> None:
+    """A party's message joined the case: when it last wrote, and the event."""
+    wrote(case, party, work.now)
+    note(work, case, "message_received", party=party, message=message, **detail)
+
+
+def wrote(case: Case, party: str, at: datetime) -> None:
+    """`party` last wrote at `at` (a message received or released); the timers read it."""
+    setattr(case, LAST_MESSAGE_AT[party], at)
+
+
+def set_dispute_type(case: Case, dispute_type: str) -> None:
+    """The dispute type, inferred from what the customer wrote or named by staff (#type)."""
+    case.dispute_type = dispute_type
+
+
+def set_category(case: Case, category: str) -> None:
+    """Payment or delivery, from the customer's answer; `opening.open_case` then routes the case."""
+    case.category = category
+
+
+def merchant_asked(case: Case, at: datetime) -> None:
+    """Staff asked the merchant alone: it owes staff an answer (the staff-request reminder)."""
+    case.merchant_asked_at = at
+
+
+def set_next_due(case: Case, at: datetime | None) -> None:
+    """When the case's next timer falls (the scheduler's index; None: nothing to come)."""
+    case.next_due_at = at
+
+
+def timers_released(case: Case) -> None:
+    """The scheduler is done with the case: another may claim it when a timer is due."""
+    case.timer_lease_until = None
 
 
 def record_inbound(step: Step, case: Case, party: str, *, kind: str = "human", held_reason: str | None = None,

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from gateway import rights
 from gateway.cases import timers
+from gateway.casework import record
 from gateway.clock import BusinessCalendar
 from gateway.config import Settings
 from gateway.db import Database
@@ -48,7 +49,7 @@ def reschedule(db: Session, case: Case, settings: Settings, calendar: BusinessCa
     """Store the case's next due time (the scheduler's index)."""
     db.flush()
     calendar = calendar or calendar_for(settings)
-    case.next_due_at = timers.next_due_at(view_of(db, case), **timer_kwargs(settings, calendar))
+    record.set_next_due(case, timers.next_due_at(view_of(db, case), **timer_kwargs(settings, calendar)))
 
 
 def reschedule_open_cases(database: Database, settings: Settings, *, batch_size: int = 500) -> int:

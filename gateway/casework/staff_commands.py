@@ -6,7 +6,7 @@ from __future__ import annotations
 from gateway import rights, store
 from gateway.cases import commands as command_reader
 from gateway.cases.machine import CaseState, EventKind
-from gateway.casework import delivery_reports, history, holding, lifecycle, readers
+from gateway.casework import delivery_reports, history, holding, lifecycle, readers, record
 from gateway.casework.record import move, record_inbound
 from gateway.casework.work import Step
 from gateway.export import staff as export_staff
@@ -22,21 +22,21 @@ VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#clo
 def handle(step: Step, case: Case, joined: bool) -> None:
     message = record_inbound(step, case, "s")
     found = command_reader.read(step.parsed.new_text)
-    store.add_event(step.db, case, "message_received", at=step.now, party="s", message=message,
-                    commands=[c.name for c in found.commands])
+    record.note(step, case, "message_received", party="s", message=message,
+                commands=[c.name for c in found.commands])
     problem = _staff_command_problem(found)
     if problem:  # nothing was done: the case still waits for staff (follow-ups keep running)
         tell_staff(step, case, problem)
         step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
         return
-    case.last_staff_message_at = step.now
+    record.wrote(case, "s", step.now)
     if found.first("export"):  # the evidence bundle, to the staff member who asked (gateway/export/staff.py)
         export_staff.answer(step, case)
         if case.state == CaseState.CLOSED.value and not found.first("reopen"):
             step.done(f"case {case.reference.upper()}: evidence bundle exported (#export)", case_id=case.id)
             return
     if found.first("note"):
-        store.add_event(step.db, case, "staff_note", at=step.now, party="s", message=message)
+        record.note(step, case, "staff_note", party="s", message=message)
         step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
         return
     refused: list[str] = []
@@ -44,11 +44,10 @@ def handle(step: Step, case: Case, joined: bool) -> None:
         if not lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id):
             refused.append("#reopen: another case is open for the same transaction")
     if found.first("unfreeze"):
-        case.frozen = False
-        store.add_event(step.db, case, "case_unfrozen", at=step.now, party="s")
+        record.flag(step, case, EventKind.CASE_UNFROZEN, party="s")
     if command := found.first("type"):
-        case.dispute_type = rights.parse_type_name(command.argument)
-        store.add_event(step.db, case, "type_set", at=step.now, party="s", dispute_type=case.dispute_type)
+        record.set_dispute_type(case, rights.parse_type_name(command.argument))
+        record.note(step, case, "type_set", party="s", dispute_type=case.dispute_type)
     if command := found.first("release"):
         if not holding.release(step, case, int(command.argument.lstrip("#"))):
             refused.append(f"#release {command.argument}: no message held on this case has that number")
@@ -79,7 +78,7 @@ def handle(step: Step, case: Case, joined: bool) -> None:
         return
     sent = readers.relay_to(step, case, "s", targets, transform=replace_body(found.body))
     if target == "m" and "m" in sent:
-        case.merchant_asked_at = step.now  # a question for the merchant alone: it owes staff an answer
+        record.merchant_asked(case, step.now)  # a question for the merchant alone: it owes staff an answer
     move(step, case, EventKind.STAFF_WROTE, party="s", message=message, to=target)
     step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 

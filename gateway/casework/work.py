@@ -18,13 +18,19 @@ from gateway.outbox.mailer import Mailer
 
 
 @dataclass
-class Work:
-    """One unit of work on cases: the session, settings, the mailer and the instant."""
+class Moment:
+    """The session and the instant: what recording a change of a case needs."""
 
     db: Session
+    now: datetime
+
+
+@dataclass
+class Work(Moment):
+    """One unit of work on cases: the session, the instant, settings and the mailer."""
+
     settings: Settings
     mailer: Mailer
-    now: datetime
 
 
 @dataclass
