@@ -8,13 +8,15 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Iterable, Sequence
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case as sql_case
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.mail.fingerprint import fingerprint
 from gateway.mail.parse import decode, message_ids
-from gateway.models import Case, Event, Inbound, Instance, Merchant, Message, Outbox, Party, ProcessHeartbeat, Transaction
+from gateway.models import (Case, Event, Inbound, Instance, Merchant, Message, Outbox, Party, ProcessHeartbeat, SendLog,
+                            Transaction)
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 
@@ -368,3 +370,26 @@ def mark_stopped(db: Session, process_id: str, *, now: datetime, reason: str) ->
 def forget_processes(db: Session, *, before: datetime) -> None:
     """Heartbeat rows of processes silent since `before` (a day): nobody needs them."""
     db.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.beat_at < before))
+
+
+def lock_name(db: Session, name: str) -> None:
+    """Hold a lock on `name` until the transaction ends (PostgreSQL advisory lock; SQLite has
+    one writer at a time already)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": name})
+
+
+def sends_to(db: Session, recipient: str, *, now: datetime, excluding: str) -> tuple[int, int]:
+    """(in the last day, in the last hour): the send_log rows of `recipient`, but those of kind `excluding`."""
+    last_hour = SendLog.at > now - timedelta(hours=1)
+    day, hour = db.execute(
+        select(func.count(), func.coalesce(func.sum(sql_case((last_hour, 1), else_=0)), 0))
+        .where(SendLog.recipient == recipient, SendLog.kind != excluding,
+               SendLog.at > now - timedelta(days=1))).one()
+    return day, hour
+
+
+def logged_since(db: Session, recipient: str, kind: str, *, since: datetime) -> bool:
+    """Whether a send_log row of `kind` for `recipient` is newer than `since`."""
+    return db.scalar(select(SendLog.id).where(SendLog.recipient == recipient, SendLog.kind == kind,
+                                              SendLog.at > since).limit(1)) is not None

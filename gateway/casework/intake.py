@@ -18,7 +18,7 @@ from gateway.mail import senders
 from gateway.mail.parse import ParsedMessage, parse
 from gateway.models import Case, Inbound, Outbox
 from gateway.notices import Notice
-from gateway.outbox.mailer import clean_subject
+from gateway.outbox.context import clean_subject
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{2,62}[A-Za-z0-9]")
 MAX_TOKENS = 400

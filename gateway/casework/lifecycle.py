@@ -15,12 +15,12 @@ from gateway.notices import Notice
 
 
 def merchant_reachable(work: Work, case: Case) -> bool:
-    merchant = work.mailer.merchant_of(case)
+    merchant = work.parties.merchant_of(case)
     return merchant is not None and not merchant.address_invalid
 
 
 def rights_context(work: Work, case: Case, *, escalation_date=None) -> dict:
-    tx = work.mailer.transaction_of(case)
+    tx = work.parties.transaction_of(case)
     deadline, rule = rights.legal_deadline(case.dispute_type, tx.transaction_date if tx else case.opened_at)
     return {"rights": {"legal_deadline": deadline, "legal_rule": rule, "escalation_date": escalation_date,
                        "gateway_reply_deadline": escalation_date,

@@ -51,7 +51,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
         record.set_dispute_type(case, rights.infer_type("\n".join([case.subject] + [m.new_text for m, _ in complaint if m])))
     if case.category == "delivery":
         move(step, case, EventKind.CATEGORY_DELIVERY, party="c")
-        merchant = step.mailer.merchant_of(case)
+        merchant = step.parties.merchant_of(case)
         if merchant is None or merchant.address_invalid:
             # Nobody to relay to: staff take the case at once, the customer is told why.
             lifecycle.escalate(step, case, reason="merchant_bounced", party=None, kind=EventKind.MERCHANT_BOUNCED,

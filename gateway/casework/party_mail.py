@@ -25,7 +25,7 @@ def registered_addresses(step: Step, case: Case, party: str) -> list[str]:
     if party == "c":
         return [case.customer_email]
     if party == "m":
-        merchant = step.mailer.merchant_of(case)
+        merchant = step.parties.merchant_of(case)
         return [merchant.support_email] if merchant else []
     return list(step.settings.gateway.staff_addresses)
 
@@ -193,7 +193,7 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
 def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     message = record_inbound(step, case, "m")
     record.received(step, case, "m", message)
-    merchant = step.mailer.merchant_of(case)
+    merchant = step.parties.merchant_of(case)
     if merchant is not None and merchant.trouble_since is not None:  # its own mail reached us: it gets ours
         delivery_trouble.clear(merchant)
         record.note(step, case, "delivery_trouble_cleared", party="m", by="merchant reply")

@@ -15,6 +15,7 @@ from gateway.mail import senders
 from gateway.mail.senders import Sender
 from gateway.models import Inbound
 from gateway.outbox.mailer import Mailer
+from gateway.outbox.parties import Parties
 
 
 @dataclass
@@ -31,6 +32,11 @@ class Work(Moment):
 
     settings: Settings
     mailer: Mailer
+
+    @property
+    def parties(self) -> Parties:
+        """Who the case's parties are (their rows read once per unit of work)."""
+        return self.mailer.parties
 
 
 @dataclass
