@@ -123,7 +123,7 @@ def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, i
             record.note(work, case, "delivery_delayed", party=row.party, **detail)
         return
     if kind is not FailureKind.DEAD:
-        delivery_trouble.record(work, row, case, entry, inbound_id=inbound_id)
+        delivery_trouble.record_trouble(work, row, case, entry, inbound_id=inbound_id)
         return
     row.status = "failed" if row.status != "superseded" else row.status
     row.delivery_problem = entry.reason.value

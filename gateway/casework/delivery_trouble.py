@@ -38,7 +38,7 @@ def problem(row: Outbox, entry: Failure, **extra) -> dict:
             **extra}
 
 
-def record(work: Work, row: Outbox, case: Case | None, entry: Failure, *, inbound_id: int | None) -> None:
+def record_trouble(work: Work, row: Outbox, case: Case | None, entry: Failure, *, inbound_id: int | None) -> None:
     """A trouble or refused-message report for `row`: record, retry, tell staff, count."""
     row.delivery_problem = entry.reason.value
     row.delivery_problem_at = work.now
