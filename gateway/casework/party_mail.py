@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Callable
 
 from sqlalchemy import func, select
 
@@ -36,64 +37,102 @@ def handle(step: Step, case: Case, party: str, *, joined: bool = False, category
 
     Who wrote it is established before anything is acted on: a message that is not the
     party's is kept and held (or rejected), and counts for nothing: no relay, no command,
-    no closing, no escalation, no timer effect, no flood freeze."""
-    kind = step.classification.kind
-    if kind is Kind.LOOP:
-        message = record_inbound(step, case, party, kind="loop")
-        record.note(step, case, "loop_dropped", party=party, message=message,
-                    reason=step.classification.reason)
-        step.done(f"case {case.reference.upper()}: our own mail came back; recorded, dropped", case_id=case.id)
-        return
-    if step.classification.automatic:
-        message = record_inbound(step, case, party, kind=kind.value)
-        record.note(step, case, f"{kind.value}_recorded", party=party, message=message,
-                    reason=step.classification.reason)
-        step.done(f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
-                  case_id=case.id)
-        return
-    verdict = step.check = party_check(step, case, party)
-    if verdict.trust is Trust.REJECT:
-        message = record_inbound(step, case, party, held_reason=verdict.reason)
-        record.note(step, case, "message_rejected", party=party, message=message,
-                    reason=verdict.reason)
-        step.done(f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
-        return
-    if verdict.trust is Trust.HOLD:
-        holding.hold(step, case, party, verdict.reason)
-        return
-    if verdict.trust is Trust.ACCEPT_FLAGGED:
-        record.note(step, case, "sender_unverified", party=party, reason=verdict.reason)
-    if confirmed := confirmation.answers_request(step, case, party):  # her answer to "did you write this?"
-        for held_id in confirmed:
-            holding.release(step, case, held_id, by="c")
-        step.done(f"case {case.reference.upper()}: the customer confirmed held message(s) "
-                  f"{', '.join(f'#{i}' for i in confirmed)}; released", case_id=case.id)
-        return
-    if case.state == CaseState.CLOSED.value and not (party == "s" and (_reopens(step) or _exports(step))):
-        message = record_inbound(step, case, party)
-        record.note(step, case, "mail_to_closed_case", party=party, message=message)
-        if party != "s":
-            sent = step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
-                                      {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
-                                      inbound_id=step.inbound.id, only_to=step.parsed.from_address)
-            told = "sender told" if sent else "sender not told (no address to answer)"
-        else:
-            staff_commands.tell_staff(step, case, "the case is closed; start your message with #reopen to act on it")
-            told = "sender told"
-        step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; {told}", case_id=case.id)
-        return
-    unfreezes = party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")
-    if case.frozen and not unfreezes and not verdict.authenticated:
-        message = record_inbound(step, case, party)
-        record.note(step, case, "frozen_message_kept", party=party, message=message)
-        step.done(f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
-        return
-    if not case.frozen and _frozen_by_flood(step, case, party):
-        return
+    no closing, no escalation, no timer effect, no flood freeze. The `GATES` run in order;
+    the first that settles the message ends it."""
+    for gate in GATES.values():
+        if gate(step, case, party):
+            return
     if party == "c":
         _from_customer(step, case, joined, category)
     else:
         {"m": _from_merchant, "s": staff_commands.handle}[party](step, case, joined)
+
+
+
+
+def _loop(step: Step, case: Case, party: str) -> bool:
+    """Our own mail came back: recorded, dropped."""
+    if step.classification.kind is not Kind.LOOP:
+        return False
+    message = record_inbound(step, case, party, kind="loop")
+    record.note(step, case, "loop_dropped", party=party, message=message, reason=step.classification.reason)
+    step.done(f"case {case.reference.upper()}: our own mail came back; recorded, dropped", case_id=case.id)
+    return True
+
+
+def _automatic(step: Step, case: Case, party: str) -> bool:
+    """An auto-reply, a challenge, a list message: recorded, never relayed."""
+    if not step.classification.automatic:
+        return False
+    kind = step.classification.kind
+    message = record_inbound(step, case, party, kind=kind.value)
+    record.note(step, case, f"{kind.value}_recorded", party=party, message=message, reason=step.classification.reason)
+    step.done(f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
+              case_id=case.id)
+    return True
+
+
+def _rejected(step: Step, case: Case, party: str) -> bool:
+    """The sender check (made here, once): a message it rejects is kept and counts for nothing."""
+    verdict = step.check = party_check(step, case, party)
+    if verdict.trust is not Trust.REJECT:
+        return False
+    message = record_inbound(step, case, party, held_reason=verdict.reason)
+    record.note(step, case, "message_rejected", party=party, message=message, reason=verdict.reason)
+    step.done(f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
+    return True
+
+
+def _held(step: Step, case: Case, party: str) -> bool:
+    """Not verifiably the party's: held for staff. Accepted but not verified: noted, goes on."""
+    verdict = step.check
+    if verdict.trust is Trust.HOLD:
+        holding.hold(step, case, party, verdict.reason)
+        return True
+    if verdict.trust is Trust.ACCEPT_FLAGGED:
+        record.note(step, case, "sender_unverified", party=party, reason=verdict.reason)
+    return False
+
+
+def _confirms(step: Step, case: Case, party: str) -> bool:
+    """Her answer to "did you write this?": the held messages it names are released."""
+    confirmed = confirmation.answers_request(step, case, party)
+    if not confirmed:
+        return False
+    for held_id in confirmed:
+        holding.release(step, case, held_id, by="c")
+    step.done(f"case {case.reference.upper()}: the customer confirmed held message(s) "
+              f"{', '.join(f'#{i}' for i in confirmed)}; released", case_id=case.id)
+    return True
+
+
+def _closed(step: Step, case: Case, party: str) -> bool:
+    """Mail to a closed case: recorded, the sender told (staff may #reopen or #export)."""
+    if case.state != CaseState.CLOSED.value or party == "s" and (_reopens(step) or _exports(step)):
+        return False
+    message = record_inbound(step, case, party)
+    record.note(step, case, "mail_to_closed_case", party=party, message=message)
+    if party != "s":
+        sent = step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
+                                  {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
+                                  inbound_id=step.inbound.id, only_to=step.parsed.from_address)
+        told = "sender told" if sent else "sender not told (no address to answer)"
+    else:
+        staff_commands.tell_staff(step, case, "the case is closed; start your message with #reopen to act on it")
+        told = "sender told"
+    step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; {told}", case_id=case.id)
+    return True
+
+
+def _frozen(step: Step, case: Case, party: str) -> bool:
+    """A frozen case keeps what comes in, unless staff #unfreeze it or the sender is authenticated."""
+    unfreezes = party == "s" and command_reader.read(step.parsed.new_text).first("unfreeze")
+    if not case.frozen or unfreezes or step.check.authenticated:
+        return False
+    message = record_inbound(step, case, party)
+    record.note(step, case, "frozen_message_kept", party=party, message=message)
+    step.done(f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
+    return True
 
 
 def party_check(step: Step, case: Case, party: str) -> senders.Check:
@@ -203,3 +242,14 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     step.done(f"case {case.reference.upper()}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
+# The gates a party's message passes, in order; each returns True when it settled the message.
+GATES: dict[str, Callable[[Step, Case, str], bool]] = {
+    "loop": _loop,
+    "automatic": _automatic,
+    "rejected": _rejected,
+    "held": _held,
+    "confirms": _confirms,
+    "closed": _closed,
+    "frozen": _frozen,
+    "flood": _frozen_by_flood,
+}

@@ -3,15 +3,19 @@ applied, then its text relayed to the parties it names."""
 
 from __future__ import annotations
 
-from gateway import rights, store
+from dataclasses import dataclass, field
+from typing import Callable
+
+from gateway import rights
 from gateway.cases import commands as command_reader
+from gateway.cases.commands import Command
 from gateway.cases.machine import CaseState, EventKind
 from gateway.casework import delivery_reports, history, holding, lifecycle, readers, record
 from gateway.casework.record import move, record_inbound
 from gateway.casework.work import Step
 from gateway.export import staff as export_staff
 from gateway.mail.rewrite import replace_body
-from gateway.models import Case
+from gateway.models import Case, Message
 from gateway.notices import Notice
 
 
@@ -30,36 +34,11 @@ def handle(step: Step, case: Case, joined: bool) -> None:
         step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
         return
     record.wrote(case, "s", step.now)
-    if found.first("export"):  # the evidence bundle, to the staff member who asked (gateway/export/staff.py)
-        export_staff.answer(step, case)
-        if case.state == CaseState.CLOSED.value and not found.first("reopen"):
-            step.done(f"case {case.reference.upper()}: evidence bundle exported (#export)", case_id=case.id)
-            return
-    if found.first("note"):
-        record.note(step, case, "staff_note", party="s", message=message)
-        step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
-        return
-    refused: list[str] = []
-    if found.first("reopen") and case.state == CaseState.CLOSED.value:
-        if not lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id):
-            refused.append("#reopen: another case is open for the same transaction")
-    if found.first("unfreeze"):
-        record.flag(step, case, EventKind.CASE_UNFROZEN, party="s")
-    if command := found.first("type"):
-        record.set_dispute_type(case, rights.parse_type_name(command.argument))
-        record.note(step, case, "type_set", party="s", dispute_type=case.dispute_type)
-    if command := found.first("release"):
-        if not holding.release(step, case, int(command.argument.lstrip("#"))):
-            refused.append(f"#release {command.argument}: no message held on this case has that number")
-    if found.first("retry"):
-        if not delivery_reports.retry_merchant(step, case):
-            refused.append("#retry: nothing to send again, or the merchant's address is still marked invalid "
-                           "(re-import the merchant first)")
-    if command := found.first("close"):
-        lifecycle.close(step, case, EventKind.STAFF_CLOSED, party="s", note=command.argument or found.body,
-                        inbound_id=step.inbound.id)
-        step.done(f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
-        return
+    order = Order(found, message)
+    for name, apply_command in COMMANDS.items():
+        if (command := found.first(name)) is not None and apply_command(step, case, command, order):
+            return  # the command settled the message (#note, #close, #export on a closed case)
+    refused = order.refused
     # by default staff write to both parties, but never to a merchant the case never reached
     target = "both" if history.merchant_involved(step, case) or case.category == "delivery" else "c"
     if to_command := found.first("to"):
@@ -81,6 +60,81 @@ def handle(step: Step, case: Case, joined: bool) -> None:
         record.merchant_asked(case, step.now)  # a question for the merchant alone: it owes staff an answer
     move(step, case, EventKind.STAFF_WROTE, party="s", message=message, to=target)
     step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+
+
+@dataclass
+class Order:
+    """A staff message's commands as they are applied: what was read, the message, and what was refused."""
+
+    found: command_reader.Commands
+    message: Message
+    refused: list[str] = field(default_factory=list)
+
+
+def _export(step: Step, case: Case, command: Command, order: Order) -> bool:
+    """The evidence bundle, to the staff member who asked (gateway/export/staff.py)."""
+    export_staff.answer(step, case)
+    if case.state == CaseState.CLOSED.value and not order.found.first("reopen"):
+        step.done(f"case {case.reference.upper()}: evidence bundle exported (#export)", case_id=case.id)
+        return True
+    return False
+
+
+def _note(step: Step, case: Case, command: Command, order: Order) -> bool:
+    record.note(step, case, "staff_note", party="s", message=order.message)
+    step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
+    return True
+
+
+def _reopen(step: Step, case: Case, command: Command, order: Order) -> bool:
+    if case.state == CaseState.CLOSED.value and not lifecycle.reopen(step, case, party="s", inbound_id=step.inbound.id):
+        order.refused.append("#reopen: another case is open for the same transaction")
+    return False
+
+
+def _unfreeze(step: Step, case: Case, command: Command, order: Order) -> bool:
+    record.flag(step, case, EventKind.CASE_UNFROZEN, party="s")
+    return False
+
+
+def _type(step: Step, case: Case, command: Command, order: Order) -> bool:
+    record.set_dispute_type(case, rights.parse_type_name(command.argument))
+    record.note(step, case, "type_set", party="s", dispute_type=case.dispute_type)
+    return False
+
+
+def _release(step: Step, case: Case, command: Command, order: Order) -> bool:
+    if not holding.release(step, case, int(command.argument.lstrip("#"))):
+        order.refused.append(f"#release {command.argument}: no message held on this case has that number")
+    return False
+
+
+def _retry(step: Step, case: Case, command: Command, order: Order) -> bool:
+    if not delivery_reports.retry_merchant(step, case):
+        order.refused.append("#retry: nothing to send again, or the merchant's address is still marked invalid "
+                             "(re-import the merchant first)")
+    return False
+
+
+def _close(step: Step, case: Case, command: Command, order: Order) -> bool:
+    lifecycle.close(step, case, EventKind.STAFF_CLOSED, party="s", note=command.argument or order.found.body,
+                    inbound_id=step.inbound.id)
+    step.done(f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
+    return True
+
+
+# The staff commands, in the order they apply (#to is where the text goes, read after them);
+# each returns True when it settled the message.
+COMMANDS: dict[str, Callable[[Step, Case, Command, Order], bool]] = {
+    "export": _export,
+    "note": _note,
+    "reopen": _reopen,
+    "unfreeze": _unfreeze,
+    "type": _type,
+    "release": _release,
+    "retry": _retry,
+    "close": _close,
+}
 
 
 def tell_staff(step: Step, case: Case, problem: str) -> None:

@@ -11,11 +11,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from gateway import addresses, config
+from gateway import addresses, config, pipeline
 from gateway.cases.machine import CaseState
-from gateway.casework.work import Work
+from gateway.casework.work import Step, Work
 from gateway.mail.templating import Renderer
-from gateway.models import Base, Case, Merchant, Transaction
+from gateway.models import Base, Case, Inbound, Merchant, Transaction
 from gateway.outbox.mailer import Mailer
 from gateway.settings import DEFAULT_TEMPLATES_DIR
 
@@ -61,3 +61,21 @@ def add_case(db: Session, *, state: CaseState = CaseState.AWAITING_MERCHANT, cat
     db.add(case)
     db.flush()
     return case
+
+
+def step(db: Session, the_settings: config.Settings, case: Case, party: str, text: str, *, subject: str = "Re: Parcel",
+         sender: str | None = None, envelope: str | None = None, headers: str = "", now: datetime = NOW) -> Step:
+    """One inbound message by `party` on `case`, stored and read as the pipeline reads it."""
+    address = sender or {"c": CUSTOMER, "m": MERCHANT, "s": STAFF}[party]
+    raw = (f"From: {address}\r\nTo: case@{DOMAIN}\r\nSubject: {subject}\r\nMessage-ID: <{now.timestamp()}.{party}"
+           f"@{address.split('@')[1]}>\r\nDate: Tue, 24 Nov 2026 09:30:00 +0000\r\n{headers}"
+           f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n").encode()
+    mail_from = envelope if envelope is not None else address
+    inbound = Inbound(received_at=now, source="smtp", mail_from=mail_from, rcpt_tos=[f"case@{DOMAIN}"], raw=raw,
+                      size=len(raw), dedupe_key=f"{len(raw)}-{now.timestamp()}-{party}-{text[:20]}")
+    db.add(inbound)
+    db.flush()
+    prepared = pipeline.prepare(raw, mail_from, the_settings)
+    base = work(db, the_settings, now)
+    return Step(db=db, now=now, settings=the_settings, mailer=base.mailer, inbound=inbound, parsed=prepared.parsed,
+                classification=prepared.classification, verdict=prepared.verdict, sender=prepared.sender)
