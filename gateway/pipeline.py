@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import addresses, authentication, quarantine, store
+from gateway.dispositions import Disposition
 from gateway.authentication import Client, Resolver
 from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
 from gateway.config import Settings
@@ -233,12 +234,12 @@ def dispatch(step: Step, match) -> None:
         # Mail for no address of ours (a catch-all IMAP mailbox, a forged signature): the
         # IMAP equivalent of a 550 at RCPT. Kept and listed in `quarantine list`, but staff
         # get no mail for it, or every spam would reach them.
-        step.done(f"unplaced: {match.how}")
+        step.done(Disposition.UNPLACED, f"unplaced: {match.how}")
         log.warning("inbound %s: %s", step.inbound.id, match.how)
 
 
 def _unplaced(step: Step, why: str) -> None:
     """Kept and reported: staff hear of mail the gateway could not place (at once, or in
     the next digest)."""
-    step.done(f"unplaced: {why}")
+    step.done(Disposition.UNPLACED, f"unplaced: {why}")
     quarantine.report(step.mailer, step.inbound, f"could not be placed: {why}")

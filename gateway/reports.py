@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gateway import store
 from gateway.addresses import PARTY_NAMES
 from gateway.casework import schedule
 from gateway.display import UTC_DISPLAY, table
@@ -183,7 +184,7 @@ QUARANTINE_PAGE = 50
 def list_quarantine(db: Session, *, page: int = 1, per_page: int = QUARANTINE_PAGE) -> dict:
     """Messages that failed processing, and mail the gateway could not place, newest first,
     one page at a time: {"total", "page", "pages", "per_page", "messages"}."""
-    kept = (Inbound.status == "quarantined") | Inbound.disposition.like("unplaced:%")
+    kept = store.kept_for_staff()
     total = db.scalar(select(func.count()).select_from(Inbound).where(kept)) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.dispositions import UNPLACED
 from gateway.mail.fingerprint import fingerprint
 from gateway.mail.parse import decode, message_ids
 from gateway.models import (Case, Event, Inbound, Instance, Merchant, Message, Outbox, Party, ProcessHeartbeat, SendLog,
@@ -393,3 +394,8 @@ def logged_since(db: Session, recipient: str, kind: str, *, since: datetime) -> 
     """Whether a send_log row of `kind` for `recipient` is newer than `since`."""
     return db.scalar(select(SendLog.id).where(SendLog.recipient == recipient, SendLog.kind == kind,
                                               SendLog.at > since).limit(1)) is not None
+
+
+def kept_for_staff():
+    """The inbound rows `quarantine list` shows: quarantined, or unplaced (a condition)."""
+    return (Inbound.status == "quarantined") | Inbound.outcome.in_(sorted(d.value for d in UNPLACED))

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from gateway import store
+from gateway.dispositions import Disposition
 from gateway.casework import holding, record
 from gateway.casework.record import record_inbound
 from gateway.casework.work import Step
@@ -46,7 +47,7 @@ def ask_before_opening(step: Step, tx: Transaction, reason: str) -> None:
         asked = "she was asked within the hour already"
     log.info("inbound %s: intake message in the name of the customer of %s not verified: %s", step.inbound.id,
              tx.reference, reason)
-    step.done(f"intake: in the name of the customer of {tx.reference}, not verified ({reason}); waiting for "
+    step.done(Disposition.INTAKE, f"intake: in the name of the customer of {tx.reference}, not verified ({reason}); waiting for "
               f"her to confirm ({asked}); the sender was told nothing")
 
 
@@ -63,7 +64,7 @@ def ask_before_relaying(step: Step, case: Case, reason: str) -> None:
                            {"confirm": {"id": held.id, "subject": step.parsed.subject[:200],
                                         "received_at": step.inbound.received_at}},
                            inbound_id=step.inbound.id)
-    step.done(f"case {case.reference.upper()}: intake message held until the customer confirms it ({reason})",
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: intake message held until the customer confirms it ({reason})",
               case_id=case.id)
 
 

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from gateway import addresses, store
+from gateway.dispositions import Disposition
 from gateway.cases.machine import EventKind
 from gateway.casework import delivery_trouble, lifecycle, record, schedule
 from gateway.casework.work import Moment, Step, Work
@@ -44,7 +45,7 @@ def handle_verp(step: Step, token: str) -> None:
     """A message to bounce+<token>@: it reports on exactly one outbox row and recipient."""
     row = step.db.scalar(select(Outbox).where(Outbox.verp_token == token))
     if row is None:
-        step.done(f"unplaced: message to the VERP address of an outbox row that no longer exists ({token})")
+        step.done(Disposition.UNPLACED, f"unplaced: message to the VERP address of an outbox row that no longer exists ({token})")
         return
     case = store.case_by_id(step.db, row.case_id) if row.case_id else None  # apply_report locks
     kind = step.classification.kind
@@ -53,12 +54,12 @@ def handle_verp(step: Step, token: str) -> None:
         if case is not None:
             record.note(step, case, f"{kind.value}_recorded", party=row.party,
                         reason=f"{step.classification.reason} (sent to the bounce address)")
-        step.done(f"{kind.value} to the bounce address of outbox {row.id}: recorded, not relayed",
+        step.done(Disposition.REPORT, f"{kind.value} to the bounce address of outbox {row.id}: recorded, not relayed",
                   case_id=row.case_id)
         return
     entry = reports.for_recipient(step.inbound.raw, step.verdict, row.recipient)
     apply_report(step, row, entry, detected_by=f"verp/{step.verdict.detected_by}", inbound_id=step.inbound.id)
-    step.done(f"delivery report ({entry.reason.value}: {entry.kind.value} {entry.status or ''}) for outbox {row.id} "
+    step.done(Disposition.REPORT, f"delivery report ({entry.reason.value}: {entry.kind.value} {entry.status or ''}) for outbox {row.id} "
               f"to the {_role(row.party)}".replace("  ", " "), case_id=row.case_id)
 
 
@@ -88,14 +89,14 @@ def handle_unaddressed(step: Step) -> None:
             step.inbound.case_id = row.case_id
     reason = step.verdict.reason.value if step.verdict.reason else "no reason"
     if matched:
-        step.done(f"delivery report ({reason}) for {matched} address(es) we wrote to, read by "
+        step.done(Disposition.REPORT, f"delivery report ({reason}) for {matched} address(es) we wrote to, read by "
                   f"{step.verdict.detected_by}", case_id=step.inbound.case_id)
     elif unproven:
-        step.done(f"unplaced: report naming {', '.join(unproven)} without any Message-ID we sent: "
+        step.done(Disposition.UNPLACED, f"unplaced: report naming {', '.join(unproven)} without any Message-ID we sent: "
                   "not trusted, nothing changed")
     else:
         found = ", ".join(f.recipient for f in step.verdict.failures if f.recipient) or "no address found"
-        step.done(f"unplaced: report ({reason}) for addresses we did not write to recently ({found})")
+        step.done(Disposition.UNPLACED, f"unplaced: report ({reason}) for addresses we did not write to recently ({found})")
 
 
 def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, inbound_id: int | None) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from gateway import store
+from gateway.dispositions import Disposition
 from gateway.addresses import PARTY_NAMES
 from gateway.cases.machine import EventKind
 from gateway.casework import lifecycle, readers, record
@@ -34,7 +35,7 @@ def hold(step: Step, case: Case, party: str, reason: str, *, tell_staff: bool = 
                 sender={k: v for k, v in (message.sender or {}).items() if k != "reason"})
     if tell_staff and not _reported_since(step.db, case, step.now - timedelta(minutes=DIGEST_MINUTES)):
         _report(step.mailer, case, [message], digest=False)
-    step.done(f"case {case.reference.upper()}: held for staff: {reason}", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: held for staff: {reason}", case_id=case.id)
     log.info("inbound %s held on case %s: %s (envelope <%s>, From <%s>)", step.inbound.id, case.reference.upper(),
              reason, step.sender.envelope if step.sender else "", step.parsed.from_address)
     return message

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway import addresses, store
+from gateway.dispositions import Disposition
 from gateway.cases.machine import CaseState
 from gateway.casework import confirmation, opening, party_mail
 from gateway.casework.work import Step
@@ -42,11 +43,11 @@ def looks_like_reference(token: str) -> bool:
 def handle(step: Step, local_part: str) -> None:
     parsed = step.parsed
     if step.classification.automatic:
-        step.done(f"unplaced: {step.classification.kind.value} to the intake ({step.classification.reason}); not answered")
+        step.done(Disposition.UNPLACED, f"unplaced: {step.classification.kind.value} to the intake ({step.classification.reason}); not answered")
         return
     sender = parsed.from_address
     if not sender:
-        step.done("unplaced: intake mail without a readable From address")
+        step.done(Disposition.UNPLACED, "unplaced: intake mail without a readable From address")
         return
     earlier, confirmed = earlier_attempts(step, sender)  # what she wrote before we asked her something
     candidates = reference_candidates(parsed.subject, parsed.new_text or parsed.text)
@@ -197,11 +198,11 @@ def _unknown_reference(step: Step, sender: str, *, unknown: bool) -> None:
     if envelope_sender != sender:
         # RFC 3834: answer the envelope sender. When it is not the From address (a forged
         # From on spam), answering either would send mail to a stranger: answer nobody.
-        step.done("unplaced: intake mail without a known reference whose From differs from its envelope sender; "
+        step.done(Disposition.UNPLACED, "unplaced: intake mail without a known reference whose From differs from its envelope sender; "
                   "not answered (no backscatter)")
         return
     if step.sender is not None and senders.authentication_fails(step.sender):
-        step.done("unplaced: intake mail without a known reference that fails DMARC; not answered")
+        step.done(Disposition.UNPLACED, "unplaced: intake mail without a known reference that fails DMARC; not answered")
         return
     mine = store.recent_transactions(step.db, sender)
     context = {
@@ -219,10 +220,10 @@ def _unknown_reference(step: Step, sender: str, *, unknown: bool) -> None:
     )
     reference = f"reference {'unknown' if unknown else 'missing'}"
     if sent is None:
-        step.done(f"intake: {reference}; answer suppressed (the per-address limit of automatic answers is reached; "
+        step.done(Disposition.INTAKE, f"intake: {reference}; answer suppressed (the per-address limit of automatic answers is reached; "
                   "staff are told)")
         return
-    step.done(f"intake: {reference}; sender told ({len(mine)} transactions listed)")
+    step.done(Disposition.INTAKE, f"intake: {reference}; sender told ({len(mine)} transactions listed)")
 
 
 def _merchant_name(step: Step, merchant_id: str) -> str:

@@ -8,6 +8,7 @@ from typing import Sequence
 from sqlalchemy import select
 
 from gateway import rights, store
+from gateway.dispositions import Disposition
 from gateway.cases.machine import EventKind
 from gateway.casework import lifecycle, record, schedule
 from gateway.casework.record import move, record_earlier, record_inbound
@@ -44,7 +45,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
     mailer = step.mailer
     if case.category is None:
         mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
-        step.done(f"case {case.reference.upper()}: opened; asked the customer payment or delivery", case_id=case.id)
+        step.done(Disposition.CASE, f"case {case.reference.upper()}: opened; asked the customer payment or delivery", case_id=case.id)
         return
     complaint = _complaint(step, case)
     if not first_message and case.dispute_type == "other":
@@ -58,7 +59,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
                                inbound_id=step.inbound.id,
                                extra={"diagnostic": merchant.address_invalid_reason or "" if merchant else
                                       f"merchant {case.merchant_id} is unknown"})
-            step.done(f"case {case.reference.upper()}: delivery case opened; the merchant's address is invalid, "
+            step.done(Disposition.CASE, f"case {case.reference.upper()}: delivery case opened; the merchant's address is invalid, "
                       "escalated to staff at once", case_id=case.id)
             return
         escalation_date = schedule.calendar_for(step.settings).add_business_days(
@@ -70,7 +71,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
         record.note(step, case, "relayed", party="c", to="m", messages=len(complaint))
         mailer.notice(Notice.ACK_DELIVERY, case, "c", inbound_id=step.inbound.id)
         mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
-        step.done(f"case {case.reference.upper()}: delivery case opened; relayed to the merchant", case_id=case.id)
+        step.done(Disposition.CASE, f"case {case.reference.upper()}: delivery case opened; relayed to the merchant", case_id=case.id)
         return
     move(step, case, EventKind.CATEGORY_PAYMENT, party="c")
     mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
@@ -78,7 +79,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
         mailer.relay(case, inbound.raw, author="c", to_party="s", inbound_id=inbound.id)
     record.note(step, case, "relayed", party="c", to="s", messages=len(complaint))
     mailer.notice(Notice.ACK_PAYMENT, case, "c", inbound_id=step.inbound.id)
-    step.done(f"case {case.reference.upper()}: payment case opened with staff", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: payment case opened with staff", case_id=case.id)
 
 
 def _complaint(step: Step, case: Case) -> list[tuple[Message, Inbound]]:

@@ -8,6 +8,7 @@ from typing import Callable
 from sqlalchemy import func, select
 
 from gateway import addresses, rights, store
+from gateway.dispositions import Disposition
 from gateway.addresses import PARTY_NAMES
 from gateway.cases import commands as command_reader
 from gateway.cases.machine import CaseState, EventKind
@@ -56,7 +57,7 @@ def _loop(step: Step, case: Case, party: str) -> bool:
         return False
     message = record_inbound(step, case, party, kind="loop")
     record.note(step, case, "loop_dropped", party=party, message=message, reason=step.classification.reason)
-    step.done(f"case {case.reference.upper()}: our own mail came back; recorded, dropped", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: our own mail came back; recorded, dropped", case_id=case.id)
     return True
 
 
@@ -67,7 +68,7 @@ def _automatic(step: Step, case: Case, party: str) -> bool:
     kind = step.classification.kind
     message = record_inbound(step, case, party, kind=kind.value)
     record.note(step, case, f"{kind.value}_recorded", party=party, message=message, reason=step.classification.reason)
-    step.done(f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
               case_id=case.id)
     return True
 
@@ -79,7 +80,7 @@ def _rejected(step: Step, case: Case, party: str) -> bool:
         return False
     message = record_inbound(step, case, party, held_reason=verdict.reason)
     record.note(step, case, "message_rejected", party=party, message=message, reason=verdict.reason)
-    step.done(f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
     return True
 
 
@@ -101,7 +102,7 @@ def _confirms(step: Step, case: Case, party: str) -> bool:
         return False
     for held_id in confirmed:
         holding.release(step, case, held_id, by="c")
-    step.done(f"case {case.reference.upper()}: the customer confirmed held message(s) "
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: the customer confirmed held message(s) "
               f"{', '.join(f'#{i}' for i in confirmed)}; released", case_id=case.id)
     return True
 
@@ -120,7 +121,7 @@ def _closed(step: Step, case: Case, party: str) -> bool:
     else:
         staff_commands.tell_staff(step, case, "the case is closed; start your message with #reopen to act on it")
         told = "sender told"
-    step.done(f"case {case.reference.upper()}: closed; message recorded, not relayed; {told}", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: closed; message recorded, not relayed; {told}", case_id=case.id)
     return True
 
 
@@ -131,7 +132,7 @@ def _frozen(step: Step, case: Case, party: str) -> bool:
         return False
     message = record_inbound(step, case, party)
     record.note(step, case, "frozen_message_kept", party=party, message=message)
-    step.done(f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
     return True
 
 
@@ -172,7 +173,7 @@ def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
     step.mailer.notice(Notice.STAFF_CASE_FROZEN, case, "s",
                        {"frozen": {"count": recent + 1, "window_minutes": hygiene.freeze_window_minutes}},
                        inbound_id=step.inbound.id)
-    step.done(f"case {case.reference.upper()}: frozen after {recent + 1} messages in {hygiene.freeze_window_minutes} min",
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: frozen after {recent + 1} messages in {hygiene.freeze_window_minutes} min",
               case_id=case.id)
     return True
 
@@ -191,13 +192,13 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
     if case.state == CaseState.NEEDS_INFO.value:
         if command_reader.read(step.parsed.new_text).first("resolved"):
             lifecycle.close(step, case, EventKind.RESOLVED, party="c", inbound_id=step.inbound.id)
-            step.done(f"case {case.reference.upper()}: closed by the customer (#resolved) before it was routed",
+            step.done(Disposition.CASE, f"case {case.reference.upper()}: closed by the customer (#resolved) before it was routed",
                       case_id=case.id)
             return
         category = category_hint or opening.category_answer(step.parsed.new_text or step.parsed.subject)
         if category is None:
             step.mailer.notice(Notice.ASK_CATEGORY, case, "c", inbound_id=step.inbound.id)
-            step.done(f"case {case.reference.upper()}: category still unknown; asked again", case_id=case.id)
+            step.done(Disposition.CASE, f"case {case.reference.upper()}: category still unknown; asked again", case_id=case.id)
             return
         record.set_category(case, category)
         opening.open_case(step, case, first_message=False)
@@ -219,14 +220,14 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
         sent = readers.relay_to(step, case, "c", targets, transform=remove_lines(found.lines_removed) if found.commands else None)
     if resolved:
         lifecycle.close(step, case, EventKind.RESOLVED, party="c", inbound_id=step.inbound.id)
-        step.done(f"case {case.reference.upper()}: closed by the customer (#resolved)", case_id=case.id)
+        step.done(Disposition.CASE, f"case {case.reference.upper()}: closed by the customer (#resolved)", case_id=case.id)
         return
     if escalate:
         lifecycle.escalate(step, case, reason="customer_request", party="c", inbound_id=step.inbound.id)
-        step.done(f"case {case.reference.upper()}: escalated by the customer (#escalate)", case_id=case.id)
+        step.done(Disposition.CASE, f"case {case.reference.upper()}: escalated by the customer (#escalate)", case_id=case.id)
         return
     move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=message)
-    step.done(f"case {case.reference.upper()}: customer message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: customer message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
 def _from_merchant(step: Step, case: Case, joined: bool) -> None:
@@ -239,7 +240,7 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     targets = ["c"] + (["s"] if readers.staff_own(case) else [])
     sent = readers.relay_to(step, case, "m", targets)
     move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)
-    step.done(f"case {case.reference.upper()}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
 # The gates a party's message passes, in order; each returns True when it settled the message.

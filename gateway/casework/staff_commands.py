@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from gateway import rights
+from gateway.dispositions import Disposition
 from gateway.cases import commands as command_reader
 from gateway.cases.commands import Command
 from gateway.cases.machine import CaseState, EventKind
@@ -31,7 +32,7 @@ def handle(step: Step, case: Case, joined: bool) -> None:
     problem = _staff_command_problem(found)
     if problem:  # nothing was done: the case still waits for staff (follow-ups keep running)
         tell_staff(step, case, problem)
-        step.done(f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
+        step.done(Disposition.CASE, f"case {case.reference.upper()}: staff command refused: {problem}", case_id=case.id)
         return
     record.wrote(case, "s", step.now)
     order = Order(found, message)
@@ -52,14 +53,14 @@ def handle(step: Step, case: Case, joined: bool) -> None:
         tell_staff(step, case, "; ".join(refused))
     if found.commands and not found.body or not targets:
         applied = ", ".join(c.name for c in found.commands)
-        step.done(f"case {case.reference.upper()}: staff commands: {applied}"
+        step.done(Disposition.CASE, f"case {case.reference.upper()}: staff commands: {applied}"
                   f"{'; refused: ' + '; '.join(refused) if refused else ''}", case_id=case.id)
         return
     sent = readers.relay_to(step, case, "s", targets, transform=replace_body(found.body))
     if target == "m" and "m" in sent:
         record.merchant_asked(case, step.now)  # a question for the merchant alone: it owes staff an answer
     move(step, case, EventKind.STAFF_WROTE, party="s", message=message, to=target)
-    step.done(f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: staff message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
 
 @dataclass
@@ -75,14 +76,14 @@ def _export(step: Step, case: Case, command: Command, order: Order) -> bool:
     """The evidence bundle, to the staff member who asked (gateway/export/staff.py)."""
     export_staff.answer(step, case)
     if case.state == CaseState.CLOSED.value and not order.found.first("reopen"):
-        step.done(f"case {case.reference.upper()}: evidence bundle exported (#export)", case_id=case.id)
+        step.done(Disposition.CASE, f"case {case.reference.upper()}: evidence bundle exported (#export)", case_id=case.id)
         return True
     return False
 
 
 def _note(step: Step, case: Case, command: Command, order: Order) -> bool:
     record.note(step, case, "staff_note", party="s", message=order.message)
-    step.done(f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
     return True
 
 
@@ -119,7 +120,7 @@ def _retry(step: Step, case: Case, command: Command, order: Order) -> bool:
 def _close(step: Step, case: Case, command: Command, order: Order) -> bool:
     lifecycle.close(step, case, EventKind.STAFF_CLOSED, party="s", note=command.argument or order.found.body,
                     inbound_id=step.inbound.id)
-    step.done(f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: closed by staff (#close)", case_id=case.id)
     return True
 
 

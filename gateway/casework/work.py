@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.dispositions import Disposition
 from gateway.mail.bounces.base import Verdict
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedMessage
@@ -50,8 +51,9 @@ class Step(Work):
     sender: Sender | None = None  # who the message says wrote it (pipeline.sender_of)
     check: "senders.Check | None" = None  # the sender check's verdict on it, once made (party_mail)
 
-    def done(self, disposition: str, *, case_id: int | None = None) -> None:
-        """Record what was decided for this message."""
+    def done(self, outcome: Disposition, disposition: str, *, case_id: int | None = None) -> None:
+        """Record what was decided for this message: the value, and in words."""
+        self.inbound.outcome = outcome.value
         self.inbound.disposition = disposition
         if case_id is not None:
             self.inbound.case_id = case_id

@@ -15,7 +15,7 @@ PACKAGES = ("gateway", "workers")
 # Lowest first. A module belongs to the layer of the longest prefix naming it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("values", ("gateway", "gateway.settings", "gateway.clock", "gateway.notices", "gateway.addresses",
-                "gateway.display")),
+                "gateway.display", "gateway.dispositions")),
     ("core", ("gateway.mail", "gateway.cases", "gateway.rights", "gateway.authentication", "gateway.config",
               "gateway.dnsrecords")),
     ("data", ("gateway.models", "gateway.db", "gateway.store", "gateway.outage", "gateway.sent_journal",

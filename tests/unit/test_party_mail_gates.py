@@ -46,6 +46,7 @@ def test_loop(db, config):
     mail = replace(mail, classification=Classification(Kind.LOOP, "our own header"))
     assert party_mail.GATES["loop"](mail, case, "m")
     assert kinds(db, case) == ["loop_dropped"] and "came back" in mail.inbound.disposition
+    assert mail.inbound.outcome == "case"
 
 
 def test_automatic(db, config):
