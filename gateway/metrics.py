@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
 from gateway import health, sent_journal, store
+from gateway.cases.machine import EventKind
 from gateway.db import Database, DatabaseUnavailable
 from gateway.models import Bounce, Case, Event, Inbound, Outbox
 
@@ -101,7 +102,7 @@ class DatabaseCollector:
         for kind, count in db.execute(select(Bounce.kind, func.count()).group_by(Bounce.kind)):
             f["dispute_gateway_bounces"].add_metric([kind], count)
         escalated = db.scalar(select(func.count(func.distinct(Event.case_id))).where(
-            Event.kind.in_(("escalated", "merchant_bounced")))) or 0
+            Event.kind.in_((EventKind.ESCALATED.value, EventKind.MERCHANT_BOUNCED.value)))) or 0
         f["dispute_gateway_escalations"].add_metric([], escalated)
         for state, count in db.execute(select(Case.state, func.count()).group_by(Case.state)):
             f["dispute_gateway_cases"].add_metric([state], count)

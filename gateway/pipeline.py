@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import addresses, authentication, quarantine, store
+from gateway.cases.machine import EventKind
 from gateway.dispositions import Disposition
 from gateway.authentication import Client, Resolver
 from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
@@ -212,7 +213,7 @@ def _note_limits(step: Step) -> None:
     log.warning("inbound %s over the limits; processed without the excess: %s", step.inbound.id, notes)
     if step.inbound.case_id is not None:
         case = store.case_by_id(step.db, step.inbound.case_id)
-        record.note(step, case, "message_limited", notes=list(step.parsed.limited))
+        record.note(step, case, EventKind.MESSAGE_LIMITED, notes=list(step.parsed.limited))
 
 
 def dispatch(step: Step, match) -> None:

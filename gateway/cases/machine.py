@@ -36,6 +36,67 @@ class EventKind(str, Enum):
     CASE_UNFROZEN = "case_unfrozen"
     MERCHANT_ADDRESS_CLEARED = "merchant_address_cleared"
     DELIVERY_RETRIED = "delivery_retried"
+    # events that record what happened and change nothing (casework/record.note)
+    CASE_EXPORTED = "case_exported"
+    CASE_OPENED = "case_opened"
+    COMPLAINT_RECEIVED = "complaint_received"
+    CONTENT_FILTERED = "content_filtered"
+    CUSTOMER_CONFIRMED = "customer_confirmed"
+    DELIVERY_CONFIRMED = "delivery_confirmed"
+    DELIVERY_DELAYED = "delivery_delayed"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERY_PROBLEM = "delivery_problem"
+    DELIVERY_PROBLEM_NOTIFIED = "delivery_problem_notified"
+    DELIVERY_TROUBLE_CLEARED = "delivery_trouble_cleared"
+    FROZEN_MESSAGE_KEPT = "frozen_message_kept"
+    LOOP_DROPPED = "loop_dropped"
+    MAIL_TO_CLOSED_CASE = "mail_to_closed_case"
+    MESSAGE_HELD = "message_held"
+    MESSAGE_LIMITED = "message_limited"
+    MESSAGE_RECEIVED = "message_received"
+    MESSAGE_REJECTED = "message_rejected"
+    MESSAGE_RELEASED = "message_released"
+    NOTICE_SENT = "notice_sent"
+    NOTICE_SUPPRESSED = "notice_suppressed"
+    OLD_ADDRESS_FAILED = "old_address_failed"
+    RELAYED = "relayed"
+    RELEASE_REFUSED = "release_refused"
+    REOPEN_REFUSED = "reopen_refused"
+    RETRY_REFUSED = "retry_refused"
+    SENDER_UNVERIFIED = "sender_unverified"
+    STAFF_NOTE = "staff_note"
+    TYPE_SET = "type_set"
+    # automatic mail recorded, by its kind (mail/classify.Kind) or report reason (VACATION, CHALLENGE)
+    HUMAN_RECORDED = "human_recorded"
+    LOOP_RECORDED = "loop_recorded"
+    BOUNCE_RECORDED = "bounce_recorded"
+    AUTO_REPLY_RECORDED = "auto_reply_recorded"
+    LIST_RECORDED = "list_recorded"
+    VACATION_RECORDED = "vacation_recorded"
+    CHALLENGE_RECORDED = "challenge_recorded"
+    # a timer that ran (gateway/cases/timers.py)
+    TIMER_MERCHANT_REMINDER = "timer_merchant_reminder"
+    TIMER_ESCALATION = "timer_escalation"
+    TIMER_STAFF_REMINDER = "timer_staff_reminder"
+    TIMER_STAFF_FOLLOWUP = "timer_staff_followup"
+    TIMER_STAFF_REQUEST_REMINDER = "timer_staff_request_reminder"
+    TIMER_PAYMENT_ANSWER_DUE = "timer_payment_answer_due"
+    TIMER_CUSTOMER_REMINDER = "timer_customer_reminder"
+    TIMER_CARD_WINDOW = "timer_card_window"
+    TIMER_PRECLOSE = "timer_preclose"
+    TIMER_AUTOCLOSE = "timer_autoclose"
+    TIMER_CATEGORY_REMINDER = "timer_category_reminder"
+    TIMER_CATEGORY_ESCALATION = "timer_category_escalation"
+
+    @classmethod
+    def recorded(cls, what: str) -> "EventKind":
+        """The event of automatic mail of kind (or report reason) `what`, recorded, not relayed."""
+        return cls(f"{what}_recorded")
+
+    @classmethod
+    def timer(cls, kind: str) -> "EventKind":
+        """The event of a timer of `kind` that ran."""
+        return cls(f"timer_{kind}")
 
 
 class ClosedReason(str, Enum):

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from gateway import store
+from gateway.cases.machine import EventKind
 from gateway.dispositions import Disposition
 from gateway.casework import holding, record
 from gateway.casework.record import record_inbound
@@ -103,5 +104,5 @@ def answers_request(step: Step, case: Case, party: str) -> list[int]:
         Message.case_id == case.id, Message.inbound_id == question.inbound_id, Message.held.is_(True),
         Message.released_at.is_(None))))
     reply = record_inbound(step, case, "c", kind="confirmation", in_thread=True)
-    record.note(step, case, "customer_confirmed", party="c", message=reply, held_ids=held)
+    record.note(step, case, EventKind.CUSTOMER_CONFIRMED, party="c", message=reply, held_ids=held)
     return held

@@ -52,7 +52,7 @@ def handle_verp(step: Step, token: str) -> None:
     if kind is not Kind.BOUNCE:
         # Vacation responders answer the envelope sender, which is our VERP address.
         if case is not None:
-            record.note(step, case, f"{kind.value}_recorded", party=row.party,
+            record.note(step, case, EventKind.recorded(kind.value), party=row.party,
                         reason=f"{step.classification.reason} (sent to the bounce address)")
         step.done(Disposition.REPORT, f"{kind.value} to the bounce address of outbox {row.id}: recorded, not relayed",
                   case_id=row.case_id)
@@ -121,7 +121,7 @@ def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, i
                        diagnostic=(entry.diagnostic or "")[:2000], detected_by=detected_by, created_at=work.now))
     if kind is FailureKind.DELAYED:
         if case is not None:
-            record.note(work, case, "delivery_delayed", party=row.party, **detail)
+            record.note(work, case, EventKind.DELIVERY_DELAYED, party=row.party, **detail)
         return
     if kind is not FailureKind.DEAD:
         delivery_trouble.record_trouble(work, row, case, entry, inbound_id=inbound_id)
@@ -130,7 +130,7 @@ def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, i
     row.delivery_problem = entry.reason.value
     row.delivery_problem_at = work.now
     if case is not None:
-        record.note(work, case, "delivery_failed", party=row.party, **detail)
+        record.note(work, case, EventKind.DELIVERY_FAILED, party=row.party, **detail)
     if row.party == "m" and case is not None:
         merchant_failed(work, case, row, entry, inbound_id=inbound_id)
     elif row.party == "c" and case is not None:
@@ -163,16 +163,16 @@ def _not_a_failure(work: Work, row: Outbox, case: Case | None, merchant, entry: 
         if merchant is not None and merchant.support_email == row.recipient.lower() and merchant.trouble_since:
             delivery_trouble.clear(merchant)  # mail gets through again
         if case is not None:
-            record.note(work, case, "delivery_confirmed", party=row.party, **report)
+            record.note(work, case, EventKind.DELIVERY_CONFIRMED, party=row.party, **report)
         return
     if case is None:
         return
     if entry.reason is Reason.FEEDBACK:
-        record.note(work, case, "complaint_received", party=row.party, **report)
+        record.note(work, case, EventKind.COMPLAINT_RECEIVED, party=row.party, **report)
         work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, case, "s",
                            {"problem": delivery_trouble.problem(row, entry, kind="feedback")}, inbound_id=inbound_id)
         return
-    record.note(work, case, f"{entry.reason.value}_recorded", party=row.party, **report)
+    record.note(work, case, EventKind.recorded(entry.reason.value), party=row.party, **report)
 
 
 def _role(party: str | None) -> str:
@@ -183,7 +183,7 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     """The merchant's address is dead: flag it, escalate every open case of the merchant."""
     merchant = store.merchant(work.db, case.merchant_id)
     if merchant is None or merchant.support_email != row.recipient.lower():
-        record.note(work, case, "old_address_failed", party="m", status=failure.status)
+        record.note(work, case, EventKind.OLD_ADDRESS_FAILED, party="m", status=failure.status)
         return  # about an address the merchant has replaced since
     spam = False  # a refusal of our mail is trouble now (casework.delivery_trouble), never a dead address
     already_invalid = merchant.address_invalid
@@ -246,7 +246,7 @@ def retry_merchant(step: Step, case: Case) -> int:
     """Staff #retry: send again, to the merchant's current address, what failed to reach it."""
     merchant = store.merchant(step.db, case.merchant_id)
     if merchant is None or merchant.address_invalid:
-        record.note(step, case, "retry_refused", party="s",
+        record.note(step, case, EventKind.RETRY_REFUSED, party="s",
                     reason="the merchant's address is still marked invalid; re-import it first")
         return 0
     dead = set(step.db.scalars(select(Bounce.recipient).where(

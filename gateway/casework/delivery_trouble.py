@@ -45,7 +45,7 @@ def record_trouble(work: Work, row: Outbox, case: Case | None, entry: Failure, *
     row.last_error = " ".join(f"{entry.status or ''} {entry.diagnostic or entry.reason.value}".split())[:2000]
     next_retry = _schedule_retry(work, row, entry)
     if case is not None:
-        record.note(work, case, "delivery_problem", party=row.party, reason=entry.reason.value,
+        record.note(work, case, EventKind.DELIVERY_PROBLEM, party=row.party, reason=entry.reason.value,
                     failure=entry.kind.value, status=entry.status, diagnostic=(entry.diagnostic or "")[:500],
                     retry_at=next_retry.isoformat() if next_retry else None)
     details = problem(row, entry, next_retry=next_retry.isoformat(timespec="minutes") if next_retry else "",
@@ -53,7 +53,7 @@ def record_trouble(work: Work, row: Outbox, case: Case | None, entry: Failure, *
     if row.party == "m" and case is not None:
         _merchant_trouble(work, case, row, entry, details, inbound_id=inbound_id)
     elif row.party == "c" and case is not None and _customer_not_told(work, case):
-        record.note(work, case, "delivery_problem_notified", party="c")
+        record.note(work, case, EventKind.DELIVERY_PROBLEM_NOTIFIED, party="c")
         work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, case, "s", {"problem": details}, inbound_id=inbound_id)
 
 
@@ -76,7 +76,7 @@ def _merchant_trouble(work: Work, case: Case, row: Outbox, entry: Failure, detai
                       inbound_id: int | None) -> None:
     merchant = store.merchant(work.db, case.merchant_id)
     if merchant is None or merchant.support_email != row.recipient.lower():
-        record.note(work, case, "old_address_failed", party="m", status=entry.status)
+        record.note(work, case, EventKind.OLD_ADDRESS_FAILED, party="m", status=entry.status)
         return
     if entry.kind is FailureKind.TROUBLE:
         # the trouble began when this message failed (or was handed over) at the latest
@@ -121,7 +121,7 @@ def mark_unreachable(work: Work, merchant: Merchant, row: Outbox, details: dict,
 
 def _customer_not_told(work: Work, case: Case) -> bool:
     since = work.now - timedelta(hours=work.settings.bounces.notify_staff_every_hours)
-    return work.db.scalar(select(Event.id).where(Event.case_id == case.id, Event.kind == "delivery_problem_notified",
+    return work.db.scalar(select(Event.id).where(Event.case_id == case.id, Event.kind == EventKind.DELIVERY_PROBLEM_NOTIFIED.value,
                                                  Event.at > since).limit(1)) is None
 
 

@@ -64,7 +64,7 @@ def run_due(db: Session, case_id: int, *, settings: Settings, renderer: Renderer
         if not _mark(db, case, timer, "done", now):
             continue
         description = _perform(work, case, timer, calendar)
-        record.note(work, case, f"timer_{timer.kind}", sequence=timer.sequence, due_at=timer.at.isoformat())
+        record.note(work, case, EventKind.timer(timer.kind), sequence=timer.sequence, due_at=timer.at.isoformat())
         result.actions.append(f"case {case.reference.upper()}: {description} (due {timer.at.isoformat(timespec='minutes')})")
     record.timers_released(case)
     reschedule(db, case, settings, calendar)

@@ -31,7 +31,7 @@ def hold(step: Step, case: Case, party: str, reason: str, *, tell_staff: bool = 
     """Keep the message on `case`, held for staff; staff hear of it at once unless a held
     message of this case was reported within the hour (then in the next digest)."""
     message = record_inbound(step, case, party, held_reason=reason)
-    record.note(step, case, "message_held", party=party, message=message, reason=reason,
+    record.note(step, case, EventKind.MESSAGE_HELD, party=party, message=message, reason=reason,
                 sender={k: v for k, v in (message.sender or {}).items() if k != "reason"})
     if tell_staff and not _reported_since(step.db, case, step.now - timedelta(minutes=DIGEST_MINUTES)):
         _report(step.mailer, case, [message], digest=False)
@@ -92,7 +92,7 @@ def release(step: Step, case: Case, message_id: int, *, by: str = "s") -> bool:
     #release, or the customer confirming it was hers)."""
     held = step.db.get(Message, message_id)
     if held is None or held.case_id != case.id or not held.held or held.released_at is not None:
-        record.note(step, case, "release_refused", party=by, held_id=message_id)
+        record.note(step, case, EventKind.RELEASE_REFUSED, party=by, held_id=message_id)
         return False
     inbound = step.db.get(Inbound, held.inbound_id)
     author = held.party
@@ -106,7 +106,7 @@ def release(step: Step, case: Case, message_id: int, *, by: str = "s") -> bool:
         step.mailer.relay(case, inbound.raw, author=author, to_party=target, inbound_id=inbound.id)
     held.released_at = step.now
     store.remember_in_thread(store.party(step.db, case, author), held.message_id)  # released: now part of the thread
-    record.note(step, case, "message_released", party=by, held_id=message_id, to=",".join(targets))
+    record.note(step, case, EventKind.MESSAGE_RELEASED, party=by, held_id=message_id, to=",".join(targets))
     # A released reply is the party's answer, as if it had come through at once.
     if author == "m":
         record.wrote(case, "m", step.now)

@@ -66,7 +66,7 @@ def reopen(work: Work, case: Case, *, party: str, inbound_id: int | None = None)
     """Reopen a closed case with staff (unless the transaction has another open case)."""
     other = store.open_case_for_transaction(work.db, case.transaction_reference)
     if other is not None and other.id != case.id:
-        record.note(work, case, "reopen_refused", party=party,
+        record.note(work, case, EventKind.REOPEN_REFUSED, party=party,
                     reason=f"case {other.reference.upper()} is open for the same transaction")
         return False
     if not move(work, case, EventKind.REOPENED, party=party):

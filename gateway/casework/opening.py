@@ -39,7 +39,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
         record.set_dispute_type(case, rights.infer_type("\n".join(texts + [f"{step.parsed.subject}\n{step.parsed.new_text}"])))
         first = [record_earlier(step, case, inbound, parsed) for inbound, parsed in earlier]
         message = record_inbound(step, case, "c", kind=kind, in_thread=True)
-        record.note(step, case, "case_opened", party="c", message=(first or [message])[0],
+        record.note(step, case, EventKind.CASE_OPENED, party="c", message=(first or [message])[0],
                     transaction=case.transaction_reference, category=case.category or "",
                     **({"earlier_messages": len(first)} if first else {}))
     mailer = step.mailer
@@ -68,7 +68,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
                       escalation_date), inbound_id=step.inbound.id)
         for _, inbound in complaint:
             mailer.relay(case, inbound.raw, author="c", to_party="m", inbound_id=inbound.id)
-        record.note(step, case, "relayed", party="c", to="m", messages=len(complaint))
+        record.note(step, case, EventKind.RELAYED, party="c", to="m", messages=len(complaint))
         mailer.notice(Notice.ACK_DELIVERY, case, "c", inbound_id=step.inbound.id)
         mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
         step.done(Disposition.CASE, f"case {case.reference.upper()}: delivery case opened; relayed to the merchant", case_id=case.id)
@@ -77,7 +77,7 @@ def open_case(step: Step, case: Case, *, first_message: bool,
     mailer.notice(Notice.STAFF_NEW_CASE, case, "s", inbound_id=step.inbound.id)
     for _, inbound in complaint:
         mailer.relay(case, inbound.raw, author="c", to_party="s", inbound_id=inbound.id)
-    record.note(step, case, "relayed", party="c", to="s", messages=len(complaint))
+    record.note(step, case, EventKind.RELAYED, party="c", to="s", messages=len(complaint))
     mailer.notice(Notice.ACK_PAYMENT, case, "c", inbound_id=step.inbound.id)
     step.done(Disposition.CASE, f"case {case.reference.upper()}: payment case opened with staff", case_id=case.id)
 

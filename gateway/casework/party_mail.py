@@ -56,7 +56,7 @@ def _loop(step: Step, case: Case, party: str) -> bool:
     if step.classification.kind is not Kind.LOOP:
         return False
     message = record_inbound(step, case, party, kind="loop")
-    record.note(step, case, "loop_dropped", party=party, message=message, reason=step.classification.reason)
+    record.note(step, case, EventKind.LOOP_DROPPED, party=party, message=message, reason=step.classification.reason)
     step.done(Disposition.CASE, f"case {case.reference.upper()}: our own mail came back; recorded, dropped", case_id=case.id)
     return True
 
@@ -67,7 +67,7 @@ def _automatic(step: Step, case: Case, party: str) -> bool:
         return False
     kind = step.classification.kind
     message = record_inbound(step, case, party, kind=kind.value)
-    record.note(step, case, f"{kind.value}_recorded", party=party, message=message, reason=step.classification.reason)
+    record.note(step, case, EventKind.recorded(kind.value), party=party, message=message, reason=step.classification.reason)
     step.done(Disposition.CASE, f"case {case.reference.upper()}: {kind.value} from the {PARTY_NAMES[party]} recorded, not relayed",
               case_id=case.id)
     return True
@@ -79,7 +79,7 @@ def _rejected(step: Step, case: Case, party: str) -> bool:
     if verdict.trust is not Trust.REJECT:
         return False
     message = record_inbound(step, case, party, held_reason=verdict.reason)
-    record.note(step, case, "message_rejected", party=party, message=message, reason=verdict.reason)
+    record.note(step, case, EventKind.MESSAGE_REJECTED, party=party, message=message, reason=verdict.reason)
     step.done(Disposition.CASE, f"case {case.reference.upper()}: rejected: {verdict.reason}", case_id=case.id)
     return True
 
@@ -91,7 +91,7 @@ def _held(step: Step, case: Case, party: str) -> bool:
         holding.hold(step, case, party, verdict.reason)
         return True
     if verdict.trust is Trust.ACCEPT_FLAGGED:
-        record.note(step, case, "sender_unverified", party=party, reason=verdict.reason)
+        record.note(step, case, EventKind.SENDER_UNVERIFIED, party=party, reason=verdict.reason)
     return False
 
 
@@ -112,7 +112,7 @@ def _closed(step: Step, case: Case, party: str) -> bool:
     if case.state != CaseState.CLOSED.value or party == "s" and (_reopens(step) or _exports(step)):
         return False
     message = record_inbound(step, case, party)
-    record.note(step, case, "mail_to_closed_case", party=party, message=message)
+    record.note(step, case, EventKind.MAIL_TO_CLOSED_CASE, party=party, message=message)
     if party != "s":
         sent = step.mailer.notice(Notice.CLOSED_CASE_REPLY, case, party,
                                   {"intake_address": addresses.intake_address(step.settings.gateway.domain)},
@@ -131,7 +131,7 @@ def _frozen(step: Step, case: Case, party: str) -> bool:
     if not case.frozen or unfreezes or step.check.authenticated:
         return False
     message = record_inbound(step, case, party)
-    record.note(step, case, "frozen_message_kept", party=party, message=message)
+    record.note(step, case, EventKind.FROZEN_MESSAGE_KEPT, party=party, message=message)
     step.done(Disposition.CASE, f"case {case.reference.upper()}: frozen; message recorded, not relayed", case_id=case.id)
     return True
 
@@ -236,7 +236,7 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     merchant = step.parties.merchant_of(case)
     if merchant is not None and merchant.trouble_since is not None:  # its own mail reached us: it gets ours
         delivery_trouble.clear(merchant)
-        record.note(step, case, "delivery_trouble_cleared", party="m", by="merchant reply")
+        record.note(step, case, EventKind.DELIVERY_TROUBLE_CLEARED, party="m", by="merchant reply")
     targets = ["c"] + (["s"] if readers.staff_own(case) else [])
     sent = readers.relay_to(step, case, "m", targets)
     move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)

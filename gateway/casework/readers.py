@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway import store
+from gateway.cases.machine import EventKind
 from gateway.casework import record
 from gateway.casework.work import Step
 from gateway.models import Case
@@ -21,5 +22,5 @@ def relay_to(step: Step, case: Case, author: str, targets: list[str], transform=
                              inbound_id=step.inbound.id, transform=transform, hide=[step.parsed.from_address]):
             sent.append(target)
     if sent:
-        record.note(step, case, "relayed", party=author, to=",".join(sent))
+        record.note(step, case, EventKind.RELAYED, party=author, to=",".join(sent))
     return sent

@@ -26,11 +26,10 @@ def view(case: Case) -> CaseView:
                     frozen=case.frozen)
 
 
-def note(work: Moment, case: Case, kind: EventKind | str, *, party: str | None = None, message: Message | None = None,
+def note(work: Moment, case: Case, kind: EventKind, *, party: str | None = None, message: Message | None = None,
          **detail) -> Event:
     """Record an event of the case at the unit of work's instant."""
-    return store.add_event(work.db, case, kind.value if isinstance(kind, EventKind) else kind, at=work.now,
-                           party=party, message=message, **detail)
+    return store.add_event(work.db, case, EventKind(kind).value, at=work.now, party=party, message=message, **detail)
 
 
 def move(work: Moment, case: Case, kind: EventKind, *, party: str | None, message: Message | None = None, **detail) -> bool:
@@ -69,7 +68,7 @@ def flag(work: Moment, case: Case, kind: EventKind, *, party: str | None = None,
 def received(work: Moment, case: Case, party: str, message: Message, **detail) -> None:
     """A party's message joined the case: when it last wrote, and the event."""
     wrote(case, party, work.now)
-    note(work, case, "message_received", party=party, message=message, **detail)
+    note(work, case, EventKind.MESSAGE_RECEIVED, party=party, message=message, **detail)
 
 
 def wrote(case: Case, party: str, at: datetime) -> None:

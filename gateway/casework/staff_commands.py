@@ -27,7 +27,7 @@ VALID_STAFF_COMMANDS = ("#to customer | #to merchant | #to both", "#note", "#clo
 def handle(step: Step, case: Case, joined: bool) -> None:
     message = record_inbound(step, case, "s")
     found = command_reader.read(step.parsed.new_text)
-    record.note(step, case, "message_received", party="s", message=message,
+    record.note(step, case, EventKind.MESSAGE_RECEIVED, party="s", message=message,
                 commands=[c.name for c in found.commands])
     problem = _staff_command_problem(found)
     if problem:  # nothing was done: the case still waits for staff (follow-ups keep running)
@@ -82,7 +82,7 @@ def _export(step: Step, case: Case, command: Command, order: Order) -> bool:
 
 
 def _note(step: Step, case: Case, command: Command, order: Order) -> bool:
-    record.note(step, case, "staff_note", party="s", message=order.message)
+    record.note(step, case, EventKind.STAFF_NOTE, party="s", message=order.message)
     step.done(Disposition.CASE, f"case {case.reference.upper()}: internal staff note recorded", case_id=case.id)
     return True
 
@@ -100,7 +100,7 @@ def _unfreeze(step: Step, case: Case, command: Command, order: Order) -> bool:
 
 def _type(step: Step, case: Case, command: Command, order: Order) -> bool:
     record.set_dispute_type(case, rights.parse_type_name(command.argument))
-    record.note(step, case, "type_set", party="s", dispute_type=case.dispute_type)
+    record.note(step, case, EventKind.TYPE_SET, party="s", dispute_type=case.dispute_type)
     return False
 
 

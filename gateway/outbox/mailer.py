@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 from sqlalchemy.orm import Session
 
 from gateway import addresses, store
+from gateway.cases.machine import EventKind
 from gateway.config import Settings
 from gateway.mail.attachments import BLOCKED_EXTENSIONS, AttachmentPolicy
 from gateway.mail.compose import Envelope, compose_notice, compose_relay, new_message_id, readdress, thread_references
@@ -128,7 +129,7 @@ class Mailer:
         message = store.add_message(self.db, case, direction="out", party=party, kind=notice.value,
                                     message_id=message_id, subject=rendered.subject, new_text="",
                                     held=False, created_at=self.now)
-        store.add_event(self.db, case, "notice_sent", at=self.now, party=party, message=message, notice=notice.value)
+        store.add_event(self.db, case, EventKind.NOTICE_SENT.value, at=self.now, party=party, message=message, notice=notice.value)
         return ids
 
     def within_ladder(self, recipient: str, notice: Notice, *, case: Case | None) -> bool:
@@ -143,7 +144,7 @@ class Mailer:
                     "last day)%s", notice.value, hour, day, f" on case {case.reference.upper()}" if case else "")
         self.suppressed.append(notice)
         if case is not None:
-            store.add_event(self.db, case, "notice_suppressed", at=self.now, notice=notice.value,
+            store.add_event(self.db, case, EventKind.NOTICE_SUPPRESSED.value, at=self.now, notice=notice.value,
                             last_hour=hour, last_day=day)
         if ladder.first_suppression_this_hour(self.db, recipient, now=self.now):
             hygiene = self.settings.hygiene
@@ -181,7 +182,7 @@ class Mailer:
                for recipient in recipients]
         store.remember_in_thread(row, message_id)
         if report.removed_attachments or report.blocked_images or report.html_removed:
-            store.add_event(self.db, case, "content_filtered", at=self.now, party=author, to=to_party,
+            store.add_event(self.db, case, EventKind.CONTENT_FILTERED.value, at=self.now, party=author, to=to_party,
                             removed=[f"{r.filename} ({r.reason})" for r in report.removed_attachments],
                             blocked_images=report.blocked_images, html_removed=sorted(set(report.html_removed)))
         return ids

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from gateway.cases import timers
 from gateway.cases.machine import CaseState, EventKind
 from gateway.casework import record
+from gateway.mail.bounces.reasons import REPORT_REASONS, Reason
+from gateway.mail.classify import Kind
 from gateway.models import Case, Event
 from tests.unit.casework_db import NOW, add_case, session, settings, work
 
@@ -124,3 +127,30 @@ def test_a_received_message_sets_when_its_party_last_wrote(unit):
     assert case.last_merchant_message_at == NOW and case.last_customer_message_at is None
     [event] = events(unit, case)
     assert (event.kind, event.party, event.detail) == ("message_received", "m", {"joined": False})
+
+
+def _string_kinds(tree: ast.AST) -> list[int]:
+    """Lines recording an event whose kind is written as a string, not an EventKind."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("note", "add_event") and len(node.args) >= 3 and \
+                isinstance(node.args[2], (ast.Constant, ast.JoinedStr)):
+            found.append(node.lineno)
+    return found
+
+
+def test_every_event_kind_is_an_event_kind():
+    found = {path.relative_to(ROOT).as_posix(): lines for path in sorted((ROOT / "gateway").rglob("*.py"))
+             if (lines := _string_kinds(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert found == {}
+    assert _string_kinds(ast.parse('record.note(work, case, "staff_note")\nrecord.note(w, c, f"{k}_recorded")')) == [1, 2]
+
+
+def test_the_kinds_built_from_names_exist():
+    """Automatic mail by its kind or report reason, and timers by their kind, name members."""
+    recorded = [k.value for k in Kind] + [r.value for r in REPORT_REASONS - {Reason.DELIVERED, Reason.EXPANDED,
+                                                                             Reason.FEEDBACK}]
+    assert all(EventKind.recorded(name) for name in recorded)
+    assert all(EventKind.timer(kind) for kind in set(timers.CHAINS) | {timers.CARD_WINDOW, timers.PRECLOSE,
+                                                                      timers.AUTOCLOSE})
