@@ -1,4 +1,4 @@
-"""Settings: the frozen objects the rest of the gateway receives (STYLE R12).
+"""Settings: the frozen objects the rest of the gateway receives.
 
 `gateway.config.load(path)` reads and validates them from TOML; config.example.toml
 documents every key.
@@ -195,7 +195,7 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class TimerSettings:
-    """Case timers (DOMAIN.md section 8). Business days are Monday to Friday minus the
+    """Case timers ([timers]; README "How mail flows"). Business days are Monday to Friday minus the
     public holidays of `country`, in `timezone`."""
 
     timezone: str = "Europe/Paris"

@@ -1,6 +1,6 @@
 """Bytes to ParsedMessage: headers, addresses, text, attachments. Pure.
 
-Parsing uses the compat32 policy (10x cheaper than policy.default, see PERFORMANCE.md)
+Parsing uses the compat32 policy (about 10x cheaper than policy.default)
 and decodes RFC 2047 words itself. Malformed input never raises: what cannot be read
 is left empty and noted in `defects`.
 """
