@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from email.header import Header, decode_header, make_header
 
+# Reply and forward prefixes of subjects, in the languages mail clients write them
+# (English, French, German, Nordic, Italian), with Outlook's counters ("Re[2]:"), repeated.
+REPLY_PREFIX_RE = re.compile(r"^\s*((re|fwd?|tr|aw|wg|sv|rif|r)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 FOLD_RE = re.compile(r"\r?\n[ \t]+")
 
 

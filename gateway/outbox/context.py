@@ -6,16 +6,16 @@ import re
 
 from gateway.config import Settings
 from gateway.mail.compose import header_text
+from gateway.mail.headers import REPLY_PREFIX_RE
 from gateway.models import Case, Merchant, Transaction
 
 _TAG_RE = re.compile(r"\[(case|dossier)\s+[a-z2-7]+\]\s*", re.IGNORECASE)
-_REPLY_PREFIX_RE = re.compile(r"^((re|fwd?|tr|aw|wg|sv|rif|r)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
 def clean_subject(subject: str) -> str:
     """A case subject from a message subject: no reply prefixes, no case tag, no control
     characters, bounded."""
-    subject = _TAG_RE.sub("", _REPLY_PREFIX_RE.sub("", header_text(subject or ""))).strip()
+    subject = _TAG_RE.sub("", REPLY_PREFIX_RE.sub("", header_text(subject or ""))).strip()
     return " ".join(subject.split())[:150] or "Dispute"
 
 
