@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway import db as dbmod  # noqa: E402
 from gateway.models import Case, Merchant, Transaction  # noqa: E402
-from gateway.timer_jobs import claim_due_cases  # noqa: E402
+from gateway.store import claim_due_cases  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHUNK = 20_000

@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from gateway.mail import dkim
 from gateway.settings import (  # noqa: F401 - re-exported: callers import them from here
     SENDER_POLICIES,
     LOCALES,
@@ -389,8 +390,6 @@ def _dkim(table: _Reader | None, base_dir: Path, domain: str) -> DkimSettings:
 
 
 def _dkim_key(table: _Reader, base_dir: Path, check_file: bool, *, required: bool) -> DkimKey | None:
-    from gateway.mail import dkim
-
     selector = table.get("selector", str, None, required=required)
     key_file = table.get("key_file", str, None, required=required)
     if selector is None and key_file is None:

@@ -57,10 +57,6 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    @property
-    def is_postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
-
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error.

@@ -152,7 +152,7 @@ def _not_accepted(database: Database, claimed: Claimed, error: Exception, settin
                                  claimed.message_id, settings, clock), []
     with _released_on_error(database, outbox_id, holder, clock):
         if isinstance(error, TemporaryFailure):
-            # A recipient's temporary refusal that lasts is a hard bounce (DOMAIN.md section 8).
+            # A recipient's temporary refusal that lasts is a hard bounce.
             # The smarthost or the network being down is not the recipient's fault: that is
             # retried for as long as it takes, and the health check reports the stuck outbox.
             give_up = _give_up_reason(database, outbox_id, attempts, settings, clock) if error.recipient_level else None

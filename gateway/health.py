@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -131,10 +132,21 @@ def journal_check(settings, *, now: datetime) -> Check:
                  f"the database (oldest {int(_age(now, oldest))} s ago); they are kept in {folder}")
 
 
-def health(runtime) -> list[Check]:
-    """Every check; any failure makes the gateway unhealthy."""
-    from workers.broker import ping
+class Services(Protocol):
+    """What the checks read: the running process's database, broker, relay and clock
+    (workers.runtime.Runtime)."""
 
+    settings: object
+    database: object
+    relay: object
+
+    def now(self) -> datetime: ...
+
+    def ping_broker(self) -> None: ...
+
+
+def health(runtime: Services) -> list[Check]:
+    """Every check; any failure makes the gateway unhealthy."""
     checks = []
     try:
         runtime.database.ping()
@@ -142,7 +154,7 @@ def health(runtime) -> list[Check]:
     except DatabaseUnavailable as error:
         checks.append(Check("database", False, f"unreachable: {error}"))
     try:
-        ping(runtime.broker)
+        runtime.ping_broker()
         checks.append(Check("broker", True, runtime.settings.broker.url.split("@")[-1]))
     except Exception as error:  # redis raises its own connection errors
         checks.append(Check("broker", False, f"unreachable: {type(error).__name__}: {error}"))

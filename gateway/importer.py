@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import LOCALES
-from gateway.flows import delivery_trouble
+from gateway.casework import delivery_trouble
 from gateway.models import Merchant, Transaction
 
 MERCHANT_COLUMNS = ("merchant_id", "name", "support_email", "locale")

@@ -20,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
-from gateway import health, sent_journal
+from gateway import health, sent_journal, store
+from gateway.cases.machine import EventKind
 from gateway.db import Database, DatabaseUnavailable
 from gateway.models import Bounce, Case, Event, Inbound, Outbox
 
@@ -90,8 +91,7 @@ class DatabaseCollector:
             f["dispute_gateway_inbound_messages"].add_metric([status], count)
         figures = health.read_figures(db, now=now, worker_stale_seconds=self.settings.health.worker_stale_seconds)
         f["dispute_gateway_inbound_oldest_waiting_seconds"].add_metric([], figures.inbound_oldest_seconds)
-        unplaced = db.scalar(select(func.count()).select_from(Inbound).where(
-            (Inbound.status == "quarantined") | Inbound.disposition.like("unplaced:%"))) or 0
+        unplaced = db.scalar(select(func.count()).select_from(Inbound).where(store.kept_for_staff())) or 0
         f["dispute_gateway_quarantine_messages"].add_metric([], unplaced)
         for status, kind, count in db.execute(select(Outbox.status, Outbox.kind, func.count())
                                               .group_by(Outbox.status, Outbox.kind)):
@@ -102,7 +102,7 @@ class DatabaseCollector:
         for kind, count in db.execute(select(Bounce.kind, func.count()).group_by(Bounce.kind)):
             f["dispute_gateway_bounces"].add_metric([kind], count)
         escalated = db.scalar(select(func.count(func.distinct(Event.case_id))).where(
-            Event.kind.in_(("escalated", "merchant_bounced")))) or 0
+            Event.kind.in_((EventKind.ESCALATED.value, EventKind.MERCHANT_BOUNCED.value)))) or 0
         f["dispute_gateway_escalations"].add_metric([], escalated)
         for state, count in db.execute(select(Case.state, func.count()).group_by(Case.state)):
             f["dispute_gateway_cases"].add_metric([state], count)

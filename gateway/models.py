@@ -117,6 +117,7 @@ class Inbound(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     disposition: Mapped[str | None] = mapped_column(Text)  # what processing decided, in words
+    outcome: Mapped[str | None] = mapped_column(String(16))  # ... and as a value: dispositions.Disposition
     error: Mapped[str | None] = mapped_column(Text)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import addresses, authentication, quarantine, store, timer_jobs
+from gateway import addresses, authentication, quarantine, store
+from gateway.cases.machine import EventKind
+from gateway.dispositions import Disposition
 from gateway.authentication import Client, Resolver
 from gateway.cases.identify import BounceMatch, CaseMatch, IntakeMatch, NoMatch, identify
 from gateway.config import Settings
-from gateway.flows import bounces, casemail, intake
-from gateway.flows.step import Step
+from gateway.casework import delivery_reports, intake, party_mail, record, schedule
+from gateway.casework.work import Step
 from gateway.mail import bounces as bounces_detection, trust
 from gateway.mail.bounces.base import Verdict
 from gateway.mail.classify import Classification, Kind, Signals, classify
@@ -26,7 +28,7 @@ from gateway.mail.parse import ParsedMessage, parse
 from gateway.mail.senders import Sender
 from gateway.mail.templating import Renderer
 from gateway.models import Inbound
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +196,7 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
         _note_limits(step)
     if inbound.case_id is not None:
         case = store.case_by_id(db, inbound.case_id)
-        timer_jobs.reschedule(db, case, settings)
+        schedule.reschedule(db, case, settings)
     inbound.status = "processed"
     inbound.processed_at = now
     inbound.started_at = None
@@ -211,34 +213,34 @@ def _note_limits(step: Step) -> None:
     log.warning("inbound %s over the limits; processed without the excess: %s", step.inbound.id, notes)
     if step.inbound.case_id is not None:
         case = store.case_by_id(step.db, step.inbound.case_id)
-        store.add_event(step.db, case, "message_limited", at=step.now, notes=list(step.parsed.limited))
+        record.note(step, case, EventKind.MESSAGE_LIMITED, notes=list(step.parsed.limited))
 
 
 def dispatch(step: Step, match) -> None:
     """Send the message down the flow its match names."""
     if isinstance(match, BounceMatch):
-        bounces.handle_verp(step, match.token)
+        delivery_reports.handle_verp(step, match.token)
     elif step.classification.kind is Kind.BOUNCE:
-        bounces.handle_unaddressed(step)  # a bounce sent to the intake or a case address
+        delivery_reports.handle_unaddressed(step)  # a bounce sent to the intake or a case address
     elif isinstance(match, CaseMatch):
         case = (store.case_by_reference(step.db, match.reference, lock=True) if match.reference
                 else store.case_by_id(step.db, match.case_id, lock=True))
         if case is None:
             _unplaced(step, f"signed address of case {match.reference} but no such case")
         else:
-            casemail.handle(step, case, match.party)
+            party_mail.handle(step, case, match.party)
     elif isinstance(match, IntakeMatch):
         intake.handle(step, match.local_part)
     elif isinstance(match, NoMatch):
         # Mail for no address of ours (a catch-all IMAP mailbox, a forged signature): the
         # IMAP equivalent of a 550 at RCPT. Kept and listed in `quarantine list`, but staff
         # get no mail for it, or every spam would reach them.
-        step.done(f"unplaced: {match.how}")
+        step.done(Disposition.UNPLACED, f"unplaced: {match.how}")
         log.warning("inbound %s: %s", step.inbound.id, match.how)
 
 
 def _unplaced(step: Step, why: str) -> None:
     """Kept and reported: staff hear of mail the gateway could not place (at once, or in
     the next digest)."""
-    step.done(f"unplaced: {why}")
+    step.done(Disposition.UNPLACED, f"unplaced: {why}")
     quarantine.report(step.mailer, step.inbound, f"could not be placed: {why}")

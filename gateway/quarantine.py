@@ -13,10 +13,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.dispositions import Disposition
 from gateway.mail.templating import Renderer
 from gateway.models import Inbound, StaffReport
 from gateway.notices import Notice
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
 DIGEST_LISTED = 50  # messages named one by one in a digest; the rest are counted
@@ -28,6 +29,7 @@ def quarantine(db: Session, inbound: Inbound, error: str, *, settings: Settings,
     the next digest). Returns the outbox ids to deliver."""
     inbound.status = "quarantined"
     inbound.error = error[:4000]
+    inbound.outcome = Disposition.QUARANTINED.value
     inbound.disposition = f"quarantined: {why}"
     inbound.started_at = None
     inbound.processed_at = now

@@ -4,7 +4,7 @@ Each `send` makes one attempt and reports it as Sent, TemporaryFailure (4xx, tim
 connection errors: retry later), UncertainDelivery (the connection was lost after the whole
 message was sent and before the smarthost's answer: it may have stored it) or
 PermanentFailure (5xx: treated as a hard bounce). SmtpRelay keeps one persistent
-connection per worker thread (PERFORMANCE.md item 5).
+connection per worker thread (opening one costs more than sending a message).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from gateway.dispositions import UNPLACED, Disposition
 from gateway.models import Inbound, Outbox
 
 
@@ -13,10 +14,9 @@ def requeue_inbound(db: Session, inbound_id: int, *, now: datetime, lease_second
     """Process a quarantined (or unplaced) message again from its raw bytes. A message that
     was processed normally is never re-run (that would send its relays a second time)."""
     row = db.get(Inbound, inbound_id, with_for_update=True)
-    unplaced = row is not None and (row.disposition or "").startswith("unplaced:")
-    if row is None or not (row.status == "quarantined" or unplaced):
+    if row is None or not (row.status == "quarantined" or row.outcome in UNPLACED):
         return False
-    if (row.disposition or "").startswith("unplaced: too large"):
+    if row.outcome == Disposition.TOO_LARGE:
         return False  # only its headers are kept: the message itself is still in its mailbox
     row.status = "queued"
     row.error = None

@@ -8,7 +8,12 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.models import Bounce, Case, Event, Merchant, Message
+from gateway import store
+from gateway.addresses import PARTY_NAMES
+from gateway.casework import schedule
+from gateway.display import UTC_DISPLAY, table
+from gateway.evidence import collect
+from gateway.models import Bounce, Case, Event, Inbound, Merchant, Message, Outbox
 
 PARTY_ROLES = {"c": "customer", "m": "merchant", "s": "staff"}
 
@@ -52,9 +57,7 @@ def show_case(db: Session, reference: str, *, settings=None, evidence: bool = Fa
     if case is None:
         return None
     if settings is not None:
-        from gateway import timer_jobs
-
-        upcoming = timer_jobs.upcoming(db, case, settings)
+        upcoming = schedule.upcoming(db, case, settings)
     else:
         upcoming = None
     messages = {m.id: m for m in db.scalars(select(Message).where(Message.case_id == case.id).order_by(Message.id))}
@@ -78,8 +81,6 @@ def show_case(db: Session, reference: str, *, settings=None, evidence: bool = Fa
     ]
     found = {}
     if evidence:
-        from gateway.evidence import collect
-
         facts = collect.case_evidence(db, case, timezone=settings.timers.timezone if settings else "UTC")
         found = {"evidence": [f.as_dict() for f in facts], "missing_evidence": collect.missing(case, facts)}
     return {**case_summary(case), "events": events, "held_messages": held, "bounces": bounces,
@@ -111,8 +112,6 @@ def show_merchant(db: Session, merchant_id: str) -> dict | None:
 
 def format_case_list(cases: list[dict], display=None) -> str:
     """The `cases list` table; times in `display`'s zone ([timers] timezone)."""
-    from gateway.display import UTC_DISPLAY, table
-
     return table(cases, ("reference", "state", "category", "escalated", "merchant_id", "opened_at", "subject"),
                  display=display or UTC_DISPLAY, empty="no cases")
 
@@ -124,9 +123,6 @@ _CASE_FIELDS = ("state", "category", "dispute_type", "escalated", "merchant_unre
 
 def format_case(case: dict, display=None) -> str:
     """`cases show` as text; every time in `display`'s zone ([timers] timezone), with it."""
-    from gateway.addresses import PARTY_NAMES
-    from gateway.display import UTC_DISPLAY
-
     show = display or UTC_DISPLAY
     lines = [f"Case {case['reference']}: {case['subject']}"]
     for key in _CASE_FIELDS:
@@ -188,9 +184,7 @@ QUARANTINE_PAGE = 50
 def list_quarantine(db: Session, *, page: int = 1, per_page: int = QUARANTINE_PAGE) -> dict:
     """Messages that failed processing, and mail the gateway could not place, newest first,
     one page at a time: {"total", "page", "pages", "per_page", "messages"}."""
-    from gateway.models import Inbound
-
-    kept = (Inbound.status == "quarantined") | Inbound.disposition.like("unplaced:%")
+    kept = store.kept_for_staff()
     total = db.scalar(select(func.count()).select_from(Inbound).where(kept)) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
@@ -207,8 +201,6 @@ def _inbound_summary(row) -> dict:
 
 
 def show_inbound(db: Session, inbound_id: int) -> dict | None:
-    from gateway.models import Inbound
-
     row = db.get(Inbound, inbound_id)
     if row is None:
         return None
@@ -217,8 +209,6 @@ def show_inbound(db: Session, inbound_id: int) -> dict | None:
 
 
 def list_outbox(db: Session, *, status: str | None = None, limit: int = 200) -> list[dict]:
-    from gateway.models import Outbox
-
     query = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
     if status:
         query = query.where(Outbox.status == status)

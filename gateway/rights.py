@@ -2,7 +2,7 @@
 
 The rights and obligations themselves are in templates/_rights/<locale>/<party>/<type>;
 this module only names the types, guesses one from the customer's own words and computes
-the one legal deadline that the transaction date alone gives (DOMAIN.md section 7).
+the one legal deadline that the transaction date alone gives.
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def parse_type_name(word: str) -> str | None:
     return _LOOKUP.get(_key(word)) if word and word.strip() else None
 
 
-# type -> the rule its merchant deadline comes from (DOMAIN.md ids)
+# type -> the rule its merchant deadline comes from (the rule ids the templates quote)
 _RULES: dict[str, str] = {
     "not_delivered": "D1",  # delivery by the agreed date, else contract + 30 days
     "damaged": "G7",  # repair or replacement within 30 days of the customer's request

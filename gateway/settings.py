@@ -1,4 +1,4 @@
-"""Settings: the frozen objects the rest of the gateway receives (STYLE R12).
+"""Settings: the frozen objects the rest of the gateway receives.
 
 `gateway.config.load(path)` reads and validates them from TOML; config.example.toml
 documents every key.
@@ -9,12 +9,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.mail.limits import Limits
-from gateway.mail.senders import SHARED_DOMAINS
 
 SENDER_POLICIES = ("strict", "domain")
 LOCALES = ("en", "fr")
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+# Domains where anyone can open an address: the `domain` policy never vouches for them.
+SHARED_DOMAINS = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "outlook.fr", "hotmail.com", "hotmail.fr", "hotmail.co.uk",
+    "hotmail.de", "hotmail.it", "hotmail.es", "live.com", "live.fr", "live.co.uk", "msn.com", "yahoo.com",
+    "yahoo.fr", "yahoo.co.uk", "yahoo.de", "yahoo.it", "yahoo.es", "ymail.com", "rocketmail.com", "icloud.com",
+    "me.com", "mac.com", "aol.com", "aol.fr", "gmx.com", "gmx.de", "gmx.net", "gmx.fr", "gmx.at", "web.de",
+    "mail.com", "email.com", "protonmail.com", "protonmail.ch", "proton.me", "pm.me", "zoho.com", "zohomail.eu",
+    "yandex.ru", "yandex.com", "mail.ru", "orange.fr", "wanadoo.fr", "free.fr", "sfr.fr", "neuf.fr", "laposte.net",
+    "bbox.fr", "numericable.fr", "aliceadsl.fr", "club-internet.fr", "t-online.de", "freenet.de", "libero.it",
+    "virgilio.it", "tiscali.it", "alice.it", "qq.com", "163.com", "126.com", "fastmail.com", "fastmail.fm",
+    "hey.com", "tutanota.com", "tuta.io", "seznam.cz", "wp.pl", "o2.pl", "interia.pl", "onet.pl", "btinternet.com",
+    "sky.com", "comcast.net", "verizon.net", "att.net", "mailbox.org", "posteo.de", "telenet.be", "skynet.be",
+})
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_header_fields: int = 1_000  # per header block (the message's and each part's)
+    max_header_bytes: int = 256 * 1024  # per header block
+    max_header_field_bytes: int = 32 * 1024  # one field, folded lines included
+    max_parts: int = 500  # MIME parts, nested ones included
+    max_depth: int = 20  # multiparts and attached messages inside each other
 
 
 INTAKE_CHECKS = ("envelope", "confirm")
@@ -174,7 +195,7 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class TimerSettings:
-    """Case timers (DOMAIN.md section 8). Business days are Monday to Friday minus the
+    """Case timers ([timers]; README "How mail flows"). Business days are Monday to Friday minus the
     public holidays of `country`, in `timezone`."""
 
     timezone: str = "Europe/Paris"

@@ -8,14 +8,16 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Iterable, Sequence
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case as sql_case
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.dispositions import UNPLACED
 from gateway.mail.fingerprint import fingerprint
 from gateway.mail.parse import decode, message_ids
 from gateway.models import (ApiIdempotency, Case, Event, Inbound, Instance, Merchant, Message, Outbox, Party,
-                            ProcessHeartbeat, Transaction)
+                            ProcessHeartbeat, SendLog, Transaction)
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 
@@ -234,6 +236,18 @@ def claim_ids(db: Session, model, *conditions, order_by, values: dict, limit: in
     return ids
 
 
+def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500,
+                    after_id: int | None = None) -> list[int]:
+    """Ids of cases whose next timer is due (through the `next_due_at` index), claimed for
+    `lease_seconds` (SKIP LOCKED on PostgreSQL), most overdue first; with `after_id`, only
+    cases of a higher id, in id order (one pass over every due case, each claimed once)."""
+    paging = [Case.id > after_id] if after_id is not None else []
+    return claim_ids(db, Case, Case.next_due_at.is_not(None), Case.next_due_at <= now,
+                     or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now), *paging,
+                     order_by=Case.id if after_id is not None else Case.next_due_at, limit=limit,
+                     values={"timer_lease_until": now + timedelta(seconds=lease_seconds)})
+
+
 def stuck_inbound_ids(db: Session, *, now: datetime, lease_seconds: int, limit: int = 500) -> list[int]:
     """Queued inbound rows whose lease ran out; their lease is renewed before re-enqueueing."""
     return claim_ids(db, Inbound, Inbound.status == "queued",
@@ -363,3 +377,31 @@ def forget_idempotency_keys(db: Session, *, before: datetime) -> int:
     """Answers kept for HTTP calls made before `before` ([http] idempotency_hours): a retry
     that late is a new call."""
     return db.execute(delete(ApiIdempotency).where(ApiIdempotency.created_at < before)).rowcount or 0
+
+
+def lock_name(db: Session, name: str) -> None:
+    """Hold a lock on `name` until the transaction ends (PostgreSQL advisory lock; SQLite has
+    one writer at a time already)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": name})
+
+
+def sends_to(db: Session, recipient: str, *, now: datetime, excluding: str) -> tuple[int, int]:
+    """(in the last day, in the last hour): the send_log rows of `recipient`, but those of kind `excluding`."""
+    last_hour = SendLog.at > now - timedelta(hours=1)
+    day, hour = db.execute(
+        select(func.count(), func.coalesce(func.sum(sql_case((last_hour, 1), else_=0)), 0))
+        .where(SendLog.recipient == recipient, SendLog.kind != excluding,
+               SendLog.at > now - timedelta(days=1))).one()
+    return day, hour
+
+
+def logged_since(db: Session, recipient: str, kind: str, *, since: datetime) -> bool:
+    """Whether a send_log row of `kind` for `recipient` is newer than `since`."""
+    return db.scalar(select(SendLog.id).where(SendLog.recipient == recipient, SendLog.kind == kind,
+                                              SendLog.at > since).limit(1)) is not None
+
+
+def kept_for_staff():
+    """The inbound rows `quarantine list` shows: quarantined, or unplaced (a condition)."""
+    return (Inbound.status == "quarantined") | Inbound.outcome.in_(sorted(d.value for d in UNPLACED))

@@ -10,7 +10,7 @@ from typing import Iterator
 class LargeMessageGate:
     """At most `at_once` messages over `threshold_bytes` are processed or sent at the same
     time in this process. Parsing, sanitising and re-composing a message briefly costs
-    several times its size in memory (about 300 MiB for 25 MB, PERFORMANCE.md), and
+    several times its size in memory (about 300 MiB for 25 MB, bench/large_messages.py), and
     smtplib copies a message a few times while sending it; four worker threads on four
     large messages would need over a GiB.
 

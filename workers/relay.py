@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from gateway import delivery, webhooks
 from gateway.db import DatabaseUnavailable
-from gateway.flows import bounces
+from gateway.casework import delivery_reports
 from gateway.models import Outbox
 from workers.inbound import ACTOR_OPTIONS
 
@@ -32,7 +32,7 @@ def declare(runtime) -> tuple[dramatiq.Actor, dramatiq.Actor]:
                 result, new_ids = delivery.deliver(
                     runtime.database, outbox_id, relay=runtime.webhook_sender if webhook else runtime.relay,
                     settings=runtime.settings, clock=runtime.now, sender=sender,
-                    on_permanent_failure=None if webhook else lambda db, row, *, error, now: bounces.on_smtp_rejection(
+                    on_permanent_failure=None if webhook else lambda db, row, *, error, now: delivery_reports.on_smtp_rejection(
                         db, row, error=error, now=now, settings=runtime.settings, renderer=runtime.renderer),
                 )
             runtime.outage.succeeded()

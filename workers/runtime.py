@@ -25,7 +25,7 @@ from gateway.metrics import DATABASE_OUTAGES
 from gateway.outage import Outage, id_list
 from gateway.relay import MaildirRelay, Relay, SmtpRelay
 from gateway.sent_journal import SentJournal
-from workers.broker import build_broker, declare_consumer_dead
+from workers.broker import build_broker, declare_consumer_dead, ping
 from workers.heartbeat import Heartbeat
 from workers.large_messages import LargeMessageGate
 
@@ -182,6 +182,10 @@ class Runtime:
             job()
 
     # --- jobs --------------------------------------------------------------------------
+
+    def ping_broker(self) -> None:
+        """Raise unless the broker's backing service answers (a health check)."""
+        ping(self.broker)
 
     def enqueue_inbound(self, inbound_id: int, *, delay_ms: int | None = None) -> None:
         if self.inline:

@@ -27,15 +27,15 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
-from gateway import quarantine, store, timer_jobs
+from gateway import quarantine, store
 from gateway.db import DatabaseUnavailable
 from gateway.metrics import LOST_JOBS
 from gateway.outage import id_list
 from gateway.models import Case, Inbound, Outbox
 from workers import broker as broker_tools
-from gateway.flows import holding
-from gateway.flows.step import Work
-from gateway.outgoing import Mailer
+from gateway.casework import holding, schedule
+from gateway.casework.work import Work
+from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def sweep(runtime) -> SweepReport:
         outbox_ids = [o for o in store.stuck_outbox_ids(db, now=now, lease_seconds=lease) if o not in lost.outbox]
         abandoned = store.abandoned_outbox_ids(db, now=now, lease_seconds=lease, retry_at=retry_at)
     with runtime.database.unit_of_work() as db:
-        case_ids = timer_jobs.claim_due_cases(db, now=now, lease_seconds=lease)
+        case_ids = store.claim_due_cases(db, now=now, lease_seconds=lease)
     runtime.outage.succeeded()
     if lost.count:
         log.warning("sweep: %s jobs were missing from the broker%s: enqueued again inbound %s, outbox %s, "
@@ -169,7 +169,7 @@ def _lost_jobs(db, runtime, live: set | None, now) -> LostJobs:
 def reschedule(runtime) -> bool:
     """Recompute the open cases' due times once per process start (an upgrade may have
     added timers, or [timers] changed); True once done."""
-    changed = timer_jobs.reschedule_open_cases(runtime)
+    changed = schedule.reschedule_open_cases(runtime.database, runtime.settings)
     if changed:
         log.info("rescheduled %s open case(s) with the current [timers]", changed)
     return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from gateway import timer_jobs
+from gateway.casework import due_timers
 from gateway.db import DatabaseUnavailable
 from workers.inbound import ACTOR_OPTIONS
 
@@ -13,7 +13,7 @@ def declare(runtime) -> dramatiq.Actor:
     def run_timer(case_id: int) -> None:
         try:
             with runtime.database.unit_of_work() as db:
-                result = timer_jobs.run_due(db, case_id, settings=runtime.settings, renderer=runtime.renderer,
+                result = due_timers.run_due(db, case_id, settings=runtime.settings, renderer=runtime.renderer,
                                             now=runtime.now())
             runtime.outage.succeeded()
         except DatabaseUnavailable as error:

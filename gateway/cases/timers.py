@@ -27,7 +27,7 @@ AUTOCLOSE = "autoclose"
 CATEGORY_REMINDER = "category_reminder"
 CATEGORY_ESCALATION = "category_escalation"
 CASE_PERIOD = "case"
-CARD_WINDOW_CLOSES_DAYS = 120  # most scheme windows (DOMAIN.md C2-C6); no warning after it
+CARD_WINDOW_CLOSES_DAYS = 120  # most card schemes' dispute windows; no warning after it
 
 # Timers of one chain: when several are due at once (after downtime), only the last runs.
 CHAINS = {

@@ -128,7 +128,7 @@ def cmd_merchants(args) -> int:
 
 def _clear_merchant(db, args) -> int:
     """`merchants clear ID`: the address works again (staff checked it)."""
-    from gateway.flows.bounces import clear_merchant
+    from gateway.casework.delivery_reports import clear_merchant
 
     references = clear_merchant(db, args.merchant_id, now=args.clock.now(), note=args.note or "")
     if references is None:
@@ -141,7 +141,7 @@ def _clear_merchant(db, args) -> int:
 
 
 def cmd_timers(args) -> int:
-    from gateway import timer_jobs
+    from gateway.casework import due_timers, schedule
     from gateway.clock import FixedClock
     from workers.runtime import Runtime
 
@@ -153,10 +153,11 @@ def cmd_timers(args) -> int:
         clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=ZoneInfo(settings.timers.timezone)))
     runtime = Runtime(settings, clock=clock, inline=True)
     try:
-        rescheduled = timer_jobs.reschedule_open_cases(runtime)
+        rescheduled = schedule.reschedule_open_cases(runtime.database, settings)
         if rescheduled:
             print(f"{rescheduled} open case(s) rescheduled with the current [timers]")
-        report = timer_jobs.run_all_due(runtime)
+        report = due_timers.run_all_due(runtime.database, settings=settings, renderer=runtime.renderer,
+                                      now=clock.now(), enqueue_delivery=runtime.enqueue_delivery)
     finally:
         runtime.close()
     for line in report:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from email.policy import compat32
 
 from gateway.mail.parse import _leaves  # the body leaves as parse walks them: one reading of a MIME tree
-from gateway.mail.parse import decode
+from gateway.mail.parse import decode, parse
 from gateway.mail.text import html_to_text
 
 MAX_PDF_BYTES = 10 * 1024 * 1024  # larger PDFs are kept, not read
@@ -65,8 +65,6 @@ def text_of(file: File) -> str:
         if file.content_type == "text/html":
             return html_to_text(file.data.decode("utf-8", "replace"))[:MAX_TEXT_CHARS]
         if file.content_type == "message/rfc822":
-            from gateway.mail.parse import parse
-
             inner = parse(file.data)
             return f"{inner.subject}\n{inner.text}"[:MAX_TEXT_CHARS]
         if file.content_type == "application/pdf" or file.filename.lower().endswith(".pdf"):

@@ -1,7 +1,6 @@
 """What a chargeback answer needs for each dispute type, and what is still missing. Pure.
 
-The lists follow what the card schemes ask an acquirer to show (DOMAIN.md sections 5
-and 7): for goods not received, who carried them and proof they reached the customer's
+The lists follow what the card schemes ask an acquirer to show: for goods not received, who carried them and proof they reached the customer's
 address; for goods not as described or damaged, what was sold, photos and the return
 offered; for a missing refund or a duplicate charge, the refund's reference and date; for
 a charge the cardholder does not recognise, the order and where it was delivered.

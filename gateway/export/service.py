@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from gateway import addresses, store
+from gateway.cases.machine import EventKind
 from gateway.config import Settings
 from gateway.export import bag, chain, document, pdf, record as case_record, render
 from gateway.export.redact import Redactor, keep
@@ -118,7 +119,7 @@ def export_case(db: Session, case: Case, *, settings: Settings, now: datetime, r
 
 def record_export(db: Session, case: Case, result: Export, *, now: datetime, by: str, party: str | None) -> None:
     """The export as an event on the case: who, which file, its SHA-256 and chain head."""
-    store.add_event(db, case, "case_exported", at=now, party=party, by=by, file=result.path.name, sha256=result.sha256,
+    store.add_event(db, case, EventKind.CASE_EXPORTED.value, at=now, party=party, by=by, file=result.path.name, sha256=result.sha256,
                     bytes=result.size, chain_head=result.chain_head, events=result.events, redacted=result.redacted,
                     pages=result.pages)
     log.info("case %s exported to %s (%s bytes, %s events)", case.reference.upper(), result.path, result.size,

@@ -1,5 +1,5 @@
 """Opening a case by API: the customer's complaint becomes a message to the intake address,
-stored like received mail and processed by the mail intake itself (gateway/flows/intake.py),
+stored like received mail and processed by the mail intake itself (gateway/casework/intake.py),
 so the checks, the notices and the joining of an open case are the mail intake's own.
 
 What differs from mail is only who vouches for the sender: the provider's account page has

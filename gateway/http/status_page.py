@@ -12,9 +12,10 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from gateway import addresses, status_links, store, timer_jobs
+from gateway import addresses, status_links, store
+from gateway.casework.schedule import calendar_for
 from gateway.http import views
-from gateway.outgoing import clean_subject
+from gateway.outbox.context import clean_subject
 from gateway.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -92,7 +93,7 @@ def render(db, access: status_links.StatusAccess, settings: Settings, *, lang: s
              else text["parties"][views.PARTY[must_act]])
     escalation = None
     if case.state == "awaiting_merchant" and not case.escalated:
-        escalation = timer_jobs.calendar_for(settings).add_business_days(
+        escalation = calendar_for(settings).add_business_days(
             case.waiting_since, settings.timers.escalation_business_days)
     messages = []
     for item in views.conversation(db, case, party, keep=own_address, locale=locale):

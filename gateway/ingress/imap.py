@@ -30,11 +30,12 @@ from imapclient.exceptions import IMAPClientError
 from gateway import addresses, quarantine
 from gateway.clock import Clock
 from gateway.config import ImapMailbox, Settings
+from gateway.dispositions import Disposition
 from gateway.db import Database, DatabaseUnavailable
 from gateway.metrics import IMAP_STORED
 from gateway.mail.parse import message_ids
 from gateway.models import Inbound
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 from gateway.pipeline import recipients_of
 from gateway.store import save_inbound
 
@@ -167,6 +168,7 @@ def make_too_large_reporter(runtime) -> Callable[[bytes, int, str], None]:
                 return
             row = db.get(Inbound, inbound_id)
             row.status = "quarantined"
+            row.outcome = Disposition.TOO_LARGE.value
             row.disposition = "unplaced: too large for max_message_bytes; left in its mailbox"
             row.error = (f"{size} bytes, over max_message_bytes ({limit}); "
                          f"only the headers are kept here; the message is still in {where}")

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Callable, Sequence
 
 from gateway.mail.compose import LOOP_HEADER, loop_header_valid
+from gateway.mail.headers import REPLY_PREFIX_RE
 from gateway.mail.parse import ParsedMessage
 
 
@@ -59,7 +60,6 @@ _BOUNCE_SUBJECT_RE = re.compile(
 # Amazon SES's bounce, complaint and delivery notifications (sent through SNS as JSON).
 _SES_NOTICE_RE = re.compile(r'\s*\{\s*"notificationType"\s*:\s*"(Bounce|Complaint|Delivery)"')
 WEAK_BOUNCE_REASON = "a bounce subject on a message that answers nothing"
-_REPLY_PREFIX_RE = re.compile(r"^\s*(re|fwd?|tr|aw|wg)\s*:", re.IGNORECASE)
 _OOO_PREFIX = (
     r"auto(matic)?[ -]?(reply|response|antwort|answer)|autoreply|out of (the )?office( auto ?reply)?|out-of-office|"
     r"ooo|auto|ticket re[çc]u|ticket received|request received|demande re[çc]ue|"
@@ -96,7 +96,7 @@ def looks_like_bounce(message: ParsedMessage, mail_from: str) -> str | None:
     daemon = bool(_DAEMON_RE.match(message.from_address)) or bool(_DAEMON_NAME_RE.search(message.from_name)) \
         or not message.from_address
     subject = message.subject
-    bounce_subject = bool(_BOUNCE_SUBJECT_RE.search(subject)) and not _REPLY_PREFIX_RE.match(subject)
+    bounce_subject = bool(_BOUNCE_SUBJECT_RE.search(subject)) and not REPLY_PREFIX_RE.match(subject)
     if (null_sender or daemon) and (bounce_subject or not subject.strip()):
         return "null sender or mailer-daemon with a bounce subject"
     if bounce_subject and not message.in_reply_to and not message.references:

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Callable, Sequence
 
 from gateway.mail.limits import Limits, bound
-from gateway.mail.parse import decode
+from gateway.mail.parse import decode, parse
 from gateway.mail.templating import Rendered
 
 LOOP_HEADER = "X-Dispute-Gateway-Loop"
@@ -143,8 +143,6 @@ def _compose_text_fallback(raw: bytes, envelope: Envelope, *, key: str,
                            transform: Callable[[Message], None] | None = None, limits: Limits = Limits()) -> bytes:
     """The text of a broken message, put through the same transform as the full relay would
     be (so a staff reply still sends only its new text, addresses still scrubbed)."""
-    from gateway.mail.parse import parse
-
     message = EmailMessage(policy=SMTP)
     message.set_content(f"{parse(raw, limits).text}\n")
     body = email.message_from_bytes(message.as_bytes(), policy=compat32)

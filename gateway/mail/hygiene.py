@@ -49,6 +49,7 @@ from gateway.mail.attachments import (
     replace_part,
 )
 from gateway.mail.directory import scrub_calendar, scrub_vcard
+from gateway.mail.headers import decode
 from gateway.mail.limits import Limits
 from gateway.mail.rewrite import set_text
 from gateway.mail.sanitize import sanitize_html
@@ -214,8 +215,6 @@ def _scrub_parameters(node: Message, scrubber: AddressScrubber) -> None:
                 node.set_param(key, clean if clean.isascii() else ("utf-8", "", clean), header=header.title())
     description = node.get("Content-Description")
     if description is not None:
-        from gateway.mail.parse import decode
-
         text = decode(description)
         if scrubber.contains(text):
             node.replace_header("Content-Description", forwarded.header_text(scrubber.text(text)))

@@ -1,6 +1,6 @@
 """Bytes to ParsedMessage: headers, addresses, text, attachments. Pure.
 
-Parsing uses the compat32 policy (10x cheaper than policy.default, see PERFORMANCE.md)
+Parsing uses the compat32 policy (about 10x cheaper than policy.default)
 and decodes RFC 2047 words itself. Malformed input never raises: what cannot be read
 is left empty and noted in `defects`.
 """
@@ -10,11 +10,14 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass, field
-from email.header import Header, decode_header, make_header
+from email.header import Header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses
 
+from gateway.mail.headers import FOLD_RE as _FOLD_RE
+from gateway.mail.headers import decode
+from gateway.mail.headers import unescape_8bit as _unescape_8bit
 from gateway.mail.limits import Limits, bound
 from gateway.mail.parts import content_type as content_type_of
 from gateway.mail.parts import strip_comments
@@ -58,49 +61,6 @@ class ParsedMessage:
 
     def has_header(self, name: str) -> bool:
         return name.lower() in self.headers
-
-
-_FOLD_RE = re.compile(r"\r?\n[ \t]+")
-
-
-def _unescape_8bit(text: str) -> str:
-    """Raw 8-bit header bytes (kept as surrogates by compat32) read as UTF-8."""
-    try:
-        return text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return text
-
-
-def decode(value) -> str:
-    """A header value, unfolded, with RFC 2047 words decoded and raw 8-bit bytes read as
-    UTF-8, NUL characters removed (no database keeps them in text); never raises."""
-    return _decode(value).replace("\x00", "")
-
-
-def _decode(value) -> str:
-    if value is None:
-        return ""
-    try:
-        if isinstance(value, Header):
-            chunks = decode_header(value)
-        else:
-            text = _FOLD_RE.sub(" ", _unescape_8bit(str(value)))
-            if "=?" not in text:
-                return text
-            return str(make_header(decode_header(text)))
-        parts = []
-        for chunk, charset in chunks:
-            if isinstance(chunk, bytes):
-                codec = charset if charset and charset not in ("unknown-8bit",) else "utf-8"
-                try:
-                    parts.append(chunk.decode(codec, errors="replace"))
-                except LookupError:
-                    parts.append(chunk.decode("utf-8", errors="replace"))
-            else:
-                parts.append(chunk)
-        return _FOLD_RE.sub(" ", "".join(parts))
-    except Exception:  # a header so broken even decode_header fails: keep it readable
-        return _FOLD_RE.sub(" ", str(value))
 
 
 def _addresses(values) -> list[tuple[str, str]]:

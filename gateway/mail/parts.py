@@ -36,6 +36,7 @@ from email.utils import collapse_rfc2231_value
 from typing import Iterator
 from urllib.parse import unquote
 
+from gateway.mail.headers import decode
 from gateway.mail.limits import Limits, bound
 
 # What `kind_of` may answer.
@@ -191,8 +192,6 @@ def strip_comments(value: str) -> str:
 def _header_text(value) -> str:
     if isinstance(value, str) and value.isascii():
         return value
-    from gateway.mail.parse import decode
-
     return decode(value)
 
 

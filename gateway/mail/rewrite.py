@@ -7,7 +7,8 @@ from email.charset import QP, Charset
 from email.message import Message
 from typing import Callable, Sequence
 
-from gateway.mail.parts import decoded_text
+from gateway.mail.forwarded import is_our_mail
+from gateway.mail.parts import AMP, HTML, TEXT, decoded_text, kind_of
 
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
@@ -102,9 +103,6 @@ def _retype(message: Message, content_type: str) -> None:
 def _files(message: Message):
     """The parts of a staff reply that are files: attachments, named inline parts and
     attached messages not sent by the gateway, in order. Walks with a stack."""
-    from gateway.mail.forwarded import is_our_mail
-    from gateway.mail.parts import AMP, HTML, TEXT, kind_of
-
     stack = [message]
     while stack:
         node = stack.pop()

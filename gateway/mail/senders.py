@@ -28,21 +28,7 @@ from enum import Enum
 from typing import Sequence
 
 from gateway.mail.trust import AuthResults
-
-# Domains where anyone can open an address: the `domain` policy never vouches for them.
-SHARED_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "outlook.fr", "hotmail.com", "hotmail.fr", "hotmail.co.uk",
-    "hotmail.de", "hotmail.it", "hotmail.es", "live.com", "live.fr", "live.co.uk", "msn.com", "yahoo.com",
-    "yahoo.fr", "yahoo.co.uk", "yahoo.de", "yahoo.it", "yahoo.es", "ymail.com", "rocketmail.com", "icloud.com",
-    "me.com", "mac.com", "aol.com", "aol.fr", "gmx.com", "gmx.de", "gmx.net", "gmx.fr", "gmx.at", "web.de",
-    "mail.com", "email.com", "protonmail.com", "protonmail.ch", "proton.me", "pm.me", "zoho.com", "zohomail.eu",
-    "yandex.ru", "yandex.com", "mail.ru", "orange.fr", "wanadoo.fr", "free.fr", "sfr.fr", "neuf.fr", "laposte.net",
-    "bbox.fr", "numericable.fr", "aliceadsl.fr", "club-internet.fr", "t-online.de", "freenet.de", "libero.it",
-    "virgilio.it", "tiscali.it", "alice.it", "qq.com", "163.com", "126.com", "fastmail.com", "fastmail.fm",
-    "hey.com", "tutanota.com", "tuta.io", "seznam.cz", "wp.pl", "o2.pl", "interia.pl", "onet.pl", "btinternet.com",
-    "sky.com", "comcast.net", "verizon.net", "att.net", "mailbox.org", "posteo.de", "telenet.be", "skynet.be",
-})
-
+from gateway.settings import SHARED_DOMAINS  # noqa: F401 - a setting's default; read here
 
 class Trust(str, Enum):
     ACCEPT = "accept"

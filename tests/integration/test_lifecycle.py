@@ -13,7 +13,7 @@ from sqlalchemy import select
 from gateway import addresses, reports
 from gateway.cli import main
 from gateway.clock import BusinessCalendar, FixedClock
-from gateway import timer_jobs
+from gateway.casework import due_timers
 from gateway.models import Case, Merchant
 from workers.runtime import Runtime
 from tests.harness import CUSTOMER, DOMAIN, KEYS, MERCHANT, STAFF, build_mail, write_config
@@ -258,7 +258,8 @@ def test_two_schedulers_at_once_send_each_reminder_exactly_once(gateway, sink, t
 
     def run(runtime):
         barrier.wait()
-        timer_jobs.run_all_due(runtime)
+        due_timers.run_all_due(runtime.database, settings=runtime.settings, renderer=runtime.renderer,
+                               now=runtime.now(), enqueue_delivery=runtime.enqueue_delivery)
 
     threads = [threading.Thread(target=run, args=(r,)) for r in runtimes]
     for thread in threads:

@@ -35,3 +35,30 @@ def test_upgrading_a_database_with_duplicate_open_cases_keeps_the_newest(tmp_pat
             ("aaaaaaaa", "closed"), ("bbbbbbbb", "awaiting_merchant")]
     assert "closed 1 duplicate open case" in capsys.readouterr().out
     engine.dispose()
+
+
+def test_upgrading_gives_every_stored_message_its_outcome_from_the_words(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url, "0007")
+    engine = create_engine(url)
+    words = {
+        1: ("quarantined", "quarantined: processing failed 3 time(s)"),
+        2: ("quarantined", "unplaced: too large for max_message_bytes; left in its mailbox"),
+        3: ("processed", "unplaced: mail for no address of ours"),
+        4: ("processed", "intake: reference missing; sender told (0 transactions listed)"),
+        5: ("processed", "case ABCD2345: merchant message relayed to c"),
+        6: ("processed", "delivery report (mailbox_full: trouble 4.2.2) for outbox 7 to the merchant"),
+        7: ("processed", "auto_reply to the bounce address of outbox 3: recorded, not relayed"),
+        8: ("queued", None),
+    }
+    with engine.begin() as db:
+        for number, (status, disposition) in words.items():
+            db.execute(text("INSERT INTO inbound (id, received_at, source, mail_from, rcpt_tos, raw, size, dedupe_key, "
+                            "status, attempts, disposition) VALUES (:id, '2026-11-01 00:00:00', 'smtp', 'a@x.test', "
+                            "'[]', x'00', 1, :key, :status, 0, :disposition)"),
+                       {"id": number, "key": f"k{number}", "status": status, "disposition": disposition})
+    upgrade(url)
+    with engine.begin() as db:
+        assert dict(db.execute(text("SELECT id, outcome FROM inbound ORDER BY id")).all()) == {
+            1: "quarantined", 2: "too_large", 3: "unplaced", 4: "intake", 5: "case", 6: "report", 7: "report", 8: None}
+    engine.dispose()

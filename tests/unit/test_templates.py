@@ -11,7 +11,7 @@ from gateway.config import DEFAULT_TEMPLATES_DIR, LOCALES
 from gateway.mail.templating import Renderer
 from gateway.models import Case, Merchant, Transaction
 from gateway.notices import Notice
-from gateway.outgoing import build_case_context, timer_context
+from gateway.outbox.context import build_case_context, timer_context
 from gateway.settings import GatewaySettings, Settings
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)

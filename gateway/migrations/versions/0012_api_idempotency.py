@@ -1,7 +1,7 @@
 """api_idempotency: answers of HTTP calls made with an Idempotency-Key (gateway/http/)
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-03 14:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0012'
-down_revision = '0007'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

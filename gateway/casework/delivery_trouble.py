@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from gateway import addresses, store
 from gateway.cases.machine import EventKind
-from gateway.flows import lifecycle
-from gateway.flows.step import Work
+from gateway.casework import lifecycle, record, schedule
+from gateway.casework.work import Work
 from gateway.mail.bounces import Failure, FailureKind, Reason
 from gateway.models import Case, Event, Merchant, Outbox
 from gateway.notices import Notice
@@ -38,22 +38,22 @@ def problem(row: Outbox, entry: Failure, **extra) -> dict:
             **extra}
 
 
-def record(work: Work, row: Outbox, case: Case | None, entry: Failure, *, inbound_id: int | None) -> None:
+def record_trouble(work: Work, row: Outbox, case: Case | None, entry: Failure, *, inbound_id: int | None) -> None:
     """A trouble or refused-message report for `row`: record, retry, tell staff, count."""
     row.delivery_problem = entry.reason.value
     row.delivery_problem_at = work.now
     row.last_error = " ".join(f"{entry.status or ''} {entry.diagnostic or entry.reason.value}".split())[:2000]
     next_retry = _schedule_retry(work, row, entry)
     if case is not None:
-        store.add_event(work.db, case, "delivery_problem", at=work.now, party=row.party, reason=entry.reason.value,
-                        failure=entry.kind.value, status=entry.status, diagnostic=(entry.diagnostic or "")[:500],
-                        retry_at=next_retry.isoformat() if next_retry else None)
+        record.note(work, case, EventKind.DELIVERY_PROBLEM, party=row.party, reason=entry.reason.value,
+                    failure=entry.kind.value, status=entry.status, diagnostic=(entry.diagnostic or "")[:500],
+                    retry_at=next_retry.isoformat() if next_retry else None)
     details = problem(row, entry, next_retry=next_retry.isoformat(timespec="minutes") if next_retry else "",
                       notify_hours=work.settings.bounces.notify_staff_every_hours)
     if row.party == "m" and case is not None:
         _merchant_trouble(work, case, row, entry, details, inbound_id=inbound_id)
     elif row.party == "c" and case is not None and _customer_not_told(work, case):
-        store.add_event(work.db, case, "delivery_problem_notified", at=work.now, party="c")
+        record.note(work, case, EventKind.DELIVERY_PROBLEM_NOTIFIED, party="c")
         work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, case, "s", {"problem": details}, inbound_id=inbound_id)
 
 
@@ -76,7 +76,7 @@ def _merchant_trouble(work: Work, case: Case, row: Outbox, entry: Failure, detai
                       inbound_id: int | None) -> None:
     merchant = store.merchant(work.db, case.merchant_id)
     if merchant is None or merchant.support_email != row.recipient.lower():
-        store.add_event(work.db, case, "old_address_failed", at=work.now, party="m", status=entry.status)
+        record.note(work, case, EventKind.OLD_ADDRESS_FAILED, party="m", status=entry.status)
         return
     if entry.kind is FailureKind.TROUBLE:
         # the trouble began when this message failed (or was handed over) at the latest
@@ -105,8 +105,6 @@ def _merchant_trouble(work: Work, case: Case, row: Outbox, entry: Failure, detai
 
 def mark_unreachable(work: Work, merchant: Merchant, row: Outbox, details: dict, *, inbound_id: int | None) -> None:
     """The trouble lasted: every open case of the merchant escalates, staff told why."""
-    from gateway import timer_jobs
-
     extra = {"diagnostic": merchant.trouble_reason or "", "spam": False}
     open_cases = work.db.scalars(select(Case).where(Case.merchant_id == merchant.merchant_id, Case.state != "closed")
                                  .order_by(Case.id).with_for_update().execution_options(populate_existing=True))
@@ -116,15 +114,14 @@ def mark_unreachable(work: Work, merchant: Merchant, row: Outbox, details: dict,
         was_escalated = other.escalated
         lifecycle.escalate(work, other, reason="merchant_unreachable", party=None, kind=EventKind.MERCHANT_BOUNCED,
                            inbound_id=inbound_id, extra=extra)
-        other.merchant_unreachable = True
         if was_escalated:
             work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, other, "s", {"problem": details}, inbound_id=inbound_id)
-        timer_jobs.reschedule(work.db, other, work.settings)
+        schedule.reschedule(work.db, other, work.settings)
 
 
 def _customer_not_told(work: Work, case: Case) -> bool:
     since = work.now - timedelta(hours=work.settings.bounces.notify_staff_every_hours)
-    return work.db.scalar(select(Event.id).where(Event.case_id == case.id, Event.kind == "delivery_problem_notified",
+    return work.db.scalar(select(Event.id).where(Event.case_id == case.id, Event.kind == EventKind.DELIVERY_PROBLEM_NOTIFIED.value,
                                                  Event.at > since).limit(1)) is None
 
 

@@ -17,7 +17,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from gateway import store
-from gateway.flows.step import Step
+from gateway.cases.machine import EventKind
+from gateway.dispositions import Disposition
+from gateway.casework import holding, record
+from gateway.casework.record import record_inbound
+from gateway.casework.work import Step
 from gateway.mail import senders
 from gateway.models import Case, Message, Outbox, Transaction
 from gateway.notices import Notice
@@ -44,15 +48,13 @@ def ask_before_opening(step: Step, tx: Transaction, reason: str) -> None:
         asked = "she was asked within the hour already"
     log.info("inbound %s: intake message in the name of the customer of %s not verified: %s", step.inbound.id,
              tx.reference, reason)
-    step.done(f"intake: in the name of the customer of {tx.reference}, not verified ({reason}); waiting for "
+    step.done(Disposition.INTAKE, f"intake: in the name of the customer of {tx.reference}, not verified ({reason}); waiting for "
               f"her to confirm ({asked}); the sender was told nothing")
 
 
 def ask_before_relaying(step: Step, case: Case, reason: str) -> None:
     """An intake message about an open case that nothing verifies: held on the case, and the
     customer is asked, from her case address, whether she wrote it."""
-    from gateway.flows import holding
-
     held = holding.hold(step, case, "c", f"came through the intake address, not verified ({reason}): "
                                          "waiting for the customer to confirm")
     recent = step.db.scalar(select(Outbox.id).where(
@@ -63,7 +65,7 @@ def ask_before_relaying(step: Step, case: Case, reason: str) -> None:
                            {"confirm": {"id": held.id, "subject": step.parsed.subject[:200],
                                         "received_at": step.inbound.received_at}},
                            inbound_id=step.inbound.id)
-    step.done(f"case {case.reference.upper()}: intake message held until the customer confirms it ({reason})",
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: intake message held until the customer confirms it ({reason})",
               case_id=case.id)
 
 
@@ -98,11 +100,9 @@ def answers_request(step: Step, case: Case, party: str) -> list[int]:
     question = _question(step, case)
     if question is None or question.inbound_id is None:
         return []
-    from gateway.flows import opening
-
     held = list(step.db.scalars(select(Message.id).where(
         Message.case_id == case.id, Message.inbound_id == question.inbound_id, Message.held.is_(True),
         Message.released_at.is_(None))))
-    reply = opening.record_inbound(step, case, "c", kind="confirmation", in_thread=True)
-    store.add_event(step.db, case, "customer_confirmed", at=step.now, party="c", message=reply, held_ids=held)
+    reply = record_inbound(step, case, "c", kind="confirmation", in_thread=True)
+    record.note(step, case, EventKind.CUSTOMER_CONFIRMED, party="c", message=reply, held_ids=held)
     return held

@@ -1,5 +1,5 @@
 """Holding a message that is not the party's: kept on the case, relayed to nobody, obeyed in
-nothing, until staff release it. Staff see who it says it is from (envelope sender, From
+nothing, until staff release it (or the customer confirms it was hers: `release`). Staff see who it says it is from (envelope sender, From
 with its display name, the authentication results) and why it was held: at once for the
 first, then in one digest per case per hour, so a stranger's flood costs staff one mail
 an hour, not one mail each."""
@@ -12,11 +12,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from gateway import store
+from gateway.dispositions import Disposition
 from gateway.addresses import PARTY_NAMES
-from gateway.flows.step import Step, Work
-from gateway.models import Case, Message, Outbox
+from gateway.cases.machine import EventKind
+from gateway.casework import lifecycle, readers, record
+from gateway.casework.record import move, record_inbound
+from gateway.casework.work import Step, Work
+from gateway.models import Case, Inbound, Message, Outbox
 from gateway.notices import Notice
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
 DIGEST_MINUTES = 60
@@ -26,14 +30,12 @@ MAX_LISTED = 30
 def hold(step: Step, case: Case, party: str, reason: str, *, tell_staff: bool = True) -> Message:
     """Keep the message on `case`, held for staff; staff hear of it at once unless a held
     message of this case was reported within the hour (then in the next digest)."""
-    from gateway.flows import opening
-
-    message = opening.record_inbound(step, case, party, held_reason=reason)
-    store.add_event(step.db, case, "message_held", at=step.now, party=party, message=message, reason=reason,
-                    sender={k: v for k, v in (message.sender or {}).items() if k != "reason"})
+    message = record_inbound(step, case, party, held_reason=reason)
+    record.note(step, case, EventKind.MESSAGE_HELD, party=party, message=message, reason=reason,
+                sender={k: v for k, v in (message.sender or {}).items() if k != "reason"})
     if tell_staff and not _reported_since(step.db, case, step.now - timedelta(minutes=DIGEST_MINUTES)):
         _report(step.mailer, case, [message], digest=False)
-    step.done(f"case {case.reference.upper()}: held for staff: {reason}", case_id=case.id)
+    step.done(Disposition.CASE, f"case {case.reference.upper()}: held for staff: {reason}", case_id=case.id)
     log.info("inbound %s held on case %s: %s (envelope <%s>, From <%s>)", step.inbound.id, case.reference.upper(),
              reason, step.sender.envelope if step.sender else "", step.parsed.from_address)
     return message
@@ -83,3 +85,33 @@ def _report(mailer: Mailer, case: Case, messages: list[Message], *, digest: bool
 def _reported_since(db, case: Case, since: datetime) -> bool:
     return db.scalar(select(Outbox.id).where(Outbox.case_id == case.id, Outbox.kind == Notice.STAFF_HELD_MESSAGE.value,
                                              Outbox.created_at > since).limit(1)) is not None
+
+
+def release(step: Step, case: Case, message_id: int, *, by: str = "s") -> bool:
+    """Relay a held message as its author's, and record who released it (staff with
+    #release, or the customer confirming it was hers)."""
+    held = step.db.get(Message, message_id)
+    if held is None or held.case_id != case.id or not held.held or held.released_at is not None:
+        record.note(step, case, EventKind.RELEASE_REFUSED, party=by, held_id=message_id)
+        return False
+    inbound = step.db.get(Inbound, held.inbound_id)
+    author = held.party
+    # where the author's message would have gone had it not been held (see _from_customer)
+    targets = {"c": ["m"] if case.category == "delivery" else ["s"], "m": ["c"], "s": ["c", "m"]}[author]
+    if readers.staff_own(case) and author != "s":
+        targets.append("s")
+    for target in dict.fromkeys(targets):
+        if target == "m" and not lifecycle.merchant_reachable(step, case):
+            continue
+        step.mailer.relay(case, inbound.raw, author=author, to_party=target, inbound_id=inbound.id)
+    held.released_at = step.now
+    store.remember_in_thread(store.party(step.db, case, author), held.message_id)  # released: now part of the thread
+    record.note(step, case, EventKind.MESSAGE_RELEASED, party=by, held_id=message_id, to=",".join(targets))
+    # A released reply is the party's answer, as if it had come through at once.
+    if author == "m":
+        record.wrote(case, "m", step.now)
+        move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=held, released=True)
+    elif author == "c":
+        record.wrote(case, "c", step.now)
+        move(step, case, EventKind.CUSTOMER_REPLIED, party="c", message=held, released=True)
+    return True

@@ -5,7 +5,7 @@ is about, and acted on by its reason (README "Delivery reports"):
 - the address does not exist (user unknown, no such domain, account closed): the
   merchant's address is flagged invalid for all its cases and its open cases escalate
   at once (a customer's: staff are told);
-- trouble with an address that exists, or a refused message: flows.delivery_trouble;
+- trouble with an address that exists, or a refused message: casework.delivery_trouble;
 - a delay warning: recorded;
 - a success DSN: delivery evidence on the outbox row; a feedback report: a complaint
   recorded on the case, staff told; an auto-reply or challenge: recorded. Never bounces.
@@ -24,16 +24,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from gateway import addresses, store
+from gateway.dispositions import Disposition
 from gateway.cases.machine import EventKind
-from gateway.flows import delivery_trouble, lifecycle
-from gateway.flows.step import Step, Work
+from gateway.casework import delivery_trouble, lifecycle, record, schedule
+from gateway.casework.work import Moment, Step, Work
 from gateway.mail import bounces as reports
 from gateway.mail.bounces import Failure, FailureKind, Reason
 from gateway.mail.bounces.base import smtp_failure
 from gateway.mail.classify import Kind
 from gateway.models import Bounce, Case, Outbox
 from gateway.notices import Notice
-from gateway.outgoing import Mailer
+from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
 UNADDRESSED_LOOKBACK_DAYS = 30
@@ -44,21 +45,21 @@ def handle_verp(step: Step, token: str) -> None:
     """A message to bounce+<token>@: it reports on exactly one outbox row and recipient."""
     row = step.db.scalar(select(Outbox).where(Outbox.verp_token == token))
     if row is None:
-        step.done(f"unplaced: message to the VERP address of an outbox row that no longer exists ({token})")
+        step.done(Disposition.UNPLACED, f"unplaced: message to the VERP address of an outbox row that no longer exists ({token})")
         return
     case = store.case_by_id(step.db, row.case_id) if row.case_id else None  # apply_report locks
     kind = step.classification.kind
     if kind is not Kind.BOUNCE:
         # Vacation responders answer the envelope sender, which is our VERP address.
         if case is not None:
-            store.add_event(step.db, case, f"{kind.value}_recorded", at=step.now, party=row.party,
-                            reason=f"{step.classification.reason} (sent to the bounce address)")
-        step.done(f"{kind.value} to the bounce address of outbox {row.id}: recorded, not relayed",
+            record.note(step, case, EventKind.recorded(kind.value), party=row.party,
+                        reason=f"{step.classification.reason} (sent to the bounce address)")
+        step.done(Disposition.REPORT, f"{kind.value} to the bounce address of outbox {row.id}: recorded, not relayed",
                   case_id=row.case_id)
         return
     entry = reports.for_recipient(step.inbound.raw, step.verdict, row.recipient)
     apply_report(step, row, entry, detected_by=f"verp/{step.verdict.detected_by}", inbound_id=step.inbound.id)
-    step.done(f"delivery report ({entry.reason.value}: {entry.kind.value} {entry.status or ''}) for outbox {row.id} "
+    step.done(Disposition.REPORT, f"delivery report ({entry.reason.value}: {entry.kind.value} {entry.status or ''}) for outbox {row.id} "
               f"to the {_role(row.party)}".replace("  ", " "), case_id=row.case_id)
 
 
@@ -88,14 +89,14 @@ def handle_unaddressed(step: Step) -> None:
             step.inbound.case_id = row.case_id
     reason = step.verdict.reason.value if step.verdict.reason else "no reason"
     if matched:
-        step.done(f"delivery report ({reason}) for {matched} address(es) we wrote to, read by "
+        step.done(Disposition.REPORT, f"delivery report ({reason}) for {matched} address(es) we wrote to, read by "
                   f"{step.verdict.detected_by}", case_id=step.inbound.case_id)
     elif unproven:
-        step.done(f"unplaced: report naming {', '.join(unproven)} without any Message-ID we sent: "
+        step.done(Disposition.UNPLACED, f"unplaced: report naming {', '.join(unproven)} without any Message-ID we sent: "
                   "not trusted, nothing changed")
     else:
         found = ", ".join(f.recipient for f in step.verdict.failures if f.recipient) or "no address found"
-        step.done(f"unplaced: report ({reason}) for addresses we did not write to recently ({found})")
+        step.done(Disposition.UNPLACED, f"unplaced: report ({reason}) for addresses we did not write to recently ({found})")
 
 
 def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, inbound_id: int | None) -> None:
@@ -120,16 +121,16 @@ def apply_report(work: Work, row: Outbox, entry: Failure, *, detected_by: str, i
                        diagnostic=(entry.diagnostic or "")[:2000], detected_by=detected_by, created_at=work.now))
     if kind is FailureKind.DELAYED:
         if case is not None:
-            store.add_event(work.db, case, "delivery_delayed", at=work.now, party=row.party, **detail)
+            record.note(work, case, EventKind.DELIVERY_DELAYED, party=row.party, **detail)
         return
     if kind is not FailureKind.DEAD:
-        delivery_trouble.record(work, row, case, entry, inbound_id=inbound_id)
+        delivery_trouble.record_trouble(work, row, case, entry, inbound_id=inbound_id)
         return
     row.status = "failed" if row.status != "superseded" else row.status
     row.delivery_problem = entry.reason.value
     row.delivery_problem_at = work.now
     if case is not None:
-        store.add_event(work.db, case, "delivery_failed", at=work.now, party=row.party, **detail)
+        record.note(work, case, EventKind.DELIVERY_FAILED, party=row.party, **detail)
     if row.party == "m" and case is not None:
         merchant_failed(work, case, row, entry, inbound_id=inbound_id)
     elif row.party == "c" and case is not None:
@@ -162,16 +163,16 @@ def _not_a_failure(work: Work, row: Outbox, case: Case | None, merchant, entry: 
         if merchant is not None and merchant.support_email == row.recipient.lower() and merchant.trouble_since:
             delivery_trouble.clear(merchant)  # mail gets through again
         if case is not None:
-            store.add_event(work.db, case, "delivery_confirmed", at=work.now, party=row.party, **report)
+            record.note(work, case, EventKind.DELIVERY_CONFIRMED, party=row.party, **report)
         return
     if case is None:
         return
     if entry.reason is Reason.FEEDBACK:
-        store.add_event(work.db, case, "complaint_received", at=work.now, party=row.party, **report)
+        record.note(work, case, EventKind.COMPLAINT_RECEIVED, party=row.party, **report)
         work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, case, "s",
                            {"problem": delivery_trouble.problem(row, entry, kind="feedback")}, inbound_id=inbound_id)
         return
-    store.add_event(work.db, case, f"{entry.reason.value}_recorded", at=work.now, party=row.party, **report)
+    record.note(work, case, EventKind.recorded(entry.reason.value), party=row.party, **report)
 
 
 def _role(party: str | None) -> str:
@@ -182,9 +183,9 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     """The merchant's address is dead: flag it, escalate every open case of the merchant."""
     merchant = store.merchant(work.db, case.merchant_id)
     if merchant is None or merchant.support_email != row.recipient.lower():
-        store.add_event(work.db, case, "old_address_failed", at=work.now, party="m", status=failure.status)
+        record.note(work, case, EventKind.OLD_ADDRESS_FAILED, party="m", status=failure.status)
         return  # about an address the merchant has replaced since
-    spam = False  # a refusal of our mail is trouble now (flows.delivery_trouble), never a dead address
+    spam = False  # a refusal of our mail is trouble now (casework.delivery_trouble), never a dead address
     already_invalid = merchant.address_invalid
     if not merchant.address_invalid:
         merchant.address_invalid = True
@@ -196,19 +197,16 @@ def merchant_failed(work: Work, case: Case, row: Outbox, failure: Failure, *, in
     extra = {"diagnostic": merchant.address_invalid_reason or "", "spam": spam}
     open_cases = work.db.scalars(select(Case).where(Case.merchant_id == merchant.merchant_id, Case.state != "closed")
                                  .order_by(Case.id).with_for_update().execution_options(populate_existing=True))
-    from gateway import timer_jobs
-
     for other in open_cases:
         if already_invalid and other.merchant_unreachable:
             continue  # a second bounce of the same dead address: staff know already
         was_escalated = other.escalated
         lifecycle.escalate(work, other, reason=reason, party=None, kind=EventKind.MERCHANT_BOUNCED,
                            inbound_id=inbound_id, extra=extra)
-        other.merchant_unreachable = True
         if was_escalated:  # staff already on it: tell them the address is dead
             work.mailer.notice(Notice.STAFF_DELIVERY_PROBLEM, other, "s",
                                {"problem": delivery_trouble.problem(row, failure)}, inbound_id=inbound_id)
-        timer_jobs.reschedule(work.db, other, work.settings)
+        schedule.reschedule(work.db, other, work.settings)
 
 
 def on_smtp_rejection(db, row: Outbox, *, error: str, now: datetime, settings, renderer) -> list[int]:
@@ -240,8 +238,7 @@ def clear_merchant(db, merchant_id: str, *, now: datetime, note: str = "") -> li
     cases = db.scalars(select(Case).where(Case.merchant_id == merchant_id, Case.state != "closed")
                        .order_by(Case.id).with_for_update()).all()
     for case in cases:
-        case.merchant_unreachable = False
-        store.add_event(db, case, "merchant_address_cleared", at=now, party="s", note=note[:500], **was)
+        record.flag(Moment(db=db, now=now), case, EventKind.MERCHANT_ADDRESS_CLEARED, party="s", note=note[:500], **was)
     return [case.reference.upper() for case in cases]
 
 
@@ -249,8 +246,8 @@ def retry_merchant(step: Step, case: Case) -> int:
     """Staff #retry: send again, to the merchant's current address, what failed to reach it."""
     merchant = store.merchant(step.db, case.merchant_id)
     if merchant is None or merchant.address_invalid:
-        store.add_event(step.db, case, "retry_refused", at=step.now, party="s",
-                        reason="the merchant's address is still marked invalid; re-import it first")
+        record.note(step, case, EventKind.RETRY_REFUSED, party="s",
+                    reason="the merchant's address is still marked invalid; re-import it first")
         return 0
     dead = set(step.db.scalars(select(Bounce.recipient).where(
         Bounce.case_id == case.id, Bounce.kind == FailureKind.DEAD.value)))
@@ -270,6 +267,5 @@ def retry_merchant(step: Step, case: Case) -> int:
         step.mailer.requeue(row, raw=message.as_bytes(policy=compat32.clone(linesep="\r\n")),
                             recipient=merchant.support_email)
         row.status = "superseded"
-    case.merchant_unreachable = False
-    store.add_event(step.db, case, "delivery_retried", at=step.now, party="s", messages=len(sent_ids))
+    record.flag(step, case, EventKind.DELIVERY_RETRIED, party="s", messages=len(sent_ids))
     return len(sent_ids)

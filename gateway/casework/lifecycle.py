@@ -3,77 +3,25 @@ whoever causes them (a command, a timer, a bounce)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from gateway import store
-from gateway.addresses import PARTY_NAMES
+from gateway import rights, store
 from gateway.cases.machine import EventKind
-from gateway.flows.opening import move
-from gateway.flows.step import Work
-from gateway.models import Case, Event, Message
+from gateway.casework.history import merchant_involved, transcript
+from gateway.casework import record
+from gateway.casework.record import move
+from gateway.casework.work import Work
+from gateway.evidence import collect
+from gateway.models import Case
 from gateway.notices import Notice
-
-MAX_TRANSCRIPT_ENTRIES = 200
 
 
 def merchant_reachable(work: Work, case: Case) -> bool:
-    merchant = work.mailer.merchant_of(case)
+    merchant = work.parties.merchant_of(case)
     return merchant is not None and not merchant.address_invalid
 
 
-def merchant_involved(work: Work, case: Case) -> bool:
-    """Whether the merchant has received anything on this case."""
-    from gateway.models import Outbox
-
-    return work.db.scalar(select(Outbox.id).where(Outbox.case_id == case.id, Outbox.party == "m").limit(1)) is not None
-
-
-def merchant_told_of_escalation(work: Work, case: Case) -> str:
-    """What the merchant knows of staff taking the case: "told" (it got the escalation
-    notice), "not_told" (it had mail on the case, but not that notice: its address failed)
-    or "nothing" (it never received anything on this case)."""
-    from gateway.models import Outbox
-
-    kinds = set(work.db.scalars(select(Outbox.kind).where(Outbox.case_id == case.id, Outbox.party == "m")))
-    if Notice.ESCALATION_MERCHANT.value in kinds:
-        return "told"
-    return "not_told" if kinds else "nothing"
-
-
-def transcript(work: Work, case: Case) -> list[dict]:
-    """The case history for staff: every event in order, with the text of its message."""
-    messages = {m.id: m for m in work.db.scalars(select(Message).where(Message.case_id == case.id))}
-    entries = []
-    for event in work.db.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.at, Event.id)):
-        message = messages.get(event.message_id) if event.message_id else None
-        entries.append({
-            "at": event.at,
-            "who": PARTY_NAMES.get(event.party or "", "gateway"),
-            "what": event.kind.replace("_", " "),
-            "text": (message.new_text if message is not None and message.direction == "in" else "")[:4000],
-        })
-    return entries[-MAX_TRANSCRIPT_ENTRIES:]
-
-
-def escalation_reason(work: Work, case: Case) -> str | None:
-    """Why the case came to staff: the `reason` of the escalation that moved it there (a
-    later #escalate on a case already with staff changes nothing)."""
-    kinds = (EventKind.ESCALATED.value, EventKind.MERCHANT_BOUNCED.value, EventKind.REOPENED.value)
-    for event in work.db.scalars(select(Event).where(Event.case_id == case.id, Event.kind.in_(kinds),
-                                                     Event.at <= case.waiting_since)
-                                 .order_by(Event.at.desc(), Event.id.desc())):
-        if event.detail.get("applied", True):
-            return event.detail.get("reason") or ("reopened" if event.kind == EventKind.REOPENED.value else None)
-    return None
-
-
 def rights_context(work: Work, case: Case, *, escalation_date=None) -> dict:
-    from gateway import rights
-
-    tx = work.mailer.transaction_of(case)
+    tx = work.parties.transaction_of(case)
     deadline, rule = rights.legal_deadline(case.dispute_type, tx.transaction_date if tx else case.opened_at)
-    from gateway.evidence import collect
-
     return {"rights": {"legal_deadline": deadline, "legal_rule": rule, "escalation_date": escalation_date,
                        "gateway_reply_deadline": escalation_date,
                        "evidence": collect.request(work.db, case, timezone=work.settings.timers.timezone)}}
@@ -104,7 +52,7 @@ def close(work: Work, case: Case, kind: EventKind, *, party: str | None, note: s
     """Close the case and confirm it to both parties (and staff when they were involved)."""
     if not move(work, case, kind, party=party, note=note[:2000]):
         return False
-    case.next_due_at = None
+    record.set_next_due(case, None)
     context = {"closing": {"reason": case.closed_reason, "note": note}}
     work.mailer.notice(Notice.CASE_CLOSED, case, "c", context, inbound_id=inbound_id)
     if merchant_reachable(work, case) and merchant_involved(work, case):
@@ -118,11 +66,9 @@ def reopen(work: Work, case: Case, *, party: str, inbound_id: int | None = None)
     """Reopen a closed case with staff (unless the transaction has another open case)."""
     other = store.open_case_for_transaction(work.db, case.transaction_reference)
     if other is not None and other.id != case.id:
-        store.add_event(work.db, case, "reopen_refused", at=work.now, party=party,
-                        reason=f"case {other.reference.upper()} is open for the same transaction")
+        record.note(work, case, EventKind.REOPEN_REFUSED, party=party,
+                    reason=f"case {other.reference.upper()} is open for the same transaction")
         return False
     if not move(work, case, EventKind.REOPENED, party=party):
         return False
-    case.closed_reason = None
-    case.closed_at = None
     return True

@@ -11,14 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway import addresses, store
+from gateway.dispositions import Disposition
 from gateway.cases.machine import CaseState
-from gateway.flows import confirmation, opening
-from gateway.flows.step import Step
+from gateway.casework import confirmation, opening, party_mail
+from gateway.casework.work import Step
 from gateway.mail import senders
 from gateway.mail.parse import ParsedMessage, parse
 from gateway.models import Case, Inbound, Outbox
 from gateway.notices import Notice
-from gateway.outgoing import clean_subject
+from gateway.outbox.context import clean_subject
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{2,62}[A-Za-z0-9]")
 MAX_TOKENS = 400
@@ -42,11 +43,11 @@ def looks_like_reference(token: str) -> bool:
 def handle(step: Step, local_part: str) -> None:
     parsed = step.parsed
     if step.classification.automatic:
-        step.done(f"unplaced: {step.classification.kind.value} to the intake ({step.classification.reason}); not answered")
+        step.done(Disposition.UNPLACED, f"unplaced: {step.classification.kind.value} to the intake ({step.classification.reason}); not answered")
         return
     sender = parsed.from_address
     if not sender:
-        step.done("unplaced: intake mail without a readable From address")
+        step.done(Disposition.UNPLACED, "unplaced: intake mail without a readable From address")
         return
     earlier, confirmed = earlier_attempts(step, sender)  # what she wrote before we asked her something
     candidates = reference_candidates(parsed.subject, parsed.new_text or parsed.text)
@@ -99,10 +100,8 @@ def _join(step: Step, case: Case, check: senders.Check, category: str | None) ->
     """A second intake message about an open case joins it only when authentication (or her
     answer to our question) vouches for it; otherwise it is held and she is asked, from her
     case address, whether she wrote it."""
-    from gateway.flows import casemail  # the same path as a reply on the case
-
     if check.is_party and check.authenticated:
-        casemail.handle(step, case, "c", joined=True, category=category)
+        party_mail.handle(step, case, "c", joined=True, category=category)  # the same path as a reply on the case
         return
     confirmation.ask_before_relaying(step, case, check.reason if not check.is_party else
                                      "it did not come through the case address and nothing authenticates it")
@@ -199,11 +198,11 @@ def _unknown_reference(step: Step, sender: str, *, unknown: bool) -> None:
     if envelope_sender != sender:
         # RFC 3834: answer the envelope sender. When it is not the From address (a forged
         # From on spam), answering either would send mail to a stranger: answer nobody.
-        step.done("unplaced: intake mail without a known reference whose From differs from its envelope sender; "
+        step.done(Disposition.UNPLACED, "unplaced: intake mail without a known reference whose From differs from its envelope sender; "
                   "not answered (no backscatter)")
         return
     if step.sender is not None and senders.authentication_fails(step.sender):
-        step.done("unplaced: intake mail without a known reference that fails DMARC; not answered")
+        step.done(Disposition.UNPLACED, "unplaced: intake mail without a known reference that fails DMARC; not answered")
         return
     mine = store.recent_transactions(step.db, sender)
     context = {
@@ -221,10 +220,10 @@ def _unknown_reference(step: Step, sender: str, *, unknown: bool) -> None:
     )
     reference = f"reference {'unknown' if unknown else 'missing'}"
     if sent is None:
-        step.done(f"intake: {reference}; answer suppressed (the per-address limit of automatic answers is reached; "
+        step.done(Disposition.INTAKE, f"intake: {reference}; answer suppressed (the per-address limit of automatic answers is reached; "
                   "staff are told)")
         return
-    step.done(f"intake: {reference}; sender told ({len(mine)} transactions listed)")
+    step.done(Disposition.INTAKE, f"intake: {reference}; sender told ({len(mine)} transactions listed)")
 
 
 def _merchant_name(step: Step, merchant_id: str) -> str:

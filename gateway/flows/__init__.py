@@ -1,1 +1,0 @@
-"""What the gateway does with one classified message, one module per kind of destination."""
