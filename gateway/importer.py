@@ -150,22 +150,16 @@ def upsert_merchants(db: Session, rows: list[tuple[int, dict[str, str] | None]],
                      where: _Where) -> ImportReport:
     """Validate every merchant row, then upsert them all (nothing when one is bad)."""
     seen: set[str] = set()
-    problems: list[str] = []
-    found: list[RowProblem] = []
-    for line, row in rows:
-        if row is None:
-            problems.append(where.too_many_fields(line))
-            found.append(RowProblem(line, None, "more fields than columns"))
-            continue
+
+    def check(row: dict[str, str]) -> dict[str, str] | tuple[str, str]:
         problem = _merchant_problem(row, seen)
         seen.add(row["merchant_id"])
-        if problem:
-            problems.append(where.problem(line, *problem))
-            found.append(RowProblem(line, *problem))
-    _raise_if_any(problems, found)
+        return problem or row
+
+    good = _checked(rows, where, check)
     created = updated = 0
     existing = {m.merchant_id: m for m in db.scalars(select(Merchant).where(Merchant.merchant_id.in_(seen)))}
-    for _, row in rows:  # every row is good here (None rows were reported above)
+    for row in good:
         merchant = existing.get(row["merchant_id"])
         email = row["support_email"].lower()
         if merchant is None:
@@ -182,6 +176,27 @@ def upsert_merchants(db: Session, rows: list[tuple[int, dict[str, str] | None]],
         updated += 1
     db.flush()
     return ImportReport(created, updated)
+
+
+def _checked(rows: list[tuple[int, dict[str, str] | None]], where: _Where, check) -> list:
+    """What `check` makes of each row (its values, or (column, problem)); every bad row is
+    reported together and nothing is returned when one is bad (ImportError)."""
+    problems: list[str] = []
+    found: list[RowProblem] = []
+    good = []
+    for line, row in rows:
+        if row is None:
+            problems.append(where.too_many_fields(line))
+            found.append(RowProblem(line, None, "more fields than columns"))
+            continue
+        result = check(row)
+        if isinstance(result, tuple):
+            problems.append(where.problem(line, *result))
+            found.append(RowProblem(line, *result))
+        else:
+            good.append(result)
+    _raise_if_any(problems, found)
+    return good
 
 
 def _merchant_problem(row: dict[str, str], seen: set[str]) -> tuple[str, str] | None:
@@ -209,23 +224,14 @@ def upsert_transactions(db: Session, rows: list[tuple[int, dict[str, str] | None
                         where: _Where) -> ImportReport:
     """Validate every transaction row, then upsert them all (nothing when one is bad)."""
     merchants = set(db.scalars(select(Merchant.merchant_id)))
-    parsed: list[dict] = []
     seen: set[str] = set()
-    problems: list[str] = []
-    found: list[RowProblem] = []
-    for line, row in rows:
-        if row is None:
-            problems.append(where.too_many_fields(line))
-            found.append(RowProblem(line, None, "more fields than columns"))
-            continue
+
+    def check(row: dict[str, str]) -> dict | tuple[str, str]:
         values = _transaction_values(row, seen, merchants)
         seen.add(row["reference"].lower())
-        if isinstance(values, tuple):
-            problems.append(where.problem(line, *values))
-            found.append(RowProblem(line, *values))
-        else:
-            parsed.append(values)
-    _raise_if_any(problems, found)
+        return values
+
+    parsed = _checked(rows, where, check)
     existing = {t.reference_key: t for t in db.scalars(select(Transaction).where(Transaction.reference_key.in_(seen)))}
     created = updated = 0
     for values in parsed:
