@@ -19,6 +19,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
+from gateway.settings import GatewaySettings
+
 Party = Literal["c", "m", "s"]
 PARTIES: tuple[Party, ...] = ("c", "m", "s")
 PARTY_NAMES: dict[str, str] = {"c": "customer", "m": "merchant", "s": "staff"}
@@ -85,6 +87,12 @@ def bounce_address(token: str, *, domain: str, keys: Sequence[str]) -> str:
 
 def intake_address(domain: str, local_part: str = "disputes") -> str:
     return f"{local_part}@{domain}"
+
+
+def recipients_of(gateway: GatewaySettings, rcpt_tos: Sequence[str]) -> list[Recipient]:
+    """Each envelope recipient parsed against the gateway's domain, keys and intake names."""
+    return [parse(r, domain=gateway.domain, keys=gateway.secret_keys, intake=tuple(gateway.intake_local_parts))
+            for r in rcpt_tos]
 
 
 def parse(address: str, *, domain: str, keys: Sequence[str], intake: Sequence[str]) -> Recipient:

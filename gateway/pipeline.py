@@ -40,12 +40,6 @@ class Result:
     case_id: int | None
 
 
-def recipients_of(settings: Settings, rcpt_tos: list[str]) -> list[addresses.Recipient]:
-    gateway = settings.gateway
-    return [addresses.parse(r, domain=gateway.domain, keys=gateway.secret_keys, intake=tuple(gateway.intake_local_parts))
-            for r in rcpt_tos]
-
-
 @dataclass(frozen=True)
 class Prepared:
     """What is read from a message before any database work: parsed, classified, and what
@@ -189,7 +183,7 @@ def process_inbound(db: Session, inbound_id: int, *, settings: Settings, rendere
     parsed = prepared.parsed
     step = Step(db=db, settings=settings, mailer=mailer, now=now, inbound=inbound, parsed=parsed,
                 classification=prepared.classification, verdict=prepared.verdict, sender=prepared.sender)
-    match = identify(recipients_of(settings, inbound.rcpt_tos), parsed.in_reply_to + parsed.references,
+    match = identify(addresses.recipients_of(settings.gateway, inbound.rcpt_tos), parsed.in_reply_to + parsed.references,
                      lambda ids: store.sent_message_owner(db, ids))
     dispatch(step, match)
     if parsed.limited:

@@ -57,6 +57,25 @@ def report(mailer: Mailer, inbound: Inbound, problem: str) -> None:
     row.told_at = now
 
 
+def too_large(db: Session, inbound_id: int, *, settings: Settings, renderer: Renderer, now: datetime, size: int,
+              where: str, tell_staff: bool) -> list[int]:
+    """Quarantine the stored headers of a message too large to read (it stays in `where`);
+    with `tell_staff`, report it (now, or in the next digest). Returns the outbox ids to deliver."""
+    limit = settings.smtp_ingress.max_message_bytes
+    row = db.get(Inbound, inbound_id)
+    row.status = "quarantined"
+    row.outcome = Disposition.TOO_LARGE.value
+    row.disposition = "unplaced: too large for max_message_bytes; left in its mailbox"
+    row.error = (f"{size} bytes, over max_message_bytes ({limit}); "
+                 f"only the headers are kept here; the message is still in {where}")
+    if not tell_staff:
+        return []
+    mailer = Mailer(db=db, settings=settings, renderer=renderer, now=now)
+    report(mailer, row, f"is too large ({size} bytes, over max_message_bytes = {limit}) and was not read; it is "
+                        f"still in {where}. Raise the limit or ask the sender for smaller attachments")
+    return list(mailer.outbox_ids)
+
+
 def send_digest(db: Session, *, settings: Settings, renderer: Renderer, now: datetime) -> list[int]:
     """One mail to staff listing every report still untold, once the window since the last
     report has passed. Returns the outbox ids to deliver (none when there is nothing to say)."""

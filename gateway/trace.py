@@ -92,7 +92,7 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
     database = Database(settings.database.url)
     try:
         with database.rolled_back() as db:
-            match = identify(pipeline.recipients_of(settings, rcpt), parsed.in_reply_to + parsed.references,
+            match = identify(addresses.recipients_of(settings.gateway, rcpt), parsed.in_reply_to + parsed.references,
                              lambda ids: store.sent_message_owner(db, ids))
             say("== identified")
             say(f"  {type(match).__name__}: {match.how}")

@@ -129,16 +129,26 @@ def _warn_unsigned(settings) -> None:
                     "(`dispute-gateway dkim keygen`), or enabled = false there if your MTA signs it")
 
 
+def _imap_hand_off(runtime):
+    """(store, report_too_large) of the IMAP pollers: the shared acceptor, as SMTP has it."""
+    from gateway.ingress import imap
+    from gateway.ingress.acceptor import Acceptor
+
+    acceptor = Acceptor(runtime.settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+    return imap.make_store(acceptor), imap.make_too_large_reporter(
+        acceptor, renderer=runtime.renderer, enqueue_delivery=runtime.enqueue_delivery)
+
+
 def _start_pollers(runtime, stop: threading.Event) -> list[threading.Thread]:
     """One IMAP poller thread per configured mailbox."""
     from gateway.ingress import imap
 
-    store = imap.make_store(runtime.settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+    store, report = _imap_hand_off(runtime)
     threads = []
     for mailbox in runtime.settings.imap:
         poller = imap.ImapPoller(mailbox, store=store, clock=runtime.clock, stop=stop,
                                  max_message_bytes=runtime.settings.smtp_ingress.max_message_bytes,
-                                 report_too_large=imap.make_too_large_reporter(runtime))
+                                 report_too_large=report)
         thread = threading.Thread(target=poller.run, name=f"imap-{mailbox.username}", daemon=True)
         thread.start()
         threads.append(thread)
@@ -157,9 +167,8 @@ def cmd_poll_imap(args) -> int:
     runtime = Runtime(settings, clock=args.clock, inline=settings.broker.embedded)
     try:
         if args.once:
-            store = imap.make_store(settings, runtime.database, runtime.clock, runtime.enqueue_inbound)
+            store, report = _imap_hand_off(runtime)
             stop = threading.Event()
-            report = imap.make_too_large_reporter(runtime)
             total = sum(imap.ImapPoller(m, store=store, clock=runtime.clock, stop=stop,
                                         max_message_bytes=settings.smtp_ingress.max_message_bytes,
                                         report_too_large=report).poll_once()

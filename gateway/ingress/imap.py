@@ -27,17 +27,13 @@ from typing import Callable, Iterable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from gateway import addresses, quarantine
 from gateway.clock import Clock
-from gateway.config import ImapMailbox, Settings
-from gateway.dispositions import Disposition
-from gateway.db import Database, DatabaseUnavailable
+from gateway.config import ImapMailbox
+from gateway.db import DatabaseUnavailable
+from gateway.ingress.acceptor import Acceptor
 from gateway.metrics import IMAP_STORED
 from gateway.mail.parse import message_ids
-from gateway.models import Inbound
-from gateway.outbox.mailer import Mailer
-from gateway.pipeline import recipients_of
-from gateway.store import save_inbound
+from gateway.mail.templating import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -117,71 +113,32 @@ def gateway_recipients(raw: bytes, rcpt_tos: Iterable[str], domain: str) -> list
     return [a for a in _addresses(headers, ("to", "cc")) if a.endswith("@" + domain)] or rcpt_tos
 
 
-def make_store(settings: Settings, database: Database, clock: Clock, on_stored: Callable[[int], None]) -> StoreFn:
-    """The `store` callable of a poller: commit the raw message, then enqueue its id.
-
-    Mirrors `IngressHandler._accept` plus the hand-off in `handle_DATA`: a duplicate
-    returns the existing id and is not enqueued again; an enqueue failure is only
-    logged, because the row is committed and the sweep re-enqueues it after its lease.
-    Raises DatabaseUnavailable (or anything else) when nothing was committed.
-    """
-    lease_seconds = settings.workers.lease_seconds
-
-    domain = settings.gateway.domain
+def make_store(acceptor: Acceptor) -> StoreFn:
+    """The `store` callable of a poller: the shared acceptor, with the recipients the
+    mailbox's delivery headers give (`gateway_recipients`). Returns the inbound id (the first
+    copy's for a duplicate); raises when nothing was committed (the message stays in its
+    mailbox and is tried again)."""
+    domain = acceptor.settings.gateway.domain
 
     def store_message(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> int:
-        rcpt_tos = gateway_recipients(raw, rcpt_tos, domain)
-        with database.unit_of_work() as db:
-            inbound_id, duplicate = save_inbound(db, raw=raw, mail_from=mail_from, rcpt_tos=rcpt_tos,
-                                                 source="imap", now=clock.now(), lease_seconds=lease_seconds)
-        if duplicate:
-            log.info("inbound %s: duplicate from IMAP recognised, not processed again", inbound_id)
-            return inbound_id
-        try:
-            on_stored(inbound_id)
-        except Exception:  # the row is committed; the sweep enqueues it after its lease
-            log.exception("inbound %s stored but could not be enqueued; the sweep will pick it up", inbound_id)
-        return inbound_id
+        return acceptor.accept(raw, mail_from=mail_from, rcpt_tos=gateway_recipients(raw, rcpt_tos, domain),
+                               source="imap").inbound_id
 
     return store_message
 
 
-def make_too_large_reporter(runtime) -> Callable[[bytes, int, str], None]:
-    """Record an oversized message left in its mailbox as a quarantined inbound row (its
-    headers only), so `quarantine list` and the metrics show it; once per message. When it
-    was addressed to one of our addresses, staff are told too (someone is waiting for an
-    answer); mail for nobody of ours in a catch-all mailbox is only listed, or every large
-    spam would reach staff."""
-    settings = runtime.settings
-    limit = settings.smtp_ingress.max_message_bytes
+def make_too_large_reporter(acceptor: Acceptor, *, renderer: Renderer,
+                            enqueue_delivery: Callable[[int], None]) -> Callable[[bytes, int, str], None]:
+    """Record an oversized message left in its mailbox (its headers only) through the
+    acceptor: listed by `quarantine list` and the metrics, staff told when it was meant for
+    one of our addresses."""
+    domain = acceptor.settings.gateway.domain
 
     def report(header: bytes, size: int, where: str) -> None:
         envelope = envelope_of(header)
-        rcpt_tos = gateway_recipients(header, envelope.rcpt_tos, settings.gateway.domain)
-        outbox_ids: list[int] = []
-        with runtime.database.unit_of_work() as db:
-            now = runtime.now()
-            inbound_id, duplicate = save_inbound(db, raw=header, mail_from=envelope.mail_from,
-                                                 rcpt_tos=rcpt_tos, source="imap", now=now,
-                                                 lease_seconds=settings.workers.lease_seconds)
-            if duplicate:
-                return
-            row = db.get(Inbound, inbound_id)
-            row.status = "quarantined"
-            row.outcome = Disposition.TOO_LARGE.value
-            row.disposition = "unplaced: too large for max_message_bytes; left in its mailbox"
-            row.error = (f"{size} bytes, over max_message_bytes ({limit}); "
-                         f"only the headers are kept here; the message is still in {where}")
-            ours = [r for r in recipients_of(settings, rcpt_tos)
-                    if not isinstance(r, addresses.Rejected)]
-            if ours:
-                mailer = Mailer(db=db, settings=settings, renderer=runtime.renderer, now=now)
-                quarantine.report(mailer, row, f"is too large ({size} bytes, over max_message_bytes = {limit}) and "
-                                               f"was not read; it is still in {where}. Raise the limit or ask the "
-                                               "sender for smaller attachments")
-                outbox_ids = list(mailer.outbox_ids)
-        for outbox_id in outbox_ids:
-            runtime.enqueue_delivery(outbox_id)
+        acceptor.too_large(header, mail_from=envelope.mail_from,
+                           rcpt_tos=gateway_recipients(header, envelope.rcpt_tos, domain), source="imap",
+                           size=size, where=where, renderer=renderer, enqueue_delivery=enqueue_delivery)
 
     return report
 

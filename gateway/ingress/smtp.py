@@ -15,10 +15,11 @@ from typing import Callable
 
 from aiosmtpd.controller import Controller
 
-from gateway import addresses, store
+from gateway import addresses
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
+from gateway.ingress.acceptor import Acceptor
 from gateway.metrics import DATABASE_OUTAGES, SMTP_ANSWERS
 from gateway.outage import Outage
 
@@ -36,13 +37,12 @@ MAX_RECIPIENTS = 50
 
 
 class IngressHandler:
-    """aiosmtpd handler; `on_stored(inbound_id)` enqueues processing after the commit."""
+    """aiosmtpd handler; the shared acceptor commits each message and enqueues its
+    processing (`on_stored(inbound_id)`) before the 250."""
 
     def __init__(self, settings: Settings, database: Database, clock: Clock, on_stored: Callable[[int], None]) -> None:
         self.settings = settings
-        self.database = database
-        self.clock = clock
-        self.on_stored = on_stored
+        self.acceptor = Acceptor(settings, database, clock, on_stored)
         self.outage = Outage("database", on_start=DATABASE_OUTAGES.inc)
 
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options) -> str:
@@ -61,8 +61,12 @@ class IngressHandler:
     async def handle_DATA(self, server, session, envelope) -> str:
         if not envelope.rcpt_tos:
             return SMTP_554_NO_RECIPIENTS
+        raw = envelope.original_content or envelope.content
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
         try:
-            inbound_id, duplicate = await asyncio.to_thread(self._accept, envelope, session)
+            accepted = await asyncio.to_thread(
+                self.acceptor.accept, raw, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos),
+                source="smtp", client_address=peer, client_helo=session.host_name)
         except DatabaseUnavailable as error:  # one log line per outage, however many messages get 451
             self.outage.failed(error, "storing received mail: answering 451, the MTA retries")
             SMTP_ANSWERS.labels("tempfail_database").inc()
@@ -72,26 +76,11 @@ class IngressHandler:
             SMTP_ANSWERS.labels("tempfail_error").inc()
             return SMTP_451_TRY_LATER
         self.outage.succeeded()
-        if duplicate:
-            log.info("inbound %s: duplicate delivery recognised, not processed again", inbound_id)
+        if accepted.duplicate:
             SMTP_ANSWERS.labels("duplicate").inc()
             return SMTP_250_DUPLICATE
         SMTP_ANSWERS.labels("accepted").inc()
-        try:
-            self.on_stored(inbound_id)
-        except Exception:  # the row is committed; the sweep enqueues it after its lease
-            log.exception("inbound %s stored but could not be enqueued; the sweep will pick it up", inbound_id)
         return SMTP_250_QUEUED
-
-    def _accept(self, envelope, session) -> tuple[int, bool]:
-        raw = envelope.original_content or envelope.content
-        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
-        with self.database.unit_of_work() as db:
-            return store.save_inbound(
-                db, raw=raw, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), source="smtp",
-                now=self.clock.now(), lease_seconds=self.settings.workers.lease_seconds,
-                client_address=peer, client_helo=session.host_name,
-            )
 
 
 def start(settings: Settings, database: Database, clock: Clock, on_stored: Callable[[int], None]) -> Controller:

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from gateway import db as dbmod
 from gateway.config import ImapMailbox
 from gateway.db import DatabaseUnavailable
+from gateway.ingress.acceptor import Acceptor
 from gateway.ingress.imap import ImapPoller, envelope_of, make_store, make_too_large_reporter
 from gateway.models import Inbound
 from tests import mailservers
@@ -169,7 +170,7 @@ def test_envelope_from_delivery_headers_else_to_and_cc(headers, mail_from, rcpt_
 
 def test_appended_message_is_stored_moved_and_processed(backend, make_gateway, sink, imap):
     gw = make_gateway(backend)
-    store = make_store(gw.settings, gw.runtime.database, gw.runtime.clock, gw.runtime.enqueue_inbound)
+    store = make_store(Acceptor(gw.settings, gw.runtime.database, gw.runtime.clock, gw.runtime.enqueue_inbound))
     t = token()
     raw = build_mail(sender=CUSTOMER, to=f"delivery@{DOMAIN}", subject=f"Parcel TX-1001 never arrived {t}",
                      body="Hello,\nmy order TX-1001 never arrived.\nCarol", from_name="Carol Client",
@@ -293,7 +294,8 @@ def test_an_oversized_message_is_listed_in_quarantine_and_staff_are_told(imap, t
     backend = Backend("sqlite", f"sqlite:///{tmp_path / 'gateway.db'}", "memory://")
     dbmod.upgrade(backend.database_url)
     runtime = Runtime(settings_for(tmp_path, backend, sink.port), inline=True)
-    report = make_too_large_reporter(runtime)
+    report = make_too_large_reporter(Acceptor(runtime.settings, runtime.database, runtime.clock, runtime.enqueue_inbound),
+                                     renderer=runtime.renderer, enqueue_delivery=runtime.enqueue_delivery)
     for _ in range(2):  # reported once, however often it is seen
         ImapPoller(MAILBOX, store=RecordingStore(), clock=clock, stop=threading.Event(),
                    max_message_bytes=10_000, report_too_large=report).poll_once()
@@ -385,7 +387,7 @@ def test_two_thousand_waiting_messages_are_stored_once_in_batches(imap, tmp_path
     dbmod.upgrade(backend.database_url)
     database = dbmod.Database(backend.database_url)
     enqueued: list[int] = []
-    store = make_store(settings_for(tmp_path, backend, None), database, clock, enqueued.append)
+    store = make_store(Acceptor(settings_for(tmp_path, backend, None), database, clock, enqueued.append))
     run = token()
     messages = [mail(f"{run}-{n}", size=4000) for n in range(2000)]
     total_bytes = sum(len(m) for m in messages)
