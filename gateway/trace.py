@@ -18,8 +18,6 @@ from gateway import addresses, pipeline, store
 from gateway.cases.identify import identify
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.mail import bounces
-from gateway.mail.classify import Signals, classify
 from gateway.mail.parse import parse
 from gateway.mail.templating import Renderer
 from gateway.models import Case, Event, Outbox
@@ -82,10 +80,13 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
     if not rcpt:
         say("  no recipient of ours: give one with --rcpt")
         return lines
-    classification = classify(parsed, Signals(mail_from=mail_from, keys=gateway.secret_keys))
-    classification, verdict = bounces.confirm(classification, raw)
+    prepared = pipeline.prepare(raw, mail_from, settings)  # the pipeline's own reading, as a worker does it
+    classification, verdict = prepared.classification, prepared.verdict
     say("== classification")
     say(f"  {classification.kind.value}: {classification.reason}")
+    auth = prepared.sender.auth
+    say(f"  sender: From <{prepared.sender.address}>, envelope <{prepared.sender.envelope}>, authentication "
+        + ("none" if auth is None else f"dmarc={auth.dmarc} spf={auth.spf} dkim={auth.dkim} ({auth.source})"))
     for failure in verdict.failures:
         say(f"  report: {failure.recipient or '-'} {failure.reason.value} ({failure.kind.value}) {failure.status or ''} "
             f"({verdict.detected_by}) {failure.diagnostic or ''}"[:300])
@@ -105,8 +106,8 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
                 return lines
             states = {c.id: c.state for c in db.scalars(select(Case))}
             with _quiet_logs():  # the pipeline's "processed" lines would read as if it had happened
-                result = pipeline.process_inbound(db, inbound_id, settings=settings,
-                                                  renderer=Renderer(settings.gateway.templates_dir, settings.timers.timezone), now=now)
+                result = pipeline.process_inbound(db, inbound_id, settings=settings, now=now, prepared=prepared,
+                                                  renderer=Renderer(settings.gateway.templates_dir, settings.timers.timezone))
             say("== decision")
             say(f"  {result.disposition}")
             if result.case_id is not None:
