@@ -28,7 +28,7 @@ from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.metrics import RESENDS
 from gateway.models import Outbox
-from gateway.relay import PermanentFailure, Relay, TemporaryFailure, UncertainDelivery
+from gateway.transport import PermanentFailure, TemporaryFailure, Transport, UncertainDelivery
 from gateway.sent_journal import Accepted, SentJournal
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def deliver(
     database: Database,
     outbox_id: int,
     *,
-    relay: Relay,
+    transport: Transport,
     settings: Settings,
     clock: Callable[[], datetime],
     sender: Sender,
@@ -109,7 +109,7 @@ def deliver(
                         "previous attempt's outcome is unknown: %s", outbox_id, claimed.party, claimed.message_id,
                         claimed.attempts, claimed.previous)
         try:
-            detail = relay.send(claimed.mail_from, claimed.recipient, claimed.raw)
+            detail = transport.send(claimed.mail_from, claimed.recipient, claimed.raw)
         except Exception as error:  # refused, unknown, or a fault of the transport
             return _not_accepted(database, claimed, error, settings, clock, on_permanent_failure)
         return _accepted(database, claimed, detail, sender, clock), []

@@ -133,12 +133,12 @@ def journal_check(settings, *, now: datetime) -> Check:
 
 
 class Services(Protocol):
-    """What the checks read: the running process's database, broker, relay and clock
+    """What the checks read: the running process's database, broker, transport and clock
     (workers.runtime.Runtime)."""
 
     settings: object
     database: object
-    relay: object
+    transport: object
 
     def now(self) -> datetime: ...
 
@@ -161,7 +161,7 @@ def health(runtime: Services) -> list[Check]:
     outbound = runtime.settings.outbound
     name = "smarthost" if outbound.smtp is not None else "maildir"
     try:
-        runtime.relay.check()
+        runtime.transport.check()
         checks.append(Check(name, True, f"{outbound.smtp.host}:{outbound.smtp.port} answers" if outbound.smtp
                             else f"{outbound.maildir} is writable"))
     except Exception as error:

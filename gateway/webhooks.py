@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from gateway import addresses
 from gateway.models import Case, Event, Outbox
-from gateway.relay import PermanentFailure, TemporaryFailure
+from gateway.transport import PermanentFailure, TemporaryFailure
 from gateway.settings import HttpSettings, Settings, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def verify(secret: str, headers, body: bytes, *, tolerance_seconds: int = 300, n
 
 
 class WebhookSender:
-    """Delivers webhook outbox rows: the Relay protocol (send(mail_from, recipient, raw)),
+    """Delivers webhook outbox rows: the Transport protocol (send(mail_from, recipient, raw)),
     so the outbox's claim, retry and failure recording apply unchanged. 2xx: delivered;
     a timeout, a refused connection, 5xx, 408, 409, 425 or 429: retried with backoff for as
     long as it takes (health shows the wait); any other answer fails the row for good."""

@@ -1,4 +1,4 @@
-"""The process's runtime: settings, database, renderer, clock, relay and broker, built once
+"""The process's runtime: settings, database, renderer, clock, transport and broker, built once
 and handed to the actors, the scheduler and the CLI."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gateway.mail.dkim import DkimSigner
 from gateway.mail.templating import Renderer
 from gateway.metrics import DATABASE_OUTAGES
 from gateway.outage import Outage, id_list
-from gateway.relay import MaildirRelay, Relay, SmtpRelay
+from gateway.transport import MaildirTransport, SmtpTransport, Transport
 from gateway.sent_journal import SentJournal
 from workers.broker import build_broker, declare_consumer_dead, ping
 from workers.heartbeat import Heartbeat
@@ -33,12 +33,12 @@ log = logging.getLogger(__name__)
 QUEUES = ("inbound", "outbound", "timers", "large")
 
 
-def build_relay(outbound: OutboundSettings) -> Relay:
+def build_transport(outbound: OutboundSettings) -> Transport:
     signer = DkimSigner.from_settings(outbound.dkim)  # None: the gateway does not sign
     sign = signer.sign if signer else None
     if outbound.smtp is not None:
-        return SmtpRelay(outbound.smtp, sign=sign)
-    return MaildirRelay(outbound.maildir, sign=sign)
+        return SmtpTransport(outbound.smtp, sign=sign)
+    return MaildirTransport(outbound.maildir, sign=sign)
 
 
 def new_process_id() -> str:
@@ -56,19 +56,19 @@ class Runtime:
         settings: Settings,
         *,
         clock: Clock | None = None,
-        relay: Relay | None = None,
+        transport: Transport | None = None,
         broker: dramatiq.Broker | None = None,
         broker_namespace: str = "dispute-gateway",
         inline: bool = False,
         resolver: Resolver | None = None,
     ) -> None:
-        from workers import inbound, relay as relay_actors, timers
+        from workers import inbound, deliveries, timers
 
         self.settings = settings
         self.database = Database(settings.database.url)
         self.renderer = Renderer(settings.gateway.templates_dir, settings.timers.timezone)
         self._clock = clock or SystemClock()
-        self.relay = relay or build_relay(settings.outbound)
+        self.transport = transport or build_transport(settings.outbound)
         hygiene = settings.hygiene
         # DNS for the gateway's own authentication checks, when they are on ([hygiene] check_dkim/check_spf)
         self.resolver = resolver or (DnsResolver(hygiene.dns_timeout_seconds, hygiene.dns_servers)
@@ -87,7 +87,7 @@ class Runtime:
         self._orphans_adopted = False
         self._to_enqueue: list = []
         self.process_inbound, self.process_large_inbound = inbound.declare(self)
-        self.deliver, self.deliver_large = relay_actors.declare(self)
+        self.deliver, self.deliver_large = deliveries.declare(self)
         self.run_timer = timers.declare(self)
         # [[http.webhooks]]: case events become outbox rows of kind "webhook" (gateway/webhooks.py)
         self.webhook_sender = webhooks.WebhookSender(settings.http, clock=self.now)

@@ -182,7 +182,7 @@ def test_a_temporary_failure_lasting_24_hours_counts_as_a_hard_bounce(backend, m
 def test_the_relay_reconnects_at_once_when_the_smarthost_closed_its_connection():
     from aiosmtpd.controller import Controller
 
-    from gateway.relay import SmtpRelay
+    from gateway.transport import SmtpTransport
     from gateway.settings import SmtpOutboundSettings
     from tests.harness import SinkHandler
 
@@ -190,7 +190,7 @@ def test_the_relay_reconnects_at_once_when_the_smarthost_closed_its_connection()
     handler = SinkHandler()
     server = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False)
     server.start()
-    relay = SmtpRelay(SmtpOutboundSettings(host="127.0.0.1", port=port, timeout_seconds=5))
+    relay = SmtpTransport(SmtpOutboundSettings(host="127.0.0.1", port=port, timeout_seconds=5))
     raw = build_mail(sender="a@d.test", to="b@e.test")
     relay.send("bounce+x@d.test", "b@e.test", raw)
     server.stop()  # the smarthost restarts: the kept connection is dead

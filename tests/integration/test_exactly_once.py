@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from gateway import health, metrics, store
 from gateway.cli import main
-from gateway.relay import SmtpRelay, UncertainDelivery
+from gateway.transport import SmtpTransport, UncertainDelivery
 from gateway.sent_journal import Accepted
 from gateway.settings import SmtpOutboundSettings
 from gateway.models import Inbound, Outbox, ProcessHeartbeat
@@ -81,7 +81,7 @@ def _settled(gateway, smarthost, *, accepted_elsewhere: tuple[int, ...] = ()) ->
 
 
 def test_the_relay_tells_a_connection_lost_after_the_data_from_one_lost_before(smarthost):
-    relay = SmtpRelay(SmtpOutboundSettings(host="127.0.0.1", port=smarthost.port, timeout_seconds=5))
+    relay = SmtpTransport(SmtpOutboundSettings(host="127.0.0.1", port=smarthost.port, timeout_seconds=5))
     raw = build_mail(sender="a@d.test", to="b@e.test")
     relay.send("bounce+x@d.test", "b@e.test", raw)
     smarthost.set("lost_250", budget=1)

@@ -30,7 +30,7 @@ def declare(runtime) -> tuple[dramatiq.Actor, dramatiq.Actor]:
             with runtime.large_messages.slot(size, wait=True):
                 webhook = kind == webhooks.OUTBOX_KIND  # an HTTP delivery: no bounce handling
                 result, new_ids = delivery.deliver(
-                    runtime.database, outbox_id, relay=runtime.webhook_sender if webhook else runtime.relay,
+                    runtime.database, outbox_id, transport=runtime.webhook_sender if webhook else runtime.transport,
                     settings=runtime.settings, clock=runtime.now, sender=sender,
                     on_permanent_failure=None if webhook else lambda db, row, *, error, now: delivery_reports.on_smtp_rejection(
                         db, row, error=error, now=now, settings=runtime.settings, renderer=runtime.renderer),

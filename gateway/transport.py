@@ -3,7 +3,7 @@
 Each `send` makes one attempt and reports it as Sent, TemporaryFailure (4xx, timeouts,
 connection errors: retry later), UncertainDelivery (the connection was lost after the whole
 message was sent and before the smarthost's answer: it may have stored it) or
-PermanentFailure (5xx: treated as a hard bounce). SmtpRelay keeps one persistent
+PermanentFailure (5xx: treated as a hard bounce). SmtpTransport keeps one persistent
 connection per worker thread (opening one costs more than sending a message).
 """
 
@@ -52,7 +52,7 @@ class PermanentFailure(DeliveryError):
     """The smarthost refused the message for good (5xx)."""
 
 
-class Relay(Protocol):
+class Transport(Protocol):
     def send(self, mail_from: str, recipient: str, raw: bytes) -> str: ...
 
     def check(self) -> None: ...
@@ -67,7 +67,7 @@ def _unchanged(raw: bytes) -> bytes:
     return raw
 
 
-class SmtpRelay:
+class SmtpTransport:
     """Sends through the configured smarthost with the VERP envelope sender. `sign` (the
     DKIM signer's `sign`, gateway/mail/dkim.py) is applied to the bytes as they are sent."""
 
@@ -225,7 +225,7 @@ def transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes
     return f"{code} {' '.join(answer.split())}"
 
 
-class MaildirRelay:
+class MaildirTransport:
     """Writes every outgoing message into a local Maildir, for a first run without a mail server.
 
     The envelope goes into X-Gateway-Envelope-* headers so a person can see who it was for.
