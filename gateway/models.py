@@ -200,7 +200,6 @@ class Party(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
     role: Mapped[str] = mapped_column(String(1))  # c | m | s
-    thread_root: Mapped[str | None] = mapped_column(String(998))
     thread_refs: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 

@@ -147,19 +147,17 @@ def party(db: Session, case: Case, role: str) -> Party:
     """The case's party row for `role`, created on first use."""
     row = db.scalar(select(Party).where(Party.case_id == case.id, Party.role == role))
     if row is None:
-        row = Party(case_id=case.id, role=role, thread_root=None, thread_refs=[])
+        row = Party(case_id=case.id, role=role, thread_refs=[])
         db.add(row)
         db.flush()
     return row
 
 
 def remember_in_thread(row: Party, message_id: str | None, *, keep: int = 30) -> None:
-    """Append a Message-ID to the party's thread (root kept, newest `keep` kept)."""
+    """Append a Message-ID to the party's thread (the first, its root, kept, and the newest `keep`)."""
     if not message_id or message_id in (row.thread_refs or []):
         return
     refs = list(row.thread_refs or [])
-    if row.thread_root is None:
-        row.thread_root = message_id
     refs.append(message_id)
     if len(refs) > keep:
         refs = [refs[0]] + refs[-(keep - 1):]

@@ -42,7 +42,6 @@ class ParsedMessage:
     subject: str
     from_address: str  # lower case; '' when missing, or when From names several addresses
     from_name: str
-    from_count: int  # addresses in From (several From headers or a list): 1 for ordinary mail
     to: tuple[str, ...]
     cc: tuple[str, ...]
     date: str | None
@@ -155,7 +154,6 @@ def parse(raw: bytes, limits: Limits = Limits()) -> ParsedMessage:
         subject=" ".join(decode(message.get("Subject")).split()),
         from_address=from_address.strip().lower() if len(distinct) == 1 else "",
         from_name=from_name,
-        from_count=len(distinct),
         to=tuple(a.lower() for _, a in _addresses(message.get_all("To") or []) if "@" in a),
         cc=tuple(a.lower() for _, a in _addresses(message.get_all("Cc") or []) if "@" in a),
         date=decode(message.get("Date")) or None,

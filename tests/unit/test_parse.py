@@ -345,16 +345,16 @@ def test_raw_utf8_subject_and_date_are_text(name, value):
     assert got == value
 
 
-@pytest.mark.parametrize("header, address, count", [
-    ("From: carol@customer.test <carol@customer.test>", "carol@customer.test", 1),
-    ("From: Carol <carol@customer.test> via LinkedIn", "carol@customer.test", 1),
-    ('From: "Doe, Carol (carol@old.test)" <carol@customer.test>', "carol@customer.test", 1),
-    ("From: a@x.test, b@y.test", "", 2),
-    ("From: =?utf-8?q?carol=40customer.test?= <x@evil.test>", "x@evil.test", 1),
+@pytest.mark.parametrize("header, address", [
+    ("From: carol@customer.test <carol@customer.test>", "carol@customer.test"),
+    ("From: Carol <carol@customer.test> via LinkedIn", "carol@customer.test"),
+    ('From: "Doe, Carol (carol@old.test)" <carol@customer.test>', "carol@customer.test"),
+    ("From: a@x.test, b@y.test", ""),  # several authors: nobody in particular
+    ("From: =?utf-8?q?carol=40customer.test?= <x@evil.test>", "x@evil.test"),
 ])
-def test_from_is_read_from_the_raw_header(header, address, count):
+def test_from_is_read_from_the_raw_header(header, address):
     parsed = parse(f"{header}\r\nSubject: s\r\n\r\nbody".encode())
-    assert (parsed.from_address, parsed.from_count) == (address, count)
+    assert parsed.from_address == address
 
 
 @pytest.mark.parametrize("part_headers", [
