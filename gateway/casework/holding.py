@@ -15,7 +15,7 @@ from gateway import store
 from gateway.dispositions import Disposition
 from gateway.addresses import PARTY_NAMES
 from gateway.cases.machine import EventKind
-from gateway.casework import lifecycle, readers, record
+from gateway.casework import readers, record
 from gateway.casework.record import move, record_inbound
 from gateway.casework.work import Step, Work
 from gateway.models import Case, Inbound, Message, Outbox
@@ -96,13 +96,8 @@ def release(step: Step, case: Case, message_id: int, *, by: str = "s") -> bool:
         return False
     inbound = step.db.get(Inbound, held.inbound_id)
     author = held.party
-    # where the author's message would have gone had it not been held (see _from_customer)
-    targets = {"c": ["m"] if case.category == "delivery" else ["s"], "m": ["c"], "s": ["c", "m"]}[author]
-    if readers.staff_own(case) and author != "s":
-        targets.append("s")
-    for target in dict.fromkeys(targets):
-        if target == "m" and not lifecycle.merchant_reachable(step, case):
-            continue
+    targets = readers.readers_of(step, case, author)  # where it would have gone had it not been held
+    for target in targets:
         step.mailer.relay(case, inbound.raw, author=author, to_party=target, inbound_id=inbound.id)
     held.released_at = step.now
     store.remember_in_thread(store.party(step.db, case, author), held.message_id)  # released: now part of the thread

@@ -207,13 +207,7 @@ def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | No
         record.set_dispute_type(case, rights.infer_type(f"{case.subject}\n{step.parsed.new_text}"))
     found = command_reader.read(step.parsed.new_text)
     resolved, escalate = found.first("resolved"), found.first("escalate")
-    targets = []
-    if case.category != "delivery" or not lifecycle.merchant_reachable(step, case):
-        targets.append("s")  # payment cases, and cases staff took before a category was known
-    else:
-        targets.append("m")
-    if case.escalated or escalate:
-        targets.append("s")
+    targets = readers.readers_of(step, case, "c", escalating=bool(escalate))
     if (resolved or escalate) and not found.body:
         sent = []  # a bare command: nothing to pass on
     else:
@@ -237,8 +231,7 @@ def _from_merchant(step: Step, case: Case, joined: bool) -> None:
     if merchant is not None and merchant.trouble_since is not None:  # its own mail reached us: it gets ours
         delivery_trouble.clear(merchant)
         record.note(step, case, EventKind.DELIVERY_TROUBLE_CLEARED, party="m", by="merchant reply")
-    targets = ["c"] + (["s"] if readers.staff_own(case) else [])
-    sent = readers.relay_to(step, case, "m", targets)
+    sent = readers.relay_to(step, case, "m", readers.readers_of(step, case, "m"))
     move(step, case, EventKind.MERCHANT_REPLIED, party="m", message=message)
     step.done(Disposition.CASE, f"case {case.reference.upper()}: merchant message relayed to {','.join(sent) or 'nobody'}", case_id=case.id)
 
