@@ -115,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "taken from the [broker]. Run as many as needed, on any machine that "
                                       "reaches the database and the broker.")
     worker.add_argument("--threads", type=_positive_int, metavar="N",
-                        help="worker threads, each handling one job (a message to process, a delivery, a "
-                             "timer) at a time; more threads overlap waiting on the database and the "
-                             "smarthost (default: [workers] threads)")
+                        help="threads processing received mail, each one message at a time; deliveries, "
+                             "timers and large messages have threads of their own ([workers] delivery_threads, "
+                             "timer_threads, large_messages_at_once) (default: [workers] threads)")
     sched = commands.add("scheduler", "re-enqueue lost work and run due timers", func=cmd_scheduler,
                          description="Every [workers] sweep_interval_seconds: queue again inbound and outbox "
                                      "rows whose lease ran out (a lost queue, a killed worker) and the case "
