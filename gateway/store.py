@@ -126,10 +126,12 @@ def case_by_reference(db: Session, reference: str, *, lock: bool = False) -> Cas
 
 
 def case_by_id(db: Session, case_id: int, *, lock: bool = False) -> Case | None:
-    query = select(Case).where(Case.id == case_id)
     if lock:  # a row read before the lock was granted is refreshed, never acted on stale
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return db.scalar(query)
+        return db.scalar(select(Case).where(Case.id == case_id).with_for_update()
+                         .execution_options(populate_existing=True))
+    # unlocked: a case this unit of work already holds is returned as it is (a SELECT would
+    # return the same object, unrefreshed); only one it has not read yet is fetched
+    return db.get(Case, case_id)
 
 
 def merchant(db: Session, merchant_id: str, *, lock: bool = False) -> Merchant | None:

@@ -65,3 +65,35 @@ def test_the_label_follows_the_locale_and_fields_get_the_case_address():
 
 def test_canonical_is_what_a_reader_understands():
     assert canonical("Sup<b></b>port&#64;Shop%2Eexample\u200b") == "support@shop.example"
+
+
+@pytest.mark.parametrize("written", [
+    "support@shop.example", "support&COMMAT;shop.example", "support&#X40;shop.example", "support&#0064;shop.example",
+    "support%40shop.example", "support\uff20shop.example", "support\ufe6bshop.example", "support&#37;40shop.example",
+    "support at shop.example", "support&#6;4shop.example", "",
+])
+def test_text_without_an_at_sign_in_any_form_gives_the_answer_the_full_pattern_gives(written):
+    # the scrubber skips building its pattern for text with no "@" in any form; the answers
+    # must be those of the pattern itself
+    from gateway.mail import scrub
+
+    text = f"write to {written} today"
+    bounded = scrub._pattern(SCRUBBER.hidden, SCRUBBER.domain, False, True)
+    unbounded = scrub._pattern(SCRUBBER.hidden, SCRUBBER.domain, False, False)
+    html = scrub._pattern(SCRUBBER.hidden, SCRUBBER.domain, True, True)
+    assert (SCRUBBER.text(text) != text) == (bounded.search(text) is not None)
+    assert (SCRUBBER.html(text) != text) == (html.search(text) is not None)
+    assert (SCRUBBER.filename(text) != text) == (unbounded.search(text) is not None)
+    assert SCRUBBER.contains(text) == (unbounded.search(text) is not None or
+                                       unbounded.search(canonical(text)) is not None)
+
+
+def test_text_without_an_at_sign_builds_no_pattern():
+    from gateway.mail import scrub
+
+    scrubber = AddressScrubber.build(["someone-unique@example.test"], domain="elsewhere.test", case_reference="z9",
+                                     own_address="", locale="en")
+    before = scrub._pattern.cache_info().misses
+    assert scrubber.text("no address here\n" * 100) == "no address here\n" * 100
+    assert not scrubber.contains("invoice.pdf")
+    assert scrub._pattern.cache_info().misses == before
