@@ -3,6 +3,8 @@ webhook receiver, all real and on free ports (a server per module keeps these te
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import pytest
 
 from tests.harness import Backend, Gateway, Sink, TestClock, free_port, settings_for
@@ -28,26 +30,34 @@ class Api:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def running_api(tmp, backend: Backend, http: dict) -> Iterator[Api]:
+    """A loaded gateway on `backend` with its HTTP server (`http`: the [http] table, the port,
+    public URL and webhook receiver filled in), a sink and a receiver; stopped at the end."""
     from gateway.http.server import HttpServer
 
-    tmp = tmp_path_factory.mktemp("http")
     sink, receiver = Sink(), Receiver().start()
     port = free_port()
-    settings = settings_for(tmp, Backend("sqlite", f"sqlite:///{tmp / 'gateway.db'}", "memory://"), sink.port, http={
-        "host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
+    http = {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}", **http}
+    http["webhooks"] = [{"url": receiver.url, **hook} for hook in http.get("webhooks", ())]
+    gateway = Gateway(settings_for(tmp, backend, sink.port, http=http), clock=TestClock())
+    try:
+        gateway.load(tmp)
+        server = HttpServer(gateway.runtime).start()
+        try:
+            yield Api(gateway, server, sink, receiver, tmp)
+        finally:
+            server.stop()
+    finally:
+        gateway.stop()
+        receiver.stop()
+        sink.stop()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("http")
+    yield from running_api(tmp, Backend("sqlite", f"sqlite:///{tmp / 'gateway.db'}", "memory://"), {
         "api_tokens": {"account-page": API_TOKEN, "dashboard": READER_TOKEN},
         "scopes": {"dashboard": ["cases:read"]},
-        "webhooks": [{"name": "provider", "url": receiver.url, "secret": WEBHOOK_SECRET,
-                      "old_secrets": [OLD_WEBHOOK_SECRET]}],
+        "webhooks": [{"name": "provider", "secret": WEBHOOK_SECRET, "old_secrets": [OLD_WEBHOOK_SECRET]}],
     })
-    clock = TestClock()
-    gateway = Gateway(settings, clock=clock)
-    gateway.load(tmp)
-    server = HttpServer(gateway.runtime).start()
-    yield Api(gateway, server, sink, receiver, tmp)
-    server.stop()
-    gateway.stop()
-    receiver.stop()
-    sink.stop()

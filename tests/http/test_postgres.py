@@ -10,33 +10,20 @@ from sqlalchemy import func, select
 
 from gateway.models import Case, Outbox
 from tests.conftest import _postgres_backend
-from tests.harness import Gateway, Sink, TestClock, free_port, settings_for
-from tests.http.conftest import API_TOKEN, WEBHOOK_SECRET, Api
-from tests.http.receiver import Receiver
+from tests.http.conftest import API_TOKEN, WEBHOOK_SECRET, running_api
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture(scope="module")
 def pg_api(tmp_path_factory):
-    from gateway.http.server import HttpServer
-
-    tmp = tmp_path_factory.mktemp("http-pg")
     backend = _postgres_backend()
-    sink, receiver = Sink(), Receiver().start()
-    port = free_port()
-    settings = settings_for(tmp, backend, sink.port, http={
-        "port": port, "api_tokens": {"account-page": API_TOKEN},
-        "webhooks": [{"name": "provider", "url": receiver.url, "secret": WEBHOOK_SECRET}]})
-    gateway = Gateway(settings, clock=TestClock())
-    gateway.load(tmp)
-    server = HttpServer(gateway.runtime).start()
-    yield Api(gateway, server, sink, receiver, tmp)
-    server.stop()
-    gateway.stop()
-    receiver.stop()
-    sink.stop()
-    backend.cleanup()
+    try:
+        yield from running_api(tmp_path_factory.mktemp("http-pg"), backend, {
+            "api_tokens": {"account-page": API_TOKEN},
+            "webhooks": [{"name": "provider", "secret": WEBHOOK_SECRET}]})
+    finally:
+        backend.cleanup()
 
 
 def test_racing_retries_with_one_key_open_one_case(pg_api):

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
@@ -38,6 +39,14 @@ def session() -> Session:
     engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     Base.metadata.create_all(engine)
     return Session(engine)
+
+
+@pytest.fixture
+def db():
+    """A session on a fresh in-memory database (import this fixture into a test module)."""
+    db = session()
+    yield db
+    db.close()
 
 
 def work(db: Session, the_settings: config.Settings, now: datetime = NOW) -> Work:

@@ -12,7 +12,7 @@ from gateway.cases import timers
 from gateway.cases.machine import CaseState
 from gateway.casework import due_timers, schedule
 from gateway.models import Merchant, Outbox
-from tests.unit.casework_db import NOW, add_case, session, settings, work
+from tests.unit.casework_db import add_case, db, NOW, settings, work  # db: the fixture
 
 S = CaseState
 # kind: (case state, category, extra case fields, (notice, party) queued first, line starts with)
@@ -31,13 +31,6 @@ CASES = {
     timers.CATEGORY_ESCALATION: (S.NEEDS_INFO, None, {}, ("staff_escalation", "s"), "escalated to staff"),
     timers.AUTOCLOSE: (S.AWAITING_CUSTOMER, "delivery", {}, ("case_closed", "c"), "closed: 180 days"),
 }
-
-
-@pytest.fixture
-def db():
-    db = session()
-    yield db
-    db.close()
 
 
 def test_every_timer_kind_has_an_action():

@@ -13,16 +13,9 @@ from gateway.notices import Notice
 from gateway.outbox import ladder
 from gateway.outbox.context import case_subject, clean_subject
 from gateway.outbox.queue import queue
-from tests.unit.casework_db import CUSTOMER, MERCHANT, NOW, STAFF, add_case, session, settings, work
+from tests.unit.casework_db import add_case, CUSTOMER, db, MERCHANT, NOW, settings, STAFF, work  # db: the fixture
 
 STRANGER = "someone@elsewhere.example"
-
-
-@pytest.fixture
-def db():
-    db = session()
-    yield db
-    db.close()
 
 
 @pytest.fixture

@@ -13,16 +13,9 @@ from gateway.cases.machine import CaseState
 from gateway.casework import party_mail
 from gateway.mail.classify import Classification, Kind
 from gateway.models import Event, Message, Outbox
-from tests.unit.casework_db import NOW, add_case, session, settings, step
+from tests.unit.casework_db import add_case, db, NOW, settings, step  # db: the fixture
 
 GATE_ORDER = ["loop", "automatic", "rejected", "held", "confirms", "closed", "frozen", "flood"]
-
-
-@pytest.fixture
-def db():
-    db = session()
-    yield db
-    db.close()
 
 
 @pytest.fixture

@@ -7,14 +7,7 @@ import pytest
 
 from gateway.casework import readers
 from gateway.models import Merchant
-from tests.unit.casework_db import add_case, session, settings, work
-
-
-@pytest.fixture
-def db():
-    db = session()
-    yield db
-    db.close()
+from tests.unit.casework_db import add_case, db, settings, work  # db: the fixture
 
 
 @pytest.mark.parametrize("category, escalated, escalating, unreachable, expected", [

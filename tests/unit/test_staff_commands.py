@@ -11,14 +11,7 @@ from gateway.cases.machine import CaseState
 from gateway.casework import staff_commands
 from gateway.casework.record import record_inbound
 from gateway.models import Event, Message, Outbox
-from tests.unit.casework_db import NOW, add_case, session, settings, step
-
-
-@pytest.fixture
-def db():
-    db = session()
-    yield db
-    db.close()
+from tests.unit.casework_db import add_case, db, NOW, settings, step  # db: the fixture
 
 
 @pytest.fixture
