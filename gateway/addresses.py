@@ -61,28 +61,31 @@ def random_base32(length: int) -> str:
     return "".join(secrets.choice(_B32) for _ in range(length))
 
 
-def _sign(key: str, *parts: str) -> str:
+def sign(key: str, *parts: str, length: int = SIGNATURE_CHARS) -> str:
+    """HMAC-SHA256 of `parts` with `key`, lower-case base32, `length` characters: the
+    signature of case and VERP addresses, and of status links."""
     mac = hmac.new(key.encode(), "\x1f".join(parts).encode(), hashlib.sha256).digest()
-    return base64.b32encode(mac).decode().lower()[:SIGNATURE_CHARS]
+    return base64.b32encode(mac).decode().lower()[:length]
 
 
-def _verify(keys: Sequence[str], signature: str, *parts: str) -> bool:
+def verify(keys: Sequence[str], signature: str, *parts: str, length: int = SIGNATURE_CHARS) -> bool:
+    """Whether one of `keys` made `signature` over `parts` (constant time, every key tried)."""
     ok = False
     for key in keys:  # try every key, without stopping early, so timing says nothing
-        ok |= hmac.compare_digest(_sign(key, *parts), signature[:SIGNATURE_CHARS].ljust(SIGNATURE_CHARS, "0"))
-    return ok and len(signature) == SIGNATURE_CHARS
+        ok |= hmac.compare_digest(sign(key, *parts, length=length), signature[:length].ljust(length, "0"))
+    return ok and len(signature) == length
 
 
 def case_address(reference: str, party: Party, *, domain: str, keys: Sequence[str]) -> str:
     """The reply address of `party` in case `reference`, signed with the newest key."""
     reference = reference.lower()
-    return f"case+{reference}-{party}-{_sign(keys[0], 'case', reference, party)}@{domain}"
+    return f"case+{reference}-{party}-{sign(keys[0], 'case', reference, party)}@{domain}"
 
 
 def bounce_address(token: str, *, domain: str, keys: Sequence[str]) -> str:
     """The VERP envelope sender of one outbox row."""
     token = token.lower()
-    return f"bounce+{token}-{_sign(keys[0], 'bounce', token)}@{domain}"
+    return f"bounce+{token}-{sign(keys[0], 'bounce', token)}@{domain}"
 
 
 def intake_address(domain: str, local_part: str = "disputes") -> str:
@@ -107,12 +110,12 @@ def parse(address: str, *, domain: str, keys: Sequence[str], intake: Sequence[st
         return IntakeAddress(local)
     if match := _CASE_RE.match(local):
         reference, party, signature = match.groups()
-        if _verify(keys, signature, "case", reference, party):
+        if verify(keys, signature, "case", reference, party):
             return CaseAddress(reference, party)  # type: ignore[arg-type]
         return Rejected("bad signature")
     if match := _BOUNCE_RE.match(local):
         token, signature = match.groups()
-        if _verify(keys, signature, "bounce", token):
+        if verify(keys, signature, "bounce", token):
             return BounceAddress(token)
         return Rejected("bad signature")
     return Rejected("unknown address")
