@@ -96,7 +96,7 @@ def render(db, access: status_links.StatusAccess, settings: Settings, *, lang: s
         escalation = calendar_for(settings).add_business_days(
             case.waiting_since, settings.timers.escalation_business_days)
     messages = []
-    for item in views.conversation(db, case, party, keep=own_address, locale=locale):
+    for item in views.conversation(db, case, party, settings, keep=own_address, locale=locale):
         if item["direction"] == "out":
             who = text["notice"]
         elif item["author"] == views.PARTY[party]:

@@ -9,13 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway import addresses
-from gateway.models import Case, Event, Message, Outbox
+from gateway.mail.scrub import LABELS, AddressScrubber
+from gateway.models import Case, Event, Merchant, Message, Outbox
 from gateway.settings import Settings
 
 PARTY = {"c": "customer", "m": "merchant", "s": "staff"}
 MUST_ACT = {"needs_info": "c", "awaiting_merchant": "m", "awaiting_customer": "c", "with_staff": "s", "closed": None}
 _ADDRESS_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-HIDDEN = {"en": "[address hidden]", "fr": "[adresse masquée]"}
 # case events the provider may see (the rest are staff-only or mail plumbing)
 PUBLIC_EVENTS = frozenset({
     "case_opened", "category_delivery", "category_payment", "customer_replied", "merchant_replied", "staff_wrote",
@@ -23,9 +23,20 @@ PUBLIC_EVENTS = frozenset({
 })
 
 
-def hide_addresses(text: str, *, keep: str | None = None, locale: str = "en") -> str:
-    """`text` with every email address but `keep` (the reader's own case address) replaced."""
-    hidden = HIDDEN.get(locale, HIDDEN["en"])
+def scrubber_for(db: Session, case: Case, settings: Settings, *, keep: str | None, locale: str) -> AddressScrubber:
+    """The relay's own scrubber for what is shown of `case`: the parties' and staff's real
+    addresses in every written form, and the case addresses (this case's become `keep`)."""
+    merchant = db.get(Merchant, case.merchant_id)
+    hidden = [case.customer_email, merchant.support_email if merchant else "", *settings.gateway.staff_addresses]
+    return AddressScrubber.build(hidden, domain=settings.gateway.domain, case_reference=case.reference,
+                                 own_address=keep or "", locale=locale)
+
+
+def hide_addresses(text: str, scrubber: AddressScrubber, *, keep: str | None = None, locale: str = "en") -> str:
+    """`text` as the relay would show it (`scrubber`), then every other plain email address
+    but `keep` (the reader's own case address) replaced too."""
+    hidden = LABELS.get(locale, LABELS["en"])
+    text = scrubber.text(text)
     return _ADDRESS_RE.sub(lambda m: m.group(0) if keep and m.group(0).lower() == keep.lower() else hidden, text)
 
 
@@ -38,11 +49,12 @@ def summary(case: Case) -> dict:
     }
 
 
-def conversation(db: Session, case: Case, viewer: str | None, *, keep: str | None = None,
+def conversation(db: Session, case: Case, viewer: str | None, settings: Settings, *, keep: str | None = None,
                  locale: str = "en") -> list[dict]:
     """The messages of `case`, oldest first, as `viewer` ("c", "m") sees them: its own, the
     others' that were relayed to it, and the notices it was sent. `viewer` None (the
     provider): every party's messages that reached another party or were its own, no notices."""
+    scrubber = scrubber_for(db, case, settings, keep=keep, locale=locale)
     relayed_to: dict[int, set[str]] = {}
     for inbound_id, party in db.execute(select(Outbox.inbound_id, Outbox.party).where(
             Outbox.case_id == case.id, Outbox.kind == "relay", Outbox.inbound_id.is_not(None))):
@@ -69,8 +81,8 @@ def conversation(db: Session, case: Case, viewer: str | None, *, keep: str | Non
         if not visible:
             continue
         found.append({"at": message.created_at, "author": PARTY[message.party], "direction": "in",
-                      "subject": hide_addresses(message.subject, keep=keep, locale=locale),
-                      "text": hide_addresses(message.new_text, keep=keep, locale=locale)})
+                      "subject": hide_addresses(message.subject, scrubber, keep=keep, locale=locale),
+                      "text": hide_addresses(message.new_text, scrubber, keep=keep, locale=locale)})
     return found
 
 
@@ -88,7 +100,7 @@ def detail(db: Session, case: Case, settings: Settings) -> dict:
         "customer_address": addresses.case_address(case.reference, "c", domain=gateway.domain,
                                                    keys=gateway.secret_keys),
         "history": history,
-        "messages": conversation(db, case, None),
+        "messages": conversation(db, case, None, settings),
     }
 
 
