@@ -282,9 +282,57 @@ class Result:
                 f"ms  p99 {1000 * percentile(self.latencies, .99):6.0f} ms  CPU ms/msg: {cpu}")
 
 
-def measure(layout: Layout, sink: Sink, scenario: str, jobs, connections: int, schedule=None) -> Result:
+def start_profiler(layout: Layout, scenario: str, folder: Path | None) -> subprocess.Popen | None:
+    """py-spy on the process that does the work (`run` embedded, the first worker otherwise),
+    sampling the thread that holds the GIL (so the shares are CPU, not lock waits) until stopped; writes collapsed stacks that `summarise_profile` reads."""
+    if folder is None:
+        return None
+    target = layout.processes.get("run") or layout.processes["worker1"]
+    out = folder / f"{layout.name}-{scenario}.collapsed"
+    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(target.pid),
+                             "--format", "raw", "--rate", "200", "--nonblocking", "--gil", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(2)  # SIGINT: py-spy writes its output and exits
+        profiler.wait(timeout=60)
+
+
+def summarise_profile(path: Path, top: int = 25) -> str:
+    """Inclusive share of samples per function of the gateway's own code (and per library), from
+    py-spy's collapsed stacks, biggest first."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        seen = set()
+        for frame in stack.split(";"):
+            name, _, where = frame.partition(" (")
+            where = where.rstrip(")").split(":")[0].split("site-packages/")[-1]
+            if where.startswith(("gateway/", "workers/")) or "/gateway/" in where or "/workers/" in where:
+                key = f"{name} ({where[where.find('gateway/') if 'gateway/' in where else where.find('workers/'):]})"
+            elif "/" in where:
+                key = "[" + where.split("/")[0] + "]"
+            else:
+                key = "[" + where.removesuffix(".py") + "]"
+            if key not in seen:
+                seen.add(key)
+                inclusive[key] = inclusive.get(key, 0) + samples
+    rows = sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
+    return "\n".join(f"  {100 * n / max(total, 1):5.1f}%  {key}" for key, n in rows)
+
+
+def measure(layout: Layout, sink: Sink, scenario: str, jobs, connections: int, schedule=None,
+            profile: Path | None = None) -> Result:
     tokens = {job[3] for job in jobs}
     cpu_before = layout.cpu()
+    profiler = start_profiler(layout, scenario, profile)
     sent = send_all(layout.smtp_port, jobs, connections, schedule)
     first = min(s.started for s in sent)
     sink.wait(lambda c: tokens <= c.seen.keys(), timeout=900, what=f"{scenario}: {len(tokens)} relays")
@@ -292,6 +340,7 @@ def measure(layout: Layout, sink: Sink, scenario: str, jobs, connections: int, s
         seen = dict(sink.capture.seen)
     last = max(seen[t] for t in tokens)
     cpu_after = layout.cpu()
+    stop_profiler(profiler)
     latencies = [seen[s.token] - s.started for s in sent]
     return Result(layout.name, scenario, len(jobs), last - first, latencies,
                   {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after})
@@ -369,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="folder: sample the working process with py-spy during each scenario and print "
+                             "its top stages (pip install py-spy)")
     args = parser.parse_args(argv)
     scenarios = args.scenarios.split(",")
     mix = random.Random(7)
@@ -404,9 +456,12 @@ def main(argv: list[str] | None = None) -> int:
                     schedule = None
                 if scenario not in ceilings and scenario != "open-loop":
                     ceilings[scenario] = ceiling(jobs, args.connections)
-                result = measure(layout, sink, scenario, jobs, args.connections if schedule is None else 8, schedule)
+                result = measure(layout, sink, scenario, jobs, args.connections if schedule is None else 8, schedule,
+                                 args.profile)
                 results.append(result)
                 print(result.line(ceilings.get(scenario, ceilings.get("replies", 1.0))), flush=True)
+                if args.profile:
+                    print(summarise_profile(args.profile / f"{layout.name}-{scenario}.collapsed"), flush=True)
         finally:
             layout.stop()
             sink.stop()

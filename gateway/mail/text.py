@@ -11,7 +11,7 @@ import re
 from html.parser import HTMLParser
 
 import nh3
-from mailparser_reply import EmailReplyParser
+from mailparser_reply.parser import EmailMessage
 
 from gateway.mail.sanitize import MAX_NESTING_WORK, nesting_work, stripped_text, valid_text
 
@@ -30,6 +30,58 @@ _HISTORY_STARTS = [
         r"^>",
     )
 ]
+
+
+# mail-parser-reply's header pattern for our languages, compiled once (the library builds it
+# again for every message).
+_REPLY_HEADERS = EmailMessage(text="", languages=list(_LANGUAGES)).HEADER_REGEX
+
+
+def _line_starts(text: str):
+    """Every offset where one of the library's header alternatives can begin: each starts
+    with '^' (multi-line) or with a newline, so a match begins at offset 0, at a newline or
+    just after one."""
+    yield 0
+    index = text.find("\n")
+    while index >= 0:
+        if index:
+            yield index
+        yield index + 1
+        index = text.find("\n", index + 1)
+
+
+def _reply_headers(text: str) -> list[str]:
+    """What `_REPLY_HEADERS.findall(text)` gives, flattened to its non-empty groups, as the
+    library reads it. Trying the pattern only where a match can begin is the same search
+    (findall's leftmost, non-overlapping matches) at a fortieth of the cost: the library's
+    one alternation tried at every character was 1.3 ms of a 4 KB reply."""
+    found: list[str] = []
+    cursor = 0
+    for start in _line_starts(text):
+        if start < cursor:
+            continue
+        match = _REPLY_HEADERS.match(text, start)
+        if match:
+            found.extend(group for group in match.groups(default="") if group)
+            cursor = max(match.end(), start + 1)
+    return found
+
+
+def latest_reply(text: str) -> str:
+    """The first fragment of `text` that mail-parser-reply's `parse_reply` would give: the
+    body split at the attribution and header lines of our languages, the first non-empty
+    part kept. Only the fragments' content is read, not the signature and disclaimer
+    patterns the library runs over every fragment and we never use."""
+    message = EmailMessage(text=text, languages=list(_LANGUAGES), _header_regex=_REPLY_HEADERS)
+    body = message.text  # the library's own normalising (line ends, stripped lines, separators)
+    current = 0
+    for header in _reply_headers(body):
+        position = body.find(header, current + 1 if current > 0 else current)
+        content = body[current:position].strip()
+        current = position if position >= 0 else 0
+        if content:
+            return content
+    return body[current:].strip()
 
 
 _QUOTE_START, _QUOTE_END = "\x00qs\x00", "\x00qe\x00"
@@ -116,7 +168,7 @@ def new_text(text: str) -> str:
     if _answers_between_quotes(text):
         return _unquoted_lines(text)  # an inline reply: every unquoted line is new text
     try:
-        latest = EmailReplyParser(languages=_LANGUAGES).parse_reply(text=text) or ""
+        latest = latest_reply(text)
     except Exception:  # the library's regexes must never stop a message; fall back to our rules
         latest = text
     lines = latest.splitlines()
