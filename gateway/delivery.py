@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from gateway import addresses, store
 from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.metrics import RESENDS
-from gateway.models import Outbox
+from gateway.models import Outbox, UtcDateTime
 from gateway.transport import PermanentFailure, TemporaryFailure, Transport, UncertainDelivery
 from gateway.sent_journal import Accepted, SentJournal
 
@@ -86,21 +86,35 @@ class Claimed:
     party: str | None
     resend: bool  # the last attempt's outcome is unknown
     previous: str | None
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a claimed row of some kind is sent, and what a permanent refusal of it sets off."""
+
+    transport: Transport
+    on_permanent_failure: Callable[..., list[int]] | None = None
 
 
 def deliver(
     database: Database,
     outbox_id: int,
     *,
-    transport: Transport,
+    route: Callable[[str], Route],
     settings: Settings,
     clock: Callable[[], datetime],
     sender: Sender,
-    on_permanent_failure: Callable[..., list[int]] | None = None,
+    below_bytes: int | None = None,
 ) -> tuple[Attempt, list[int]]:
-    """Attempt one outbox row; returns the attempt and any new outbox ids it caused."""
+    """Attempt one outbox row, sent the way `route` gives for its kind; returns the attempt
+    and any new outbox ids it caused. With `below_bytes`, a row of that size or more is not
+    claimed: the attempt's result is "large" (it belongs on the large-message queue)."""
     with sender.sending(outbox_id):
-        claimed = _claim(database, outbox_id, settings, clock, sender.holder)
+        try:
+            claimed = _claim(database, outbox_id, settings, clock, sender.holder, below_bytes)
+        except store.TooLarge:
+            return Attempt(outbox_id, "large", f"at least {below_bytes} bytes"), []
         if claimed is None:
             return Attempt(outbox_id, "skipped", "not due or already handled"), []
         if claimed.resend:
@@ -108,23 +122,26 @@ def deliver(
             log.warning("outbox %s: sending again to party %s with the same Message-ID %s (attempt %s); the "
                         "previous attempt's outcome is unknown: %s", outbox_id, claimed.party, claimed.message_id,
                         claimed.attempts, claimed.previous)
+        how = route(claimed.kind)
         try:
-            detail = transport.send(claimed.mail_from, claimed.recipient, claimed.raw)
+            detail = how.transport.send(claimed.mail_from, claimed.recipient, claimed.raw)
         except Exception as error:  # refused, unknown, or a fault of the transport
-            return _not_accepted(database, claimed, error, settings, clock, on_permanent_failure)
+            return _not_accepted(database, claimed, error, settings, clock, how.on_permanent_failure)
         return _accepted(database, claimed, detail, sender, clock), []
 
 
-def _claim(database: Database, outbox_id: int, settings: Settings, clock, holder: str) -> Claimed | None:
+def _claim(database: Database, outbox_id: int, settings: Settings, clock, holder: str,
+           below_bytes: int | None) -> Claimed | None:
     gateway = settings.gateway
-    with database.unit_of_work() as db:
-        row = store.claim_outbox(db, outbox_id, now=clock(), lease_seconds=settings.workers.lease_seconds,
-                                 holder=holder)
-        if row is None:
-            return None
-        return Claimed(outbox_id, holder,
-                       addresses.bounce_address(row.verp_token, domain=gateway.domain, keys=gateway.secret_keys),
-                       row.recipient, row.raw, row.attempts, row.message_id, row.party, row.uncertain, row.last_error)
+    with database.connection() as connection:
+        row = store.claim_outbox(connection, outbox_id, now=clock(), lease_seconds=settings.workers.lease_seconds,
+                                 holder=holder, below_bytes=below_bytes)
+    if row is None:
+        return None
+    return Claimed(outbox_id, holder,
+                   addresses.bounce_address(row.verp_token, domain=gateway.domain, keys=gateway.secret_keys),
+                   row.recipient, row.raw, row.attempts, row.message_id, row.party, row.uncertain, row.last_error,
+                   row.kind)
 
 
 def _accepted(database: Database, claimed: Claimed, detail: str, sender: Sender, clock) -> Attempt:
@@ -171,14 +188,22 @@ def _not_accepted(database: Database, claimed: Claimed, error: Exception, settin
         return _record_retry(database, outbox_id, holder, text, None, attempts, settings, clock), []
 
 
+_OUTBOX = Outbox.__table__
+_SENT_STATE = (select(_OUTBOX.c.id, _OUTBOX.c.status, _OUTBOX.c.sent_at, _OUTBOX.c.message_id, _OUTBOX.c.last_error)
+               .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True))).with_for_update())
+_RECORD_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"))
+                .values(status="sent", sent_at=bindparam("at", type_=UtcDateTime()), smtp_code=250,
+                        smtp_reply=bindparam("reply"), last_error=None, holder=None, uncertain=False))
+
+
 def record_accepted(database: Database, entries: list[Accepted], *, journal: SentJournal | None = None) -> list[int]:
-    """Record the smarthost's 250s in one unit of work; returns the ids recorded. A row
+    """Record the smarthost's 250s in one transaction; returns the ids recorded. A row
     recorded 'sent' before by another attempt means the smarthost got it twice: logged."""
     if not entries:
         return []
-    with database.unit_of_work() as db:
-        rows = {row.id: row for row in db.scalars(select(Outbox).where(
-            Outbox.id.in_([e.outbox_id for e in entries])).with_for_update())}
+    with database.connection() as connection:
+        rows = {row.id: row for row in connection.execute(_SENT_STATE, {"ids": [e.outbox_id for e in entries]})}
+        updates = []
         for entry in entries:
             row = rows.get(entry.outbox_id)
             if row is None:
@@ -192,13 +217,10 @@ def record_accepted(database: Database, entries: list[Accepted], *, journal: Sen
                             "smarthost at %s (Message-ID %s): left as failed", row.id, row.last_error,
                             entry.at.isoformat(), row.message_id)
                 continue
-            row.status = "sent"
-            row.sent_at = entry.at
-            row.smtp_code = 250
-            row.smtp_reply = entry.reply[:1000] or None  # the proof of hand-over, for the export's delivery ledger
-            row.last_error = None
-            row.holder = None
-            row.uncertain = False
+            # the smarthost's reply is the proof of hand-over, for the export's delivery ledger
+            updates.append({"outbox_id": row.id, "at": entry.at, "reply": entry.reply[:1000] or None})
+        if updates:
+            connection.execute(_RECORD_SENT, updates)
     ids = [e.outbox_id for e in entries]
     if journal is not None:
         journal.mark_recorded(ids)

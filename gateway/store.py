@@ -9,7 +9,8 @@ from email.policy import compat32
 from typing import Iterable, Sequence
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,7 @@ from gateway.dispositions import UNPLACED
 from gateway.mail.fingerprint import fingerprint
 from gateway.mail.parse import decode, message_ids
 from gateway.models import (ApiIdempotency, Case, Event, Inbound, Instance, Merchant, Message, Outbox, Party,
-                            ProcessHeartbeat, SendLog, Transaction)
+                            ProcessHeartbeat, SendLog, Transaction, UtcDateTime)
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 
@@ -203,15 +204,36 @@ def sent_message_owner(db: Session, ids: Sequence[str]) -> tuple[int, str, bool]
     return (row[0], row[1], row[2] == "closed") if row else None
 
 
-def claim_outbox(db: Session, outbox_id: int, *, now: datetime, lease_seconds: int, holder: str) -> Outbox | None:
-    """Lock a pending outbox row that is due and mark it 'sending' by `holder`, or None."""
-    row = db.scalar(select(Outbox).where(Outbox.id == outbox_id).with_for_update())
-    if row is None or row.status != "pending" or row.next_attempt_at > now:
-        return None
-    row.status = "sending"
-    row.attempts += 1
-    row.holder = holder
-    row.lease_until = now + timedelta(seconds=lease_seconds)
+_OUTBOX = Outbox.__table__
+_CLAIMED_COLUMNS = (_OUTBOX.c.verp_token, _OUTBOX.c.recipient, _OUTBOX.c.raw, _OUTBOX.c.attempts,
+                    _OUTBOX.c.message_id, _OUTBOX.c.party, _OUTBOX.c.uncertain, _OUTBOX.c.last_error, _OUTBOX.c.kind)
+_CLAIM_DUE = [_OUTBOX.c.id == bindparam("outbox_id"), _OUTBOX.c.status == "pending",
+              _OUTBOX.c.next_attempt_at <= bindparam("now", type_=UtcDateTime())]
+_CLAIM_VALUES = {"status": "sending", "attempts": _OUTBOX.c.attempts + 1, "holder": bindparam("holder"),
+                 "lease_until": bindparam("lease_until", type_=UtcDateTime())}
+_CLAIM_OUTBOX = update(_OUTBOX).where(*_CLAIM_DUE).values(_CLAIM_VALUES).returning(*_CLAIMED_COLUMNS)
+_CLAIM_SMALL_OUTBOX = (update(_OUTBOX).where(*_CLAIM_DUE, func.length(_OUTBOX.c.raw) < bindparam("below_bytes"))
+                       .values(_CLAIM_VALUES).returning(*_CLAIMED_COLUMNS))
+_DUE_SIZE = select(func.length(_OUTBOX.c.raw)).where(*_CLAIM_DUE)
+
+
+class TooLarge(Exception):
+    """The row is due but at least the size given to `claim_outbox`: it goes to the large queue."""
+
+
+def claim_outbox(connection: Connection, outbox_id: int, *, now: datetime, lease_seconds: int, holder: str,
+                 below_bytes: int | None = None):
+    """Mark a pending outbox row that is due 'sending' by `holder`, in one statement; the
+    claimed row (verp_token, recipient, raw, attempts, message_id, party, uncertain,
+    last_error, kind), or None when it is not due or not pending (another attempt has it).
+    With `below_bytes`, a row of that size or more is left alone and TooLarge raised."""
+    parameters = {"outbox_id": outbox_id, "now": now, "holder": holder,
+                  "lease_until": now + timedelta(seconds=lease_seconds)}
+    if below_bytes is None:
+        return connection.execute(_CLAIM_OUTBOX, parameters).first()
+    row = connection.execute(_CLAIM_SMALL_OUTBOX, {**parameters, "below_bytes": below_bytes}).first()
+    if row is None and (connection.scalar(_DUE_SIZE, {"outbox_id": outbox_id, "now": now}) or 0) >= below_bytes:
+        raise TooLarge(outbox_id)
     return row
 
 

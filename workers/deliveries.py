@@ -17,24 +17,32 @@ from workers.inbound import ACTOR_OPTIONS
 
 
 def declare(runtime) -> tuple[dramatiq.Actor, dramatiq.Actor]:
+    def rejected(db, row, *, error, now) -> list[int]:
+        return delivery_reports.on_smtp_rejection(db, row, error=error, now=now, settings=runtime.settings,
+                                                  renderer=runtime.renderer)
+
+    def route(kind: str) -> delivery.Route:
+        if kind == webhooks.OUTBOX_KIND:  # an HTTP delivery: no bounce handling
+            return delivery.Route(runtime.webhook_sender)
+        return delivery.Route(runtime.transport, rejected)
+
     def attempt(outbox_id: int, *, forward_large: bool) -> None:
+        gate = runtime.large_messages
         try:
-            with runtime.database.unit_of_work() as db:
-                size, kind = db.execute(select(func.length(Outbox.raw), Outbox.kind)
-                                        .where(Outbox.id == outbox_id)).one_or_none() or (0, None)
-                size = size or 0
-            if forward_large and runtime.large_messages.is_large(size) and not runtime.inline:
-                large_actor.send(outbox_id)
-                return
             sender = runtime.sender()  # a restarted process records what stopped ones left first
-            with runtime.large_messages.slot(size, wait=True):
-                webhook = kind == webhooks.OUTBOX_KIND  # an HTTP delivery: no bounce handling
-                result, new_ids = delivery.deliver(
-                    runtime.database, outbox_id, transport=runtime.webhook_sender if webhook else runtime.transport,
-                    settings=runtime.settings, clock=runtime.now, sender=sender,
-                    on_permanent_failure=None if webhook else lambda db, row, *, error, now: delivery_reports.on_smtp_rejection(
-                        db, row, error=error, now=now, settings=runtime.settings, renderer=runtime.renderer),
-                )
+            if forward_large and not runtime.inline:
+                # claimed at once unless large (then handed to the large queue): no read before
+                result, new_ids = delivery.deliver(runtime.database, outbox_id, route=route, settings=runtime.settings,
+                                                   clock=runtime.now, sender=sender, below_bytes=gate.threshold_bytes)
+                if result.result == "large":
+                    large_actor.send(outbox_id)
+                    return
+            else:  # the large queue, or a one-shot command: the message's size takes its memory slot first
+                with runtime.database.connection() as connection:
+                    size = connection.scalar(select(func.length(Outbox.raw)).where(Outbox.id == outbox_id)) or 0
+                with gate.slot(size, wait=True):
+                    result, new_ids = delivery.deliver(runtime.database, outbox_id, route=route,
+                                                       settings=runtime.settings, clock=runtime.now, sender=sender)
             runtime.outage.succeeded()
         except DatabaseUnavailable as error:
             runtime.outage.failed(error, f"delivering outbox {outbox_id}")

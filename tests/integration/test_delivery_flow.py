@@ -110,3 +110,26 @@ def test_an_outlook_style_quote_does_not_carry_a_real_address_across(backend, ma
     assert "We refunded you." in received.text()
     raw = received.raw.decode().lower()
     assert MERCHANT not in raw and "bob@shop.test" not in raw and "[address hidden]" in received.text()
+
+
+def test_mail_over_the_large_message_size_is_delivered_from_the_large_queue(backend, make_gateway, sink):
+    """An outgoing mail of [workers] large_message_bytes or more is not claimed by the outbound
+    queue's threads but handed to the large queue, and still reaches its reader once."""
+    from sqlalchemy import func, select
+
+    from gateway.models import Outbox
+
+    gateway = make_gateway(backend, worker_settings={"large_message_bytes": 6000})
+    _open_delivery_case(gateway, sink)
+    ack = sink.to(CUSTOMER)[0]
+    customer_address = ack.header("From").split("<")[1].rstrip(">")
+    photo = bytes(range(256)) * 40  # a 10 KB attachment: the relay is over 6000 bytes
+    gateway.send(build_mail(sender=CUSTOMER, to=customer_address, subject="Re: " + ack.header("Subject"),
+                            body="Here is a photo of the empty box.",
+                            attachments=[("box.jpg", "image/jpeg", photo)]), to=customer_address)
+    relayed = sink.wait(lambda got: any("empty box" in r.text() for r in got if r.to == MERCHANT))
+    assert len([r for r in relayed if r.to == MERCHANT and "empty box" in r.text()]) == 1
+    gateway.settle()
+    with gateway.runtime.database.unit_of_work() as db:
+        large = db.execute(select(Outbox.status, Outbox.attempts).where(func.length(Outbox.raw) >= 6000)).all()
+    assert large and all(row == ("sent", 1) for row in large)

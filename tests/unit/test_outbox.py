@@ -91,3 +91,27 @@ def test_subjects():
     assert clean_subject("Re: RE: Fwd: [Case ABCD2345] My parcel") == "My parcel"
     assert clean_subject("AW: TR: ") == "Dispute"
     assert clean_subject("Sv[2]: \x07order   late") == "order late"
+
+
+def test_a_row_is_claimed_once_in_one_statement_and_a_large_one_is_left_for_the_large_queue(db, tmp_path):
+    from gateway import store
+
+    config = settings(tmp_path)
+    small = queue(db, config, raw=b"x" * 100, recipient=MERCHANT, kind="relay", party="m", case=None,
+                  message_id="<a@x>", inbound_id=None, now=NOW)
+    large = queue(db, config, raw=b"x" * 5000, recipient=MERCHANT, kind="relay", party="m", case=None,
+                  message_id="<b@x>", inbound_id=None, now=NOW)
+    later = queue(db, config, raw=b"x" * 100, recipient=MERCHANT, kind="relay", party="m", case=None,
+                  message_id="<c@x>", inbound_id=None, now=NOW + timedelta(hours=1))
+    db.commit()
+    connection = db.connection()
+    claimed = store.claim_outbox(connection, small, now=NOW, lease_seconds=60, holder="p1", below_bytes=1000)
+    assert (claimed.recipient, claimed.attempts, claimed.kind, claimed.raw) == (MERCHANT, 1, "relay", b"x" * 100)
+    assert store.claim_outbox(connection, small, now=NOW, lease_seconds=60, holder="p2") is None  # already sending
+    with pytest.raises(store.TooLarge):
+        store.claim_outbox(connection, large, now=NOW, lease_seconds=60, holder="p1", below_bytes=1000)
+    assert store.claim_outbox(connection, later, now=NOW, lease_seconds=60, holder="p1", below_bytes=1000) is None
+    assert store.claim_outbox(connection, large, now=NOW, lease_seconds=60, holder="p1").attempts == 1
+    rows = {row.id: row for row in db.scalars(select(Outbox).execution_options(populate_existing=True))}
+    assert (rows[small].status, rows[small].holder, rows[small].lease_until) == ("sending", "p1", NOW + timedelta(seconds=60))
+    assert (rows[large].status, rows[later].status) == ("sending", "pending")
