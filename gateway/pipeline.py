@@ -10,7 +10,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from gateway import addresses, authentication, quarantine, store
@@ -96,36 +97,48 @@ class Attempt:
     client: Client = Client(None, None)  # who handed it over by SMTP
 
 
-def begin_attempt(db: Session, inbound_id: int, *, settings: Settings, now: datetime, holder: str | None = None,
-                  resumed: bool = False) -> Attempt | None:
+_INBOUND = Inbound.__table__
+_ATTEMPT_STATE = (select(_INBOUND.c.status, _INBOUND.c.attempts, _INBOUND.c.started_at, _INBOUND.c.holder,
+                         _INBOUND.c.raw, _INBOUND.c.mail_from, _INBOUND.c.size, _INBOUND.c.client_address,
+                         _INBOUND.c.client_helo)
+                  .where(_INBOUND.c.id == bindparam("inbound_id")).with_for_update())
+_SET_ATTEMPT = update(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id"))
+
+
+def begin_attempt(connection: Connection, inbound_id: int, *, settings: Settings, now: datetime,
+                  holder: str | None = None, resumed: bool = False) -> Attempt | None:
     """Count one more attempt at `inbound_id` and mark it started by `holder` (committed by
     the caller before the work, so an attempt that never ends, by a time limit or a dead
     worker, still counts). None: nothing to do (processed, quarantined, gone, or an attempt
     still running). `resumed`: the caller's own last attempt was cut short by the database
-    going away, which is not the message's fault: it is taken up again, not counted twice."""
+    going away, which is not the message's fault: it is taken up again, not counted twice.
+    Two Core statements on `connection` (a Database.connection()): read the row locked, write
+    the attempt."""
     workers = settings.workers
-    inbound = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update()
-                        .execution_options(populate_existing=True))
-    if inbound is None or inbound.status != "queued":
+    row = connection.execute(_ATTEMPT_STATE, {"inbound_id": inbound_id}).first()
+    if row is None or row.status != "queued":
         return None
-    if inbound.started_at is not None and resumed and holder is not None and inbound.holder == holder:
-        inbound.attempts = max(0, inbound.attempts - 1)
-        inbound.started_at = None
-    if inbound.started_at is not None:
-        if inbound.started_at + timedelta(seconds=workers.processing_time_limit_seconds + 30) > now:
+    attempts, started_at = row.attempts, row.started_at
+    changes: dict = {}
+    if started_at is not None and resumed and holder is not None and row.holder == holder:
+        attempts, started_at = max(0, attempts - 1), None
+    if started_at is not None:
+        if started_at + timedelta(seconds=workers.processing_time_limit_seconds + 30) > now:
             return None  # another worker is on it (a duplicate queue message)
-        inbound.error = (f"attempt {inbound.attempts} did not finish: the worker stopped or it ran past "
-                         f"[workers] processing_time_limit_seconds ({workers.processing_time_limit_seconds})")
-        inbound.started_at = None
-        log.warning("inbound %s: %s", inbound.id, inbound.error)
-    if inbound.attempts >= workers.inbound_max_attempts:
-        return Attempt(inbound.id, inbound.raw, inbound.mail_from, inbound.size, inbound.attempts, exhausted=True)
-    inbound.attempts += 1
-    inbound.started_at = now
-    inbound.holder = holder
-    inbound.lease_until = now + timedelta(seconds=settings.workers.lease_seconds)
-    return Attempt(inbound.id, inbound.raw, inbound.mail_from, inbound.size, inbound.attempts,
-                   client=Client(inbound.client_address, inbound.client_helo))
+        changes["error"] = (f"attempt {attempts} did not finish: the worker stopped or it ran past "
+                            f"[workers] processing_time_limit_seconds ({workers.processing_time_limit_seconds})")
+        started_at = None
+        log.warning("inbound %s: %s", inbound_id, changes["error"])
+    if attempts >= workers.inbound_max_attempts:
+        if changes or attempts != row.attempts or started_at != row.started_at:
+            connection.execute(_SET_ATTEMPT.values(attempts=attempts, started_at=started_at, **changes),
+                               {"inbound_id": inbound_id})
+        return Attempt(inbound_id, row.raw, row.mail_from, row.size, attempts, exhausted=True)
+    connection.execute(_SET_ATTEMPT.values(attempts=attempts + 1, started_at=now, holder=holder,
+                                           lease_until=now + timedelta(seconds=workers.lease_seconds), **changes),
+                       {"inbound_id": inbound_id})
+    return Attempt(inbound_id, row.raw, row.mail_from, row.size, attempts + 1,
+                   client=Client(row.client_address, row.client_helo))
 
 
 def attempt_not_started(db: Session, inbound_id: int) -> None:

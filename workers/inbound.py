@@ -39,8 +39,8 @@ def declare(runtime) -> tuple[dramatiq.Actor, dramatiq.Actor]:
         try:
             with lock:
                 resumed = inbound_id in cut_short
-            with runtime.database.unit_of_work() as db:
-                attempt = pipeline.begin_attempt(db, inbound_id, settings=settings, now=runtime.now(),
+            with runtime.database.connection() as connection:
+                attempt = pipeline.begin_attempt(connection, inbound_id, settings=settings, now=runtime.now(),
                                                  holder=runtime.process_id, resumed=resumed)
             with lock:
                 cut_short.discard(inbound_id)

@@ -96,8 +96,8 @@ def test_an_attempt_whose_worker_died_counts(sqlite_backend, make_gateway, sink,
     inbound_id = _inbound(gateway)[0].id
     settings = gateway.settings
     for _ in range(2):  # two attempts begin, and their worker dies each time (kill -9)
-        with gateway.runtime.database.unit_of_work() as db:
-            assert pipeline.begin_attempt(db, inbound_id, settings=settings, now=clock.now()) is not None
+        with gateway.runtime.database.connection() as connection:
+            assert pipeline.begin_attempt(connection, inbound_id, settings=settings, now=clock.now()) is not None
         clock.advance(timedelta(minutes=10))
     gateway.worker = gateway.runtime.start_worker(2)
     gateway.runtime.process_inbound.fn(inbound_id)  # the sweep's next try finds them used up
