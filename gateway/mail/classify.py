@@ -54,7 +54,9 @@ _BOUNCE_SUBJECT_RE = re.compile(
     r"warning: message|processing error|automatically rejected|permanent delivery|failure delivery|"
     r"non remis|non distribuable|échec de (la )?(remise|distribution)|impossible de remettre|"
     r"unzustellbar|nicht zustellbar|no se puede entregar|no entregado|mancata consegna|non recapitat|"
-    r"error (while )?sending (your )?(mail|message)|could not be sent|unable to deliver)",
+    r"error (while )?sending (your )?(mail|message)|could not be sent|unable to deliver|"
+    # Japanese carriers and MTAs (au one net/KDDI: "mail error notice"; "undelivered", "delivery error")
+    r"メールエラー|配信エラー|配送エラー|送信エラー|不達|未達|配信不能|配信できません|送信できません)",
     re.IGNORECASE,
 )
 # Amazon SES's bounce, complaint and delivery notifications (sent through SNS as JSON).

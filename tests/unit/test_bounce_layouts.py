@@ -1,0 +1,44 @@
+"""Report layouts of particular MTAs read from real samples of the corpus: who failed, why,
+and what it means for the address (gateway/mail/bounces)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.classify_corpus import Reader
+from gateway.mail.bounces import FailureKind, Reason, detect
+from gateway.mail.headers import decode
+
+CORPUS = Path(__file__).resolve().parents[1] / "mail" / "corpus"
+
+
+def _read(name: str):
+    return Reader().read((CORPUS / name).read_bytes())
+
+
+@pytest.mark.parametrize("name", ["heldout/sisimai-mac-jp-kddi-01.eml",  # UTF-8, lines end in bare CR
+                                  "heldout2/sisimai-dos-msp-jp-kddi-01.eml"])  # raw ISO-2022-JP subject, CRLF
+def test_au_one_net_kddi_mailbox_full_is_a_bounce_for_a_working_address(name):
+    ours = _read(name)
+    assert (ours.classification, ours.verdict, ours.reasons[:1]) == ("bounce", "trouble", ["mailboxfull"])
+    assert ours.recipients == {"kijitora@x0000000000000.dion.ne.jp"}
+
+
+def test_a_report_whose_lines_end_in_bare_cr_reads_like_its_lf_copy():
+    raw = (CORPUS / "heldout/sisimai-mac-jp-kddi-01.eml").read_bytes()
+    assert b"\r" in raw and b"\n" not in raw
+    assert Reader().read(raw) == Reader().read(raw.replace(b"\r", b"\n"))
+
+
+def test_a_person_writing_a_japanese_error_subject_is_not_a_bounce():
+    raw = ("From: Hanako <hanako@example.jp>\nTo: support@gateway.test\nSubject: =?UTF-8?B?"
+           "44Oh44O844Or44Ko44Op44O86YCa55+l?=\nContent-Type: text/plain; charset=UTF-8\n\n"
+           "昨日のメールエラー通知について質問があります。注文番号は 1234 です。\n").encode()
+    assert Reader().read(raw).classification == "human"
+
+
+def test_a_raw_iso_2022_jp_header_is_read_as_japanese():
+    assert decode("\x1b$B%a!<%k%(%i!<DLCN\x1b(B") == "メールエラー通知"
+    assert decode("Re: \x1b$B%F%9%H\x1b(B ok") == "Re: テスト ok"
