@@ -18,6 +18,14 @@ def _read(name: str):
     return Reader().read((CORPUS / name).read_bytes())
 
 
+def test_lotus_notes_lists_the_failed_recipient_under_failure_reasons():
+    # the reason is a Japanese line Notes does not explain; the address alone follows it
+    verdict = detect((CORPUS / "heldout2/sisimai-dos-email-notes-01.eml").read_bytes())
+    entry = verdict.failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@u1.example.co.jp", Reason.UNDEFINED,
+                                                           FailureKind.TROUBLE)
+
+
 @pytest.mark.parametrize("name", ["heldout/sisimai-mac-jp-kddi-01.eml",  # UTF-8, lines end in bare CR
                                   "heldout2/sisimai-dos-msp-jp-kddi-01.eml"])  # raw ISO-2022-JP subject, CRLF
 def test_au_one_net_kddi_mailbox_full_is_a_bounce_for_a_working_address(name):
@@ -30,6 +38,12 @@ def test_a_report_whose_lines_end_in_bare_cr_reads_like_its_lf_copy():
     raw = (CORPUS / "heldout/sisimai-mac-jp-kddi-01.eml").read_bytes()
     assert b"\r" in raw and b"\n" not in raw
     assert Reader().read(raw) == Reader().read(raw.replace(b"\r", b"\n"))
+
+
+def test_sendmail_v5_transcript_names_the_recipient_only_in_the_unsent_message():
+    ours = _read("heldout/sisimai-mac-mta-v5sendmail-01.eml")  # "421 ... Deferred", CR line ends
+    assert (ours.verdict, ours.reasons[:1], ours.recipients) == ("trouble", ["expired"], {"kijitora@example.com"})
+    assert not ours.permanent
 
 
 def test_a_person_writing_a_japanese_error_subject_is_not_a_bounce():
