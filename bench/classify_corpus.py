@@ -148,12 +148,11 @@ class Reader:
         if not entries:
             return Ours("bounce", "none", [], set(), False)
         if hasattr(entries[0], "reason"):
-            verdicts = [f.kind.value for f in entries]
             failed = [f for f in entries if f.kind.failed]
             main = (failed or entries)[0]
             return Ours("bounce", main.kind.value, [f.reason.value for f in entries],
                         {f.recipient for f in failed or entries if f.recipient},
-                        any(v == "dead" for v in verdicts))
+                        main.kind.value == "dead")  # the main entry, as the verdict and reason
         verdicts = [legacy_kind(f.kind.value, True) for f in entries]
         main = next((v for v in verdicts if v != "delayed"), verdicts[0])
         return Ours("bounce", main, [], {f.recipient for f in entries}, "dead" in verdicts)
