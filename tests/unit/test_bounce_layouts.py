@@ -46,6 +46,12 @@ def test_sendmail_v5_transcript_names_the_recipient_only_in_the_unsent_message()
     assert not ours.permanent
 
 
+def test_aol_recipient_blocks_without_a_blank_line_between_them_are_two_recipients():
+    verdict = detect((CORPUS / "heldout2/sisimai-bsd-rhost-aol-03.eml").read_bytes())
+    assert [(f.recipient, f.reason) for f in verdict.failures] == [
+        ("sabineko@example.jp", Reason.MAILBOX_FULL), ("mikeneko@example.jp", Reason.USER_UNKNOWN)]
+
+
 def test_a_person_writing_a_japanese_error_subject_is_not_a_bounce():
     raw = ("From: Hanako <hanako@example.jp>\nTo: support@gateway.test\nSubject: =?UTF-8?B?"
            "44Oh44O844Or44Ko44Op44O86YCa55+l?=\nContent-Type: text/plain; charset=UTF-8\n\n"

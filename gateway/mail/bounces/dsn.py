@@ -42,7 +42,34 @@ def _status_part(message: Message) -> Message | None:
 
 
 def _fields_blocks(part: Message) -> list[Message]:
-    """The per-message and per-recipient field groups of a delivery-status part."""
+    """The per-message and per-recipient field groups of a delivery-status part, one group
+    per recipient even where the blank lines between them are missing (AOL)."""
+    return [group for block in _raw_blocks(part) for group in _per_recipient(block)]
+
+
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
+
+
+def _per_recipient(block: Message) -> list[Message]:
+    """`block` cut where a recipient field it already has appears again: a new recipient."""
+    names = [name.lower() for name in block.keys()]
+    if all(names.count(f) < 2 for f in _RECIPIENT_FIELDS):
+        return [block]
+    groups: list[list[tuple[str, str]]] = [[]]
+    for name, value in block.items():
+        if name.lower() in _RECIPIENT_FIELDS and any(n.lower() == name.lower() for n, _ in groups[-1]):
+            groups.append([])
+        groups[-1].append((name, value))
+    out = []
+    for fields in groups:
+        group = Message()
+        for name, value in fields:
+            group[name] = value
+        out.append(group)
+    return out
+
+
+def _raw_blocks(part: Message) -> list[Message]:
     payload = part.get_payload()
     if isinstance(payload, list):  # the email package parses the groups as sub-messages
         if len(payload) > 1 or not _looks_like_text(payload):
