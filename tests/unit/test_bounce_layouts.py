@@ -52,6 +52,14 @@ def test_aol_recipient_blocks_without_a_blank_line_between_them_are_two_recipien
         ("sabineko@example.jp", Reason.MAILBOX_FULL), ("mikeneko@example.jp", Reason.USER_UNKNOWN)]
 
 
+def test_amazon_ses_notice_inside_the_sns_envelope_is_read():
+    raw = (CORPUS / "heldout/sisimai-bsd-email-amazonses-10.eml").read_bytes()
+    ours = Reader().read(raw)
+    assert (ours.classification, ours.verdict, ours.recipients) == ("bounce", "dead",
+                                                                   {"bounce@simulator.amazonses.com"})
+    assert detect(raw).detected_by == "ses"
+
+
 def test_a_person_writing_a_japanese_error_subject_is_not_a_bounce():
     raw = ("From: Hanako <hanako@example.jp>\nTo: support@gateway.test\nSubject: =?UTF-8?B?"
            "44Oh44O844Or44Ko44Op44O86YCa55+l?=\nContent-Type: text/plain; charset=UTF-8\n\n"
