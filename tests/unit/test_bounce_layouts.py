@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.classify_corpus import Reader
-from gateway.mail.bounces import FailureKind, Reason, detect
+from gateway.mail.bounces import FailureKind, Reason, detect, for_recipient
 from gateway.mail.headers import decode
 
 CORPUS = Path(__file__).resolve().parents[1] / "mail" / "corpus"
@@ -58,6 +58,16 @@ def test_amazon_ses_notice_inside_the_sns_envelope_is_read():
     assert (ours.classification, ours.verdict, ours.recipients) == ("bounce", "dead",
                                                                    {"bounce@simulator.amazonses.com"})
     assert detect(raw).detected_by == "ses"
+
+
+def test_exchange_2007_alias_the_report_is_found_under_either_address():
+    raw = (CORPUS / "heldout/sisimai-bsd-email-exchange2007-04.eml").read_bytes()
+    verdict = detect(raw)
+    entry = verdict.failures[0]
+    # Original-Recipient is what we sent; Final-Recipient the mailbox the server rewrote it to
+    assert (entry.recipient, entry.final_recipient) == ("neko-nyaan@cat.example.jp", "neko-nyaan@example.jp")
+    assert for_recipient(raw, verdict, "Neko-Nyaan@example.jp") == entry
+    assert for_recipient(raw, verdict, "neko-nyaan@cat.example.jp") == entry
 
 
 def test_a_person_writing_a_japanese_error_subject_is_not_a_bounce():

@@ -80,12 +80,12 @@ def detect(raw: bytes, limits: Limits = Limits()) -> Verdict:
 
 def for_recipient(raw: bytes, verdict: Verdict, recipient: str) -> Failure:
     """What a report says about `recipient`, when the envelope (VERP) already names it: the
-    report's entry for that address, else its only entry, else its words (a report may
-    name an internal alias, or nothing readable)."""
+    report's entry for that address (or for the mailbox it was rewritten to), else its only
+    entry, else its words (a report may name an internal alias, or nothing readable)."""
     recipient = recipient.lower()
     entries = verdict.failures
     for entry in entries:
-        if entry.recipient == recipient:
+        if entry.recipient == recipient or entry.final_recipient == recipient:
             return entry
     if entries and (len(entries) == 1 or len({(e.reason, e.permanent) for e in entries}) == 1):
         first = entries[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import re
+from dataclasses import replace
 from email.message import Message
 from email.policy import compat32
 
@@ -112,8 +113,11 @@ def read_blocks(blocks: list[Message], text: str = "") -> tuple[Failure, ...]:
 
     reports, seen = [], set()
     for block in blocks[:MAX_RECIPIENT_BLOCKS]:
-        # Original-Recipient is the address as we sent it; Final-Recipient may be an internal alias
-        recipient = _address(_field(block, "Original-Recipient")) or _address(_field(block, "Final-Recipient"))
+        # Original-Recipient is the address as we sent it (what our outbox holds); Final-
+        # Recipient, when different, the internal mailbox or alias target it was rewritten to
+        final = _address(_field(block, "Final-Recipient"))
+        recipient = _address(_field(block, "Original-Recipient")) or final
+        final_mailbox = final if final and final != recipient else None
         action = _field(block, "Action").lower()
         if not recipient or not action or recipient in seen:
             continue
@@ -124,15 +128,17 @@ def read_blocks(blocks: list[Message], text: str = "") -> tuple[Failure, ...]:
         remote = _field(block, "Remote-MTA") or None
         verb = action.split()[0].strip("();,")
         if verb in _SUCCESS:
-            reports.append(Failure(recipient, _SUCCESS[verb], status, diagnostic, False, remote))
+            reports.append(Failure(recipient, _SUCCESS[verb], status, diagnostic, False, remote, final_mailbox))
         elif verb.startswith("delayed"):
-            reports.append(failure(recipient, status, diagnostic, gave_up=False, remote_mta=remote, context=context))
+            reports.append(replace(failure(recipient, status, diagnostic, gave_up=False, remote_mta=remote,
+                                           context=context), final_recipient=final_mailbox))
         elif verb.startswith("failed") or verb == "failure":
-            one = failure(recipient, status, diagnostic, remote_mta=remote, context=context)
+            one = replace(failure(recipient, status, diagnostic, remote_mta=remote, context=context),
+                          final_recipient=final_mailbox)
             category = next((_CATEGORIES.get(_field(block, name).lower()) for name in _CATEGORY_FIELDS
                              if _field(block, name)), None)
             if category is not None:
-                one = Failure(one.recipient, category, one.status, one.diagnostic, one.permanent, one.remote_mta)
+                one = replace(one, reason=category)
             reports.append(one)
     return tuple(reports)
 
