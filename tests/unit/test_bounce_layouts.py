@@ -70,6 +70,15 @@ def test_exchange_2007_alias_the_report_is_found_under_either_address():
     assert for_recipient(raw, verdict, "neko-nyaan@cat.example.jp") == entry
 
 
+def test_mcafee_gateway_unknown_user_is_a_dead_address_only_in_its_own_reports():
+    raw = (CORPUS / "heldout/sisimai-dos-mta-mcafee-01.eml").read_bytes()
+    entry = detect(raw).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@example.co.jp", Reason.USER_UNKNOWN,
+                                                           FailureKind.DEAD)
+    unmarked = raw.replace(b"X-NAI-Header: Modified by McAfee", b"X-Scanned-By: an unknown filter")
+    assert detect(unmarked).failed[0].kind is FailureKind.TROUBLE  # the same words may be a filter's
+
+
 def test_a_person_writing_a_japanese_error_subject_is_not_a_bounce():
     raw = ("From: Hanako <hanako@example.jp>\nTo: support@gateway.test\nSubject: =?UTF-8?B?"
            "44Oh44O844Or44Ko44Op44O86YCa55+l?=\nContent-Type: text/plain; charset=UTF-8\n\n"
