@@ -89,3 +89,12 @@ def test_a_person_writing_a_japanese_error_subject_is_not_a_bounce():
 def test_a_raw_iso_2022_jp_header_is_read_as_japanese():
     assert decode("\x1b$B%a!<%k%(%i!<DLCN\x1b(B") == "メールエラー通知"
     assert decode("Re: \x1b$B%F%9%H\x1b(B ok") == "Re: テスト ok"
+
+
+def test_verizon_mms_gateway_no_valid_recipients_is_a_dead_address_only_from_that_gateway():
+    raw = (CORPUS / "reports/sisimai-dos-lhost-verizon-01.eml").read_bytes()
+    entry = detect(raw).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("0000000000@vzwpix.com", Reason.USER_UNKNOWN,
+                                                           FailureKind.DEAD)
+    elsewhere = raw.replace(b"sysadmin@m01.vzwpix.com", b"sysadmin@mms.example.net")
+    assert detect(elsewhere).failed[0].kind is FailureKind.TROUBLE

@@ -8,6 +8,9 @@ user <a>" may come from a filter after DATA, and is read as one).
 McAfee Email Gateway (X-NAI-Header: Modified by McAfee ..., subject "Delivery Status")
 validates each recipient against the directory before accepting the message: its
 "550 Unknown user a@b" answers RCPT for that address.
+
+Verizon Wireless's MMS gateway (From: sysadmin@...vzwpix.com) writes "No valid recipients
+for this MM" when the phone number it was sent to has no mailbox.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ VENDORS = (
         (Reason.USER_UNKNOWN, re.compile(
             r"\buser \(.+@.+\) unknown\.|\b550 unknown user [^\s@]+@[^\s]+|\b550 <.+?@.+?>\.+ user not exist|"
             r"\bno such user\b", re.IGNORECASE)),
+    )),
+    Vendor("Verizon Wireless MMS", "From", re.compile(r"\bsysadmin@([\w-]+\.)*vzwpix\.com\b", re.IGNORECASE), (
+        (Reason.USER_UNKNOWN, re.compile(r"\bno valid recipients for this mm\b", re.IGNORECASE)),
     )),
 )
 
