@@ -98,3 +98,9 @@ def test_verizon_mms_gateway_no_valid_recipients_is_a_dead_address_only_from_tha
                                                            FailureKind.DEAD)
     elsewhere = raw.replace(b"sysadmin@m01.vzwpix.com", b"sysadmin@mms.example.net")
     assert detect(elsewhere).failed[0].kind is FailureKind.TROUBLE
+
+
+def test_messagelabs_unindented_multiline_reply_stays_the_diagnostic():
+    entry = detect((CORPUS / "reports/sisimai-bsd-rhost-messagelabs-01.eml").read_bytes()).failed[0]
+    assert entry.recipient == "kijitora@example.messagelabs.com"
+    assert "not permitted to 550 relay through this server without authentication" in entry.diagnostic

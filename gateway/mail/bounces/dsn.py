@@ -74,12 +74,23 @@ def _raw_blocks(part: Message) -> list[Message]:
     payload = part.get_payload()
     if isinstance(payload, list):  # the email package parses the groups as sub-messages
         if len(payload) > 1 or not _looks_like_text(payload):
-            return payload
+            return [block for group in payload for block in _whole(group)]
         payload = payload[0].as_string()
     if isinstance(payload, str) and part.get("Content-Transfer-Encoding", "").lower() in ("base64", "quoted-printable"):
         raw = part.get_payload(decode=True)
         payload = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else payload
     return _blocks_from_text(payload if isinstance(payload, str) else "")
+
+
+def _whole(group: Message) -> list[Message]:
+    """A field group whose parsing stopped at a line that is no field (an SMTP reply's
+    unindented "550-" lines under Diagnostic-Code, MessageLabs): its fields read again
+    with the rest, which the email package left as the group's body."""
+    body = group.get_payload()
+    if not isinstance(body, str) or not _FIELDS_RE.search(body):
+        return [group]
+    fields = "".join(f"{name}: {value}\n" for name, value in group.items())
+    return _blocks_from_text(_unwrap(fields + body))
 
 
 def _looks_like_text(payload: list) -> bool:
@@ -160,12 +171,26 @@ def detect_in_text(text: str) -> Verdict:
     return Verdict(read_blocks(_blocks_from_text(_unwrap(text[start:])), text[:start]), "dsn-text")
 
 
+_MULTILINE_REPLY_RE = re.compile(r"^[245]\d\d[ -]")
+
+
 def _unwrap(text: str) -> str:
-    """Drop text lines between DSN fields that are neither a field nor a continuation."""
-    lines = []
+    """Drop text lines between DSN fields that are neither a field nor a continuation. A
+    multi-line SMTP reply written under Diagnostic-Code without indentation ("550-..." on
+    each line, MessageLabs) is its continuation."""
+    lines: list[str] = []
+    diagnostic = False
     for line in text.splitlines():
+        if diagnostic and _MULTILINE_REPLY_RE.match(line):
+            lines.append(" " + line)
+            continue
         if not line.strip() or line[:1] in " \t" or re.match(r"^[A-Za-z][\w-]*\s*:", line):
             lines.append(line)
+            if line.strip() and line[:1] not in " \t":
+                diagnostic = line.lower().startswith("diagnostic-code")
+            elif not line.strip():
+                diagnostic = False
         else:
             lines.append("")
+            diagnostic = False
     return "\n".join(lines)
