@@ -143,7 +143,9 @@ class Reader:
                                                                    keys=("bench-key-0000000000",)))
         kind, verdict = self.bounces.confirm(kind, raw)
         if kind.kind is not classify.Kind.BOUNCE:
-            return Ours(kind.kind.value, "report" if kind.kind is classify.Kind.AUTO_REPLY else "none", [], set(), False)
+            if kind.kind is classify.Kind.AUTO_REPLY:  # the gate's auto-reply is Sisimai's "vacation"
+                return Ours(kind.kind.value, "report", ["vacation"], set(), False)
+            return Ours(kind.kind.value, "none", [], set(), False)
         entries = list(verdict.failures) if verdict else []
         if not entries:
             return Ours("bounce", "none", [], set(), False)
