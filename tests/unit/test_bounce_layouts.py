@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.classify_corpus import Reader
+from bench.classify_corpus import Reader, load_expected
 from gateway.mail.bounces import FailureKind, Reason, detect, for_recipient
 from gateway.mail.headers import decode
 
@@ -38,6 +38,22 @@ def test_a_report_whose_lines_end_in_bare_cr_reads_like_its_lf_copy():
     raw = (CORPUS / "heldout/sisimai-mac-jp-kddi-01.eml").read_bytes()
     assert b"\r" in raw and b"\n" not in raw
     assert Reader().read(raw) == Reader().read(raw.replace(b"\r", b"\n"))
+
+
+def test_every_corpus_report_reads_the_same_with_lf_bare_cr_and_crlf_line_ends():
+    reader, differ = Reader(), []
+    for row in load_expected().values():
+        lf = (CORPUS / row.path).read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if not reader.read(lf) == reader.read(lf.replace(b"\n", b"\r")) == reader.read(lf.replace(b"\n", b"\r\n")):
+            differ.append(row.path)
+    assert differ == []
+
+
+def test_no_human_message_with_bare_cr_line_ends_is_taken_for_a_bounce():
+    reader = Reader()
+    human = sorted((CORPUS / "human").glob("*.eml"))
+    assert [p.name for p in human
+            if reader.read(p.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")).classification == "bounce"] == []
 
 
 def test_sendmail_v5_transcript_names_the_recipient_only_in_the_unsent_message():
