@@ -143,17 +143,18 @@ class Reader:
                                                                    keys=("bench-key-0000000000",)))
         kind, verdict = self.bounces.confirm(kind, raw)
         if kind.kind is not classify.Kind.BOUNCE:
-            return Ours(kind.kind.value, "report" if kind.kind is classify.Kind.AUTO_REPLY else "none", [], set(), False)
+            if kind.kind is classify.Kind.AUTO_REPLY:  # the gate's auto-reply is Sisimai's "vacation"
+                return Ours(kind.kind.value, "report", ["vacation"], set(), False)
+            return Ours(kind.kind.value, "none", [], set(), False)
         entries = list(verdict.failures) if verdict else []
         if not entries:
             return Ours("bounce", "none", [], set(), False)
         if hasattr(entries[0], "reason"):
-            verdicts = [f.kind.value for f in entries]
             failed = [f for f in entries if f.kind.failed]
             main = (failed or entries)[0]
             return Ours("bounce", main.kind.value, [f.reason.value for f in entries],
                         {f.recipient for f in failed or entries if f.recipient},
-                        any(v == "dead" for v in verdicts))
+                        main.kind.value == "dead")  # the main entry, as the verdict and reason
         verdicts = [legacy_kind(f.kind.value, True) for f in entries]
         main = next((v for v in verdicts if v != "delayed"), verdicts[0])
         return Ours("bounce", main, [], {f.recipient for f in entries}, "dead" in verdicts)

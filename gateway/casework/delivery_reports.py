@@ -73,8 +73,8 @@ def handle_unaddressed(step: Step) -> None:
     matched, unproven = 0, []
     for entry in step.verdict.failures:
         query = select(Outbox).where(Outbox.created_at >= since, Outbox.status.in_(("sent", "failed", "pending")))
-        if entry.recipient:
-            query = query.where(Outbox.recipient == entry.recipient)
+        if entry.recipient:  # the address as we sent it, or the mailbox the report says it became
+            query = query.where(Outbox.recipient.in_({entry.recipient, entry.final_recipient or entry.recipient}))
         else:  # a complaint or challenge naming nobody: the message it quotes says who
             query = query.where(Outbox.message_id.in_([f"<{q}>" for q in quoted] + list(quoted)))
         rows = step.db.scalars(query.order_by(Outbox.id.desc()).limit(50)).all()

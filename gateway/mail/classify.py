@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Sequence
 
+from gateway.mail.bounces import ses
 from gateway.mail.compose import LOOP_HEADER, loop_header_valid
 from gateway.mail.headers import REPLY_PREFIX_RE
 from gateway.mail.parse import ParsedMessage
@@ -54,11 +55,11 @@ _BOUNCE_SUBJECT_RE = re.compile(
     r"warning: message|processing error|automatically rejected|permanent delivery|failure delivery|"
     r"non remis|non distribuable|échec de (la )?(remise|distribution)|impossible de remettre|"
     r"unzustellbar|nicht zustellbar|no se puede entregar|no entregado|mancata consegna|non recapitat|"
-    r"error (while )?sending (your )?(mail|message)|could not be sent|unable to deliver)",
+    r"error (while )?sending (your )?(mail|message)|could not be sent|unable to deliver|"
+    # Japanese carriers and MTAs (au one net/KDDI: "mail error notice"; "undelivered", "delivery error")
+    r"メールエラー|配信エラー|配送エラー|送信エラー|不達|未達|配信不能|配信できません|送信できません)",
     re.IGNORECASE,
 )
-# Amazon SES's bounce, complaint and delivery notifications (sent through SNS as JSON).
-_SES_NOTICE_RE = re.compile(r'\s*\{\s*"notificationType"\s*:\s*"(Bounce|Complaint|Delivery)"')
 WEAK_BOUNCE_REASON = "a bounce subject on a message that answers nothing"
 _OOO_PREFIX = (
     r"auto(matic)?[ -]?(reply|response|antwort|answer)|autoreply|out of (the )?office( auto ?reply)?|out-of-office|"
@@ -90,7 +91,7 @@ def looks_like_bounce(message: ParsedMessage, mail_from: str) -> str | None:
             return "multipart/report"
     if message.has_header("x-failed-recipients"):
         return "X-Failed-Recipients header"
-    if _SES_NOTICE_RE.match(message.text or ""):
+    if ses.is_notice(message.text or ""):
         return "Amazon SES bounce notification"
     null_sender = mail_from.strip() in _NULL_SENDERS
     daemon = bool(_DAEMON_RE.match(message.from_address)) or bool(_DAEMON_NAME_RE.search(message.from_name)) \

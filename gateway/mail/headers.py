@@ -1,4 +1,5 @@
-"""Header values as text: unfolded, RFC 2047 words decoded, raw 8-bit bytes read as UTF-8."""
+"""Header values as text: unfolded, RFC 2047 words decoded, raw 8-bit bytes read as UTF-8,
+raw ISO-2022-JP (written without RFC 2047 by older Japanese mailers) read as Japanese."""
 
 from __future__ import annotations
 
@@ -19,6 +20,23 @@ def unescape_8bit(text: str) -> str:
         return text
 
 
+_ISO_2022_JP_RE = re.compile(r"\x1b\$[@B].*?(\x1b\([BJ]|$)", re.DOTALL)
+
+
+def _iso_2022_jp(text: str) -> str:
+    """Runs of raw ISO-2022-JP (ESC $ B ... ESC ( B) decoded: the header is 7-bit, so the
+    email package leaves the escape sequences as they are (Japanese carriers' reports)."""
+    if "\x1b$" not in text:
+        return text
+
+    def one(match: re.Match[str]) -> str:
+        try:
+            return match.group(0).encode("ascii").decode("iso-2022-jp")
+        except (UnicodeError, LookupError):
+            return match.group(0)
+    return _ISO_2022_JP_RE.sub(one, text)
+
+
 def decode(value) -> str:
     """A header value, unfolded, with RFC 2047 words decoded and raw 8-bit bytes read as
     UTF-8, NUL characters removed (no database keeps them in text); never raises."""
@@ -32,7 +50,7 @@ def _decode(value) -> str:
         if isinstance(value, Header):
             chunks = decode_header(value)
         else:
-            text = FOLD_RE.sub(" ", unescape_8bit(str(value)))
+            text = _iso_2022_jp(FOLD_RE.sub(" ", unescape_8bit(str(value))))
             if "=?" not in text:
                 return text
             return str(make_header(decode_header(text)))

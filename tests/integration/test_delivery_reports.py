@@ -208,3 +208,17 @@ def test_staff_can_clear_a_flag(gateway, sink, tmp_path):
     cleared = [e for e in case["events"] if e["kind"] == "merchant_address_cleared"]
     assert cleared and cleared[0]["detail"]["note"] == "checked by phone"
     assert main(["--config", str(config), "merchants", "clear", "nobody"], clock=gateway.clock) == 1
+
+
+def test_a_report_to_the_intake_address_naming_only_the_rewritten_mailbox_still_finds_what_we_sent(gateway, sink):
+    """A report that did not come back to the VERP address, whose Original-Recipient is a
+    forwarder's alias and whose Final-Recipient is the merchant's address we wrote to: it
+    quotes our Message-ID, so it is placed on that message."""
+    _open(gateway)
+    row = _rows_to(gateway, MERCHANT)[-1]
+    raw = _report(MAIL / "postfix_dsn_unknown_user.eml", verp=f"delivery@{DOMAIN}")
+    raw = raw.replace(b"Original-Recipient: rfc822;" + MERCHANT.encode(), b"Original-Recipient: rfc822;shop@forwarder.test")
+    raw = raw.replace(b"<179566333106.13862.13762420898156194513@disputes.test>", row.message_id.encode())
+    _send(gateway, raw, f"delivery@{DOMAIN}")
+    case = _cases(gateway)[0]
+    assert (case["bounces"][0]["kind"], case["bounces"][0]["reason"]) == ("dead", "userunknown")

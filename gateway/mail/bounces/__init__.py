@@ -3,7 +3,8 @@
 DETECTORS run in order, cheap and certain first (STYLE R6): an abuse feedback report
 (ARF), an Amazon SES notification (JSON), a DSN, DSN fields in a report with a broken MIME structure, a challenge-response
 request, GNU Mailman's flufl.bounce detectors, then our own reader of reports written for
-people. The first that recognises the report wins. The VERP address (which outbox row and
+people. The first that recognises the report wins; a known appliance's own words then
+refine its reasons (vendors.py). The VERP address (which outbox row and
 recipient a report is about) is read by the pipeline from the envelope, before this.
 """
 
@@ -14,7 +15,7 @@ from email.message import Message
 from email.policy import compat32
 from typing import Callable
 
-from gateway.mail.bounces import arf, challenge, dsn, heuristics, ses, textual
+from gateway.mail.bounces import arf, challenge, dsn, heuristics, ses, textual, vendors
 from gateway.mail.bounces.base import Failure, FailureKind, Reason, Verdict, failure
 from gateway.mail.limits import Limits, bound
 
@@ -74,18 +75,18 @@ def detect(raw: bytes, limits: Limits = Limits()) -> Verdict:
             message, text = read(bounded[:HEURISTIC_BYTES])
         verdict = detector(message, text)
         if verdict:
-            return verdict
+            return vendors.refine(message, verdict)
     return Verdict.none()
 
 
 def for_recipient(raw: bytes, verdict: Verdict, recipient: str) -> Failure:
     """What a report says about `recipient`, when the envelope (VERP) already names it: the
-    report's entry for that address, else its only entry, else its words (a report may
-    name an internal alias, or nothing readable)."""
+    report's entry for that address (or for the mailbox it was rewritten to), else its only
+    entry, else its words (a report may name an internal alias, or nothing readable)."""
     recipient = recipient.lower()
     entries = verdict.failures
     for entry in entries:
-        if entry.recipient == recipient:
+        if entry.recipient == recipient or entry.final_recipient == recipient:
             return entry
     if entries and (len(entries) == 1 or len({(e.reason, e.permanent) for e in entries}) == 1):
         first = entries[0]

@@ -20,6 +20,9 @@ class Failure:
     diagnostic: str | None = None  # the remote server's words
     permanent: bool = False  # final for the address (5xx), not only for the message
     remote_mta: str | None = None
+    # the mailbox the receiving side delivered to, when it is not the address as we sent it
+    # (an alias it rewrote: a DSN's Final-Recipient beside its Original-Recipient); lower case
+    final_recipient: str | None = None
 
     @property
     def kind(self) -> FailureKind:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import re
+from dataclasses import replace
 from email.message import Message
 from email.policy import compat32
 
@@ -42,16 +43,54 @@ def _status_part(message: Message) -> Message | None:
 
 
 def _fields_blocks(part: Message) -> list[Message]:
-    """The per-message and per-recipient field groups of a delivery-status part."""
+    """The per-message and per-recipient field groups of a delivery-status part, one group
+    per recipient even where the blank lines between them are missing (AOL)."""
+    return [group for block in _raw_blocks(part) for group in _per_recipient(block)]
+
+
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
+
+
+def _per_recipient(block: Message) -> list[Message]:
+    """`block` cut where a recipient field it already has appears again: a new recipient."""
+    names = [name.lower() for name in block.keys()]
+    if all(names.count(f) < 2 for f in _RECIPIENT_FIELDS):
+        return [block]
+    groups: list[list[tuple[str, str]]] = [[]]
+    for name, value in block.items():
+        if name.lower() in _RECIPIENT_FIELDS and any(n.lower() == name.lower() for n, _ in groups[-1]):
+            groups.append([])
+        groups[-1].append((name, value))
+    out = []
+    for fields in groups:
+        group = Message()
+        for name, value in fields:
+            group[name] = value
+        out.append(group)
+    return out
+
+
+def _raw_blocks(part: Message) -> list[Message]:
     payload = part.get_payload()
     if isinstance(payload, list):  # the email package parses the groups as sub-messages
         if len(payload) > 1 or not _looks_like_text(payload):
-            return payload
+            return [block for group in payload for block in _whole(group)]
         payload = payload[0].as_string()
     if isinstance(payload, str) and part.get("Content-Transfer-Encoding", "").lower() in ("base64", "quoted-printable"):
         raw = part.get_payload(decode=True)
         payload = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else payload
     return _blocks_from_text(payload if isinstance(payload, str) else "")
+
+
+def _whole(group: Message) -> list[Message]:
+    """A field group whose parsing stopped at a line that is no field (an SMTP reply's
+    unindented "550-" lines under Diagnostic-Code, MessageLabs): its fields read again
+    with the rest, which the email package left as the group's body."""
+    body = group.get_payload()
+    if not isinstance(body, str) or not _FIELDS_RE.search(body):
+        return [group]
+    fields = "".join(f"{name}: {value}\n" for name, value in group.items())
+    return _blocks_from_text(_unwrap(fields + body))
 
 
 def _looks_like_text(payload: list) -> bool:
@@ -85,8 +124,11 @@ def read_blocks(blocks: list[Message], text: str = "") -> tuple[Failure, ...]:
 
     reports, seen = [], set()
     for block in blocks[:MAX_RECIPIENT_BLOCKS]:
-        # Original-Recipient is the address as we sent it; Final-Recipient may be an internal alias
-        recipient = _address(_field(block, "Original-Recipient")) or _address(_field(block, "Final-Recipient"))
+        # Original-Recipient is the address as we sent it (what our outbox holds); Final-
+        # Recipient, when different, the internal mailbox or alias target it was rewritten to
+        final = _address(_field(block, "Final-Recipient"))
+        recipient = _address(_field(block, "Original-Recipient")) or final
+        final_mailbox = final if final and final != recipient else None
         action = _field(block, "Action").lower()
         if not recipient or not action or recipient in seen:
             continue
@@ -97,15 +139,17 @@ def read_blocks(blocks: list[Message], text: str = "") -> tuple[Failure, ...]:
         remote = _field(block, "Remote-MTA") or None
         verb = action.split()[0].strip("();,")
         if verb in _SUCCESS:
-            reports.append(Failure(recipient, _SUCCESS[verb], status, diagnostic, False, remote))
+            reports.append(Failure(recipient, _SUCCESS[verb], status, diagnostic, False, remote, final_mailbox))
         elif verb.startswith("delayed"):
-            reports.append(failure(recipient, status, diagnostic, gave_up=False, remote_mta=remote, context=context))
+            reports.append(replace(failure(recipient, status, diagnostic, gave_up=False, remote_mta=remote,
+                                           context=context), final_recipient=final_mailbox))
         elif verb.startswith("failed") or verb == "failure":
-            one = failure(recipient, status, diagnostic, remote_mta=remote, context=context)
+            one = replace(failure(recipient, status, diagnostic, remote_mta=remote, context=context),
+                          final_recipient=final_mailbox)
             category = next((_CATEGORIES.get(_field(block, name).lower()) for name in _CATEGORY_FIELDS
                              if _field(block, name)), None)
             if category is not None:
-                one = Failure(one.recipient, category, one.status, one.diagnostic, one.permanent, one.remote_mta)
+                one = replace(one, reason=category)
             reports.append(one)
     return tuple(reports)
 
@@ -127,12 +171,26 @@ def detect_in_text(text: str) -> Verdict:
     return Verdict(read_blocks(_blocks_from_text(_unwrap(text[start:])), text[:start]), "dsn-text")
 
 
+_MULTILINE_REPLY_RE = re.compile(r"^[245]\d\d[ -]")
+
+
 def _unwrap(text: str) -> str:
-    """Drop text lines between DSN fields that are neither a field nor a continuation."""
-    lines = []
+    """Drop text lines between DSN fields that are neither a field nor a continuation. A
+    multi-line SMTP reply written under Diagnostic-Code without indentation ("550-..." on
+    each line, MessageLabs) is its continuation."""
+    lines: list[str] = []
+    diagnostic = False
     for line in text.splitlines():
+        if diagnostic and _MULTILINE_REPLY_RE.match(line):
+            lines.append(" " + line)
+            continue
         if not line.strip() or line[:1] in " \t" or re.match(r"^[A-Za-z][\w-]*\s*:", line):
             lines.append(line)
+            if line.strip() and line[:1] not in " \t":
+                diagnostic = line.lower().startswith("diagnostic-code")
+            elif not line.strip():
+                diagnostic = False
         else:
             lines.append("")
+            diagnostic = False
     return "\n".join(lines)

@@ -5,6 +5,9 @@ server's words in machine-readable fields. Pure.
     {"notificationType": "Bounce", "bounce": {"bounceType": "Permanent",
      "bouncedRecipients": [{"emailAddress": "...", "status": "5.1.1", "diagnosticCode": "smtp; 550 ..."}]}, ...}
 
+SNS may deliver the notification wrapped in its own envelope, the SES object as a JSON
+string in "Message" ({"Type": "Notification", "Message": "{\\"notificationType\\": ...}"}).
+
 A "Transient" bounce is SES saying it gave up on a temporary failure (a full mailbox, a
 greylisting server), never a dead address; a "Complaint" is a feedback report; a
 "Delivery" is a success report.
@@ -20,6 +23,9 @@ from gateway.mail.bounces.base import Failure, Verdict, failure
 from gateway.mail.bounces.reasons import Reason
 
 _START_RE = re.compile(r'\{\s*"(notificationType|eventType)"\s*:\s*"(Bounce|Complaint|Delivery)"')
+# SNS's envelope: the notification is the JSON string in its "Message" field
+_SNS_START_RE = re.compile(r'\{\s*"Type"\s*:\s*"Notification"\s*,')
+_SNS_INNER_RE = re.compile(r'"Message"\s*:\s*"\{\\"(notificationType|eventType)\\"\s*:\s*\\"(Bounce|Complaint|Delivery)\\"')
 _DECODER = json.JSONDecoder(strict=False)  # SNS folds long header values with a raw line break
 
 
@@ -33,17 +39,30 @@ def _text(message: Message) -> str:
     return ""
 
 
+def is_notice(text: str) -> bool:
+    """Whether `text` starts like an SES notification, bare or in SNS's envelope."""
+    head = text[:4096]
+    return bool(_START_RE.match(head.lstrip()) or (_SNS_START_RE.match(head.lstrip()) and _SNS_INNER_RE.search(head)))
+
+
 def notice(message: Message) -> dict | None:
     """The notification's JSON object, when the message carries one."""
     text = _text(message)
-    match = _START_RE.search(text[:4096])
+    match = _START_RE.search(text[:4096]) or _SNS_START_RE.search(text[:4096])
     if not match:
         return None
     try:
         value, _ = _DECODER.raw_decode(text, match.start())
     except ValueError:
         return None
-    return value if isinstance(value, dict) else None
+    if isinstance(value, dict) and value.get("Type") == "Notification" and isinstance(value.get("Message"), str):
+        try:
+            value = _DECODER.decode(value["Message"])
+        except ValueError:
+            return None
+    if not isinstance(value, dict) or not (value.get("notificationType") or value.get("eventType")):
+        return None
+    return value
 
 
 def _address(entry) -> str:

@@ -216,6 +216,10 @@ def detect(message: Message) -> Verdict:
             for i in (0, 6) for line in text.splitlines()):
         # One labelled recipient ("RCPT TO: addr", Apache James) under a reason written above it.
         named = candidates
+    if not named:
+        # Addresses listed under a heading that says they failed (Lotus Notes' "Failure
+        # Reasons", with a reason in the local language or none at all).
+        named = [a for a in candidates if a in _listed_as_failed(text)]
     if not named and not candidates and _specific(text) and _FAILED_RE.search(text):
         # The report says delivery failed and why but names nobody (MMS gateways): the
         # returned original's only recipient is the one that failed.
@@ -227,7 +231,28 @@ def detect(message: Message) -> Verdict:
 
 
 _FAILED_RE = re.compile(r"could not be delivered|undeliverable|delivery (has )?failed|not (been )?delivered|"
-                        r"failed to deliver|unable to deliver|permanent (error|failure)", re.IGNORECASE)
+                        r"failed to deliver|unable to deliver|permanent (error|failure)|"
+                        # Sendmail (V5 and later): the SMTP transcript of a delivery that did not happen
+                        r"-{3,} *transcript of session follows *-{3,}", re.IGNORECASE)
+# Section headings under which a report lists the recipients that failed, one per line.
+_FAILED_SECTION_RE = re.compile(r"^\s*-{3,}\s*(failure reasons)\s*-{3,}\s*$", re.IGNORECASE)
+_SECTION_END_RE = re.compile(r"^\s*-{3,}.*-{3,}\s*$")
+
+
+def _listed_as_failed(text: str) -> set[str]:
+    """Addresses alone on their line under a failure heading, up to the next heading."""
+    found: set[str] = set()
+    inside = False
+    for line in text.splitlines():
+        if _FAILED_SECTION_RE.match(line):
+            inside = True
+        elif inside and _SECTION_END_RE.match(line):
+            inside = False
+        elif inside:
+            match = _RECIPIENT_LINE_RES[2].match(line) or _RECIPIENT_LINE_RES[0].match(line)
+            if match:
+                found.add(match.group(1).strip("<>").lower())
+    return found
 _ORIGINAL_TO_RE = re.compile(r"^to:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 
 

@@ -1,0 +1,122 @@
+"""Report layouts of particular MTAs read from real samples of the corpus: who failed, why,
+and what it means for the address (gateway/mail/bounces)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.classify_corpus import Reader, load_expected
+from gateway.mail.bounces import FailureKind, Reason, detect, for_recipient
+from gateway.mail.headers import decode
+
+CORPUS = Path(__file__).resolve().parents[1] / "mail" / "corpus"
+
+
+def _read(name: str):
+    return Reader().read((CORPUS / name).read_bytes())
+
+
+def test_lotus_notes_lists_the_failed_recipient_under_failure_reasons():
+    # the reason is a Japanese line Notes does not explain; the address alone follows it
+    verdict = detect((CORPUS / "heldout2/sisimai-dos-email-notes-01.eml").read_bytes())
+    entry = verdict.failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@u1.example.co.jp", Reason.UNDEFINED,
+                                                           FailureKind.TROUBLE)
+
+
+@pytest.mark.parametrize("name", ["heldout/sisimai-mac-jp-kddi-01.eml",  # UTF-8, lines end in bare CR
+                                  "heldout2/sisimai-dos-msp-jp-kddi-01.eml"])  # raw ISO-2022-JP subject, CRLF
+def test_au_one_net_kddi_mailbox_full_is_a_bounce_for_a_working_address(name):
+    ours = _read(name)
+    assert (ours.classification, ours.verdict, ours.reasons[:1]) == ("bounce", "trouble", ["mailboxfull"])
+    assert ours.recipients == {"kijitora@x0000000000000.dion.ne.jp"}
+
+
+def test_a_report_whose_lines_end_in_bare_cr_reads_like_its_lf_copy():
+    raw = (CORPUS / "heldout/sisimai-mac-jp-kddi-01.eml").read_bytes()
+    assert b"\r" in raw and b"\n" not in raw
+    assert Reader().read(raw) == Reader().read(raw.replace(b"\r", b"\n"))
+
+
+def test_every_corpus_report_reads_the_same_with_lf_bare_cr_and_crlf_line_ends():
+    reader, differ = Reader(), []
+    for row in load_expected().values():
+        lf = (CORPUS / row.path).read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if not reader.read(lf) == reader.read(lf.replace(b"\n", b"\r")) == reader.read(lf.replace(b"\n", b"\r\n")):
+            differ.append(row.path)
+    assert differ == []
+
+
+def test_no_human_message_with_bare_cr_line_ends_is_taken_for_a_bounce():
+    reader = Reader()
+    human = sorted((CORPUS / "human").glob("*.eml"))
+    assert [p.name for p in human
+            if reader.read(p.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")).classification == "bounce"] == []
+
+
+def test_sendmail_v5_transcript_names_the_recipient_only_in_the_unsent_message():
+    ours = _read("heldout/sisimai-mac-mta-v5sendmail-01.eml")  # "421 ... Deferred", CR line ends
+    assert (ours.verdict, ours.reasons[:1], ours.recipients) == ("trouble", ["expired"], {"kijitora@example.com"})
+    assert not ours.permanent
+
+
+def test_aol_recipient_blocks_without_a_blank_line_between_them_are_two_recipients():
+    verdict = detect((CORPUS / "heldout2/sisimai-bsd-rhost-aol-03.eml").read_bytes())
+    assert [(f.recipient, f.reason) for f in verdict.failures] == [
+        ("sabineko@example.jp", Reason.MAILBOX_FULL), ("mikeneko@example.jp", Reason.USER_UNKNOWN)]
+
+
+def test_amazon_ses_notice_inside_the_sns_envelope_is_read():
+    raw = (CORPUS / "heldout/sisimai-bsd-email-amazonses-10.eml").read_bytes()
+    ours = Reader().read(raw)
+    assert (ours.classification, ours.verdict, ours.recipients) == ("bounce", "dead",
+                                                                   {"bounce@simulator.amazonses.com"})
+    assert detect(raw).detected_by == "ses"
+
+
+def test_exchange_2007_alias_the_report_is_found_under_either_address():
+    raw = (CORPUS / "heldout/sisimai-bsd-email-exchange2007-04.eml").read_bytes()
+    verdict = detect(raw)
+    entry = verdict.failures[0]
+    # Original-Recipient is what we sent; Final-Recipient the mailbox the server rewrote it to
+    assert (entry.recipient, entry.final_recipient) == ("neko-nyaan@cat.example.jp", "neko-nyaan@example.jp")
+    assert for_recipient(raw, verdict, "Neko-Nyaan@example.jp") == entry
+    assert for_recipient(raw, verdict, "neko-nyaan@cat.example.jp") == entry
+
+
+def test_mcafee_gateway_unknown_user_is_a_dead_address_only_in_its_own_reports():
+    raw = (CORPUS / "heldout/sisimai-dos-mta-mcafee-01.eml").read_bytes()
+    entry = detect(raw).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@example.co.jp", Reason.USER_UNKNOWN,
+                                                           FailureKind.DEAD)
+    unmarked = raw.replace(b"X-NAI-Header: Modified by McAfee", b"X-Scanned-By: an unknown filter")
+    assert detect(unmarked).failed[0].kind is FailureKind.TROUBLE  # the same words may be a filter's
+
+
+def test_a_person_writing_a_japanese_error_subject_is_not_a_bounce():
+    raw = ("From: Hanako <hanako@example.jp>\nTo: support@gateway.test\nSubject: =?UTF-8?B?"
+           "44Oh44O844Or44Ko44Op44O86YCa55+l?=\nContent-Type: text/plain; charset=UTF-8\n\n"
+           "昨日のメールエラー通知について質問があります。注文番号は 1234 です。\n").encode()
+    assert Reader().read(raw).classification == "human"
+
+
+def test_a_raw_iso_2022_jp_header_is_read_as_japanese():
+    assert decode("\x1b$B%a!<%k%(%i!<DLCN\x1b(B") == "メールエラー通知"
+    assert decode("Re: \x1b$B%F%9%H\x1b(B ok") == "Re: テスト ok"
+
+
+def test_verizon_mms_gateway_no_valid_recipients_is_a_dead_address_only_from_that_gateway():
+    raw = (CORPUS / "reports/sisimai-dos-lhost-verizon-01.eml").read_bytes()
+    entry = detect(raw).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("0000000000@vzwpix.com", Reason.USER_UNKNOWN,
+                                                           FailureKind.DEAD)
+    elsewhere = raw.replace(b"sysadmin@m01.vzwpix.com", b"sysadmin@mms.example.net")
+    assert detect(elsewhere).failed[0].kind is FailureKind.TROUBLE
+
+
+def test_messagelabs_unindented_multiline_reply_stays_the_diagnostic():
+    entry = detect((CORPUS / "reports/sisimai-bsd-rhost-messagelabs-01.eml").read_bytes()).failed[0]
+    assert entry.recipient == "kijitora@example.messagelabs.com"
+    assert "not permitted to 550 relay through this server without authentication" in entry.diagnostic
