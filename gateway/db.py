@@ -7,6 +7,7 @@ it. PostgreSQL uses row locks (SELECT ... FOR UPDATE [SKIP LOCKED]) in `store`.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+MIN_SQLITE = (3, 35)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -27,6 +29,9 @@ class DatabaseUnavailable(Exception):
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with SQLite set up for one writer at a time."""
     if url.startswith("sqlite"):
+        if sqlite3.sqlite_version_info < MIN_SQLITE:  # the hot path's statements use RETURNING and ON CONFLICT
+            raise DatabaseUnavailable(f"SQLite {sqlite3.sqlite_version} is too old: the gateway needs "
+                                      f"{'.'.join(map(str, MIN_SQLITE))} or newer (Python's sqlite3 module)")
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _setup_sqlite(engine)
         return engine

@@ -10,8 +10,9 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import case as sql_case
 from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.dispositions import UNPLACED
@@ -57,32 +58,27 @@ def save_inbound(
     """Store one received message; returns (inbound id, whether it was a duplicate).
     `client_address`/`client_helo`: who handed it over by SMTP (for the SPF check)."""
     key, message_id = dedupe_key(raw, rcpt_tos)
-    existing = db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key))
-    if existing is not None:
-        return existing, True
-    row = Inbound(
-        received_at=now,
-        source=source,
-        mail_from=mail_from,
-        rcpt_tos=[r.lower() for r in rcpt_tos],
-        raw=raw,
-        size=len(raw),
-        dedupe_key=key,
-        message_id=message_id,
-        status="queued",
-        attempts=0,
-        lease_until=now + timedelta(seconds=lease_seconds),
-        client_address=(client_address or None) and client_address[:64],
+    # One INSERT that does nothing when the key is already stored (a second delivery, or
+    # another ingress process a moment before): no read first, no savepoint.
+    inserted = db.execute(_insert_for(db).values(
+        received_at=now, source=source, mail_from=mail_from, rcpt_tos=[r.lower() for r in rcpt_tos], raw=raw,
+        size=len(raw), dedupe_key=key, message_id=message_id, status="queued", attempts=0,
+        lease_until=now + timedelta(seconds=lease_seconds), client_address=(client_address or None) and client_address[:64],
         client_helo=(client_helo or None) and client_helo[:255],
-    )
-    try:
-        with db.begin_nested():
-            db.add(row)
-            db.flush()
-    except IntegrityError:  # another ingress process stored it between our check and insert
-        existing = db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key))
-        return existing, True
-    return row.id, False
+    ).on_conflict_do_nothing(index_elements=[_INBOUND.c.dedupe_key]).returning(_INBOUND.c.id)).scalar()
+    if inserted is not None:
+        return inserted, False
+    return db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key)), True
+
+
+_INBOUND = Inbound.__table__
+
+
+def _insert_for(db: Session):
+    """INSERT ... ON CONFLICT for the session's backend (SQLite and PostgreSQL spell it alike)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(_INBOUND)
+    return sqlite_insert(_INBOUND)
 
 
 def claim_inbound(db: Session, inbound_id: int, *, now: datetime, lease_seconds: int) -> Inbound | None:
