@@ -143,12 +143,21 @@ def transaction(db: Session, reference: str) -> Transaction | None:
 
 
 def party(db: Session, case: Case, role: str) -> Party:
-    """The case's party row for `role`, created on first use."""
-    row = db.scalar(select(Party).where(Party.case_id == case.id, Party.role == role))
+    """The case's party row for `role`, created on first use. Read once per unit of work
+    (the case row is locked by whoever changes its parties, and a row is only ever created
+    with a flush, so no pending change can hide one): a reply asks for each party twice."""
+    known = db.info.setdefault("parties", {})
+    if case.id is None:
+        db.flush()  # a case opened in this unit of work gets its id
+    row = known.get((case.id, role))
     if row is None:
-        row = Party(case_id=case.id, role=role, thread_refs=[])
-        db.add(row)
-        db.flush()
+        with db.no_autoflush:  # the unit's pending changes cannot change which row this is
+            row = db.scalar(select(Party).where(Party.case_id == case.id, Party.role == role))
+        if row is None:
+            row = Party(case_id=case.id, role=role, thread_refs=[])
+            db.add(row)
+            db.flush()
+        known[(case.id, role)] = row
     return row
 
 

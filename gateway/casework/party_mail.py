@@ -182,8 +182,9 @@ INFER_TYPE_MESSAGES = 3  # the problem is described early; later messages are no
 
 
 def _customer_message_count(step: Step, case: Case) -> int:
-    return step.db.scalar(select(func.count()).select_from(Message).where(
-        Message.case_id == case.id, Message.direction == "in", Message.party == "c")) or 0
+    with step.db.no_autoflush:  # messages are stored with a flush of their own (store.add_message)
+        return step.db.scalar(select(func.count()).select_from(Message).where(
+            Message.case_id == case.id, Message.direction == "in", Message.party == "c")) or 0
 
 
 def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | None = None) -> None:

@@ -29,8 +29,11 @@ def _calendar(timezone_name: str, country: str) -> BusinessCalendar:
 
 
 def view_of(db: Session, case: Case) -> timers.TimerView:
-    done = frozenset(db.execute(select(TimerSend.kind, TimerSend.period, TimerSend.sequence)
-                                .where(TimerSend.case_id == case.id)).all())
+    # timers are recorded with a flush of their own (due_timers._mark): the unit's other
+    # pending changes need not be written for this read
+    with db.no_autoflush:
+        done = frozenset(db.execute(select(TimerSend.kind, TimerSend.period, TimerSend.sequence)
+                                    .where(TimerSend.case_id == case.id)).all())
     return timers.TimerView(
         state=case.state, category=case.category, dispute_type=case.dispute_type, escalated=case.escalated,
         merchant_unreachable=case.merchant_unreachable, opened_at=case.opened_at, waiting_since=case.waiting_since,
@@ -47,7 +50,6 @@ def timer_kwargs(settings: Settings, calendar: BusinessCalendar) -> dict:
 
 def reschedule(db: Session, case: Case, settings: Settings, calendar: BusinessCalendar | None = None) -> None:
     """Store the case's next due time (the scheduler's index)."""
-    db.flush()
     calendar = calendar or calendar_for(settings)
     record.set_next_due(case, timers.next_due_at(view_of(db, case), **timer_kwargs(settings, calendar)))
 
