@@ -422,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder: sample the working process with py-spy during each scenario and print "
                              "its top stages (pip install py-spy)")
     args = parser.parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     scenarios = args.scenarios.split(",")
     mix = random.Random(7)
     sizes = {"replies": lambda n: 4096, "open-loop": lambda n: 4096,

@@ -135,11 +135,16 @@ def merchant(db: Session, merchant_id: str, *, lock: bool = False) -> Merchant |
     if lock:
         return db.scalar(select(Merchant).where(Merchant.merchant_id == merchant_id).with_for_update()
                          .execution_options(populate_existing=True))
-    return db.get(Merchant, merchant_id)
+    # by primary key: a merchant this unit of work holds comes from the identity map with its
+    # changes; no pending change of another row can alter which row this is, so none is
+    # flushed for it (merchants and transactions are created by imports only)
+    with db.no_autoflush:
+        return db.get(Merchant, merchant_id)
 
 
 def transaction(db: Session, reference: str) -> Transaction | None:
-    return db.get(Transaction, reference)
+    with db.no_autoflush:  # as `merchant`
+        return db.get(Transaction, reference)
 
 
 def party(db: Session, case: Case, role: str) -> Party:
