@@ -170,7 +170,7 @@ def wire_bytes(message: Message) -> bytes:
 def readdress(raw: bytes, to_name: str, to_address: str) -> bytes:
     """A composed message with another To header (the same relay to a second staff address)."""
     message = email.message_from_bytes(raw, policy=compat32)
-    message.replace_header("To", formataddr((to_name, to_address)))
+    message.replace_header("To", formataddr((header_text(to_name), to_address)))
     return wire_bytes(message)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message as MimeMessage
 from email.policy import SMTP
@@ -121,8 +121,10 @@ class Mailer:
         key = self.settings.gateway.secret_keys[0]
         envelope, row = self._envelope(case, party, recipients[0], from_name=self.settings.gateway.display_name,
                                        message_id=message_id, auto="auto-generated")
-        ids = [self._queue(raw=with_attachments(compose_notice(rendered, replace(envelope, to_address=recipient),
-                                                             key=key), attachments),
+        # written once, for the first address; the others get a copy with their own To
+        composed = with_attachments(compose_notice(rendered, envelope, key=key), attachments)
+        ids = [self._queue(raw=composed if recipient == recipients[0] else readdress(composed, envelope.to_name,
+                                                                                      recipient),
                            recipient=recipient, kind=notice.value, party=party, case=case, message_id=message_id,
                            inbound_id=inbound_id)
                for recipient in recipients]
