@@ -213,16 +213,23 @@ def transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes
     code, text = client.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, text)
-    body = smtplib._quote_periods(raw)  # noqa: SLF001 - the same dot-stuffing sendmail applies
-    if body[-2:] != b"\r\n":
-        body += b"\r\n"
-    client.send(body + b".\r\n")
+    body = dot_stuffed(raw)
+    client.send(body)  # the end of data apart: a 25 MB body is not copied once more to add 5 bytes
+    client.send(b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n")
     stage.data_sent = True
     code, text = client.getreply()
     if code != 250:
         raise smtplib.SMTPDataError(code, text)
     answer = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return f"{code} {' '.join(answer.split())}"
+
+
+def dot_stuffed(raw: bytes) -> bytes:
+    """`raw` with a dot added to every line that starts with one (RFC 5321 4.5.2), as
+    `smtplib.SMTP.sendmail` does it; its line-anchored expression tries every byte, 190 ms
+    for a 25 MB message, where one replace takes 20."""
+    stuffed = raw.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
 class MaildirTransport:
