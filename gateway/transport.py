@@ -188,6 +188,12 @@ class Stage:
         self.data_sent = False
 
 
+# A body this large is sent apart from the end of its data, not copied to append it. A
+# smaller one goes in one write: a second small write waits for the receiver's delayed
+# acknowledgement of the first (Nagle's algorithm), up to 40 ms per message.
+SEND_APART_BYTES = 1024 * 1024
+
+
 def transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes, mail_options: list[str],
                 rcpt_options: list[str], stage: Stage) -> str:
     """MAIL, RCPT, DATA for one recipient, as `smtplib.SMTP.sendmail` does, but noting in
@@ -214,8 +220,12 @@ def transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes
     if code != 354:
         raise smtplib.SMTPDataError(code, text)
     body = dot_stuffed(raw)
-    client.send(body)  # the end of data apart: a 25 MB body is not copied once more to add 5 bytes
-    client.send(b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n")
+    end = b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"
+    if len(body) < SEND_APART_BYTES:
+        client.send(body + end)
+    else:  # not copied once more to add five bytes
+        client.send(body)
+        client.send(end)
     stage.data_sent = True
     code, text = client.getreply()
     if code != 250:
