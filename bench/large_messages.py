@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/large_messages.py [--messages 4] [--mb 20] [--threads 4] [--at-once 1]
 
+`--mb 18` makes a message of about 25 MB (photos are base64 on the wire: a third larger).
+
 Starts the gateway in-process (SQLite, in-memory broker, 4 worker threads) with a real
 aiosmtpd sink as the smarthost, opens one case, queues --messages customer replies of
 about --mb MB each (photos as attachments) while the workers are stopped, then starts the
@@ -60,8 +62,11 @@ def main() -> int:
         before = len(sink.received)
         with smtplib.SMTP("127.0.0.1", gateway.port, timeout=120) as client:
             for i in range(args.messages):
-                client.sendmail(CUSTOMER, [address], build_mail(sender=CUSTOMER, to=address, subject="Re: TX-1001",
-                                                                body=f"Photos {i}", attachments=photos))
+                raw = build_mail(sender=CUSTOMER, to=address, subject="Re: TX-1001", body=f"Photos {i}",
+                                 attachments=photos)
+                size = len(raw)
+                client.sendmail(CUSTOMER, [address], raw)
+                del raw
         del photos
         baseline = rss_mib()
         start = time.perf_counter()
@@ -72,7 +77,7 @@ def main() -> int:
     finally:
         gateway.stop()
         sink.stop()
-    print(f"{args.messages} messages of ~{args.mb} MB, {args.threads} worker threads, "
+    print(f"{args.messages} messages of {size / 1e6:.1f} MB ({args.mb} MiB of photos, base64), {args.threads} worker threads, "
           f"large_messages_at_once = {args.at_once}")
     print(f"processed and relayed in {elapsed:.1f} s")
     print(f"peak RSS: {peak:.0f} MiB (after the messages were received: {baseline:.0f} MiB; "

@@ -147,6 +147,9 @@ class Case(Base):
         # at most one open case per transaction, even with several workers opening at once
         Index("uq_cases_open_transaction", "transaction_reference", unique=True,
               sqlite_where=text("state <> 'closed'"), postgresql_where=text("state <> 'closed'")),
+        # the scheduler's lost-jobs check: only claimed cases carry a lease (migration 0014)
+        Index("ix_cases_timer_lease_until", "timer_lease_until", sqlite_where=text("timer_lease_until IS NOT NULL"),
+              postgresql_where=text("timer_lease_until IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -207,6 +210,8 @@ class Message(Base):
     """A message on a case: inbound (from a party) or a relay/notice we sent."""
 
     __tablename__ = "messages"
+    # the scheduler's held-mail digest: held messages staff have not heard of (migration 0014)
+    __table_args__ = (Index("ix_messages_held_staff_told", "held", "staff_told_at"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)

@@ -273,9 +273,13 @@ def claim_due_cases(db: Session, *, now: datetime, lease_seconds: int, limit: in
     """Ids of cases whose next timer is due (through the `next_due_at` index), claimed for
     `lease_seconds` (SKIP LOCKED on PostgreSQL), most overdue first; with `after_id`, only
     cases of a higher id, in id order (one pass over every due case, each claimed once)."""
-    paging = [Case.id > after_id] if after_id is not None else []
-    return claim_ids(db, Case, Case.next_due_at.is_not(None), Case.next_due_at <= now,
-                     or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now), *paging,
+    due = [Case.next_due_at.is_not(None), Case.next_due_at <= now]
+    if after_id is not None:
+        # the due cases first, through the index, then those after `after_id`: offered
+        # `id > after_id` and the id order, SQLite walks the primary key through every
+        # case from `after_id` on (1,000,000 idle ones too)
+        due = [Case.id.in_(select(Case.id).where(*due)), Case.id > after_id]
+    return claim_ids(db, Case, *due, or_(Case.timer_lease_until.is_(None), Case.timer_lease_until <= now),
                      order_by=Case.id if after_id is not None else Case.next_due_at, limit=limit,
                      values={"timer_lease_until": now + timedelta(seconds=lease_seconds)})
 

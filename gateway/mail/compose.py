@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 from gateway.mail.limits import Limits, bound
 from gateway.mail.parse import decode, parse
 from gateway.mail.templating import Rendered
+from gateway.mail.wire import from_bytes, to_bytes
 
 LOOP_HEADER = "X-Dispute-Gateway-Loop"
 _WIRE = compat32.clone(linesep="\r\n")
@@ -109,7 +110,7 @@ def compose_notice(rendered: Rendered, envelope: Envelope, *, key: str, extra_he
         message[name] = value
     body = email.message_from_bytes(message.as_bytes(), policy=compat32)
     _set_routing(body, envelope, key)
-    return body.as_bytes(policy=_WIRE)
+    return to_bytes(body, _WIRE)
 
 
 def compose_relay(
@@ -151,7 +152,7 @@ def _compose_text_fallback(raw: bytes, envelope: Envelope, *, key: str,
     text = body.get_payload(decode=True).decode("utf-8", "replace")
     body = email.message_from_bytes(_text_message(f"{text}\n\n{MALFORMED_NOTE}\n"), policy=compat32)
     _set_routing(body, envelope, key)
-    return body.as_bytes(policy=_WIRE)
+    return to_bytes(body, _WIRE)
 
 
 _BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -161,15 +162,16 @@ def wire_bytes(message: Message) -> bytes:
     """`message` as SMTP wants it: every line ended by CRLF. The email package leaves a bare
     LF in what it copies through from a malformed original (a multipart nested inside one with
     the same boundary, say), and a bare LF is refused by strict receivers."""
-    data = message.as_bytes(policy=_WIRE)
-    if b"\n" in data.replace(b"\r\n", b"") or b"\r" in data.replace(b"\r\n", b""):
+    data = to_bytes(message, _WIRE)
+    crlf = data.count(b"\r\n")  # counted, not copied without them: a 25 MB relay is not copied twice more
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
         data = _BARE_LINE_END.sub(b"\r\n", data)
     return data
 
 
 def readdress(raw: bytes, to_name: str, to_address: str) -> bytes:
     """A composed message with another To header (the same relay to a second staff address)."""
-    message = email.message_from_bytes(raw, policy=compat32)
+    message = from_bytes(raw)
     message.replace_header("To", formataddr((header_text(to_name), to_address)))
     return wire_bytes(message)
 
@@ -182,7 +184,7 @@ def _text_message(text: str) -> bytes:
 
 def _compose_relay(raw: bytes, envelope: Envelope, *, key: str,
                    transform: Callable[[Message], None] | None) -> bytes:
-    message = email.message_from_bytes(raw, policy=compat32)
+    message = from_bytes(raw)
     for name in list(dict.fromkeys(message.keys())):
         if name.lower() not in _CONTENT_HEADERS:
             del message[name]

@@ -208,15 +208,48 @@ class _Scanner:
             position = entity.body
 
     def _next_delimiter(self, position: int, stack: list[bytes]) -> tuple[int, int, int, bool] | None:
-        """The next delimiter line of any open multipart: (line start, next line, which, closing)."""
-        pattern = re.compile(rb"(?m)^--(" + b"|".join(re.escape(b) for b in reversed(stack)) + rb")(--)?[ \t]*\r?$")
-        match = pattern.search(self.raw, position)
-        if match is None:
-            return None
-        boundary = match.group(1)
-        index = max(i for i, b in enumerate(stack) if b == boundary)
-        next_line = self._line_end(match.end())[1] if match.end() < len(self.raw) else len(self.raw)
-        return match.start(), next_line, index, bool(match.group(2))
+        """The next delimiter line of any open multipart: (line start, next line, which, closing).
+
+        A delimiter line is "--", an open boundary, "--" when it closes, then only spaces or
+        tabs and at most one CR before the line feed (or the end); where several boundaries
+        fit, the innermost one. Candidates are found with `bytes.find`: a regular expression
+        anchored at line starts tries every byte of the body, about 40 ms per megabyte (a
+        second for a 25 MB message, per read)."""
+        raw = self.raw
+        innermost_first = list(dict.fromkeys(reversed(stack)))
+        for start in _lines_starting_with_dashes(raw, position):
+            for boundary in innermost_first:
+                after = start + 2 + len(boundary)
+                if not raw.startswith(boundary, start + 2):
+                    continue
+                line_end = raw.find(b"\n", after)
+                line_end = len(raw) if line_end < 0 else line_end
+                closing = raw.startswith(b"--", after) and _only_blanks(raw, after + 2, line_end)
+                if not closing and not _only_blanks(raw, after, line_end):
+                    continue
+                index = max(i for i, b in enumerate(stack) if b == boundary)
+                next_line = self._line_end(line_end)[1] if line_end < len(raw) else len(raw)
+                return start, next_line, index, closing
+        return None
+
+
+def _lines_starting_with_dashes(raw: bytes, position: int):
+    """Where the lines from `position` on that begin with "--" start (a line starts at the
+    beginning of `raw` and after each LF)."""
+    if position == 0 and raw.startswith(b"--"):
+        yield 0
+    at = max(position - 1, 0)
+    while (found := raw.find(b"\n--", at)) >= 0:
+        yield found + 1
+        at = found + 1
+
+
+def _only_blanks(raw: bytes, start: int, end: int) -> bool:
+    """raw[start:end] is spaces and tabs, then at most one CR."""
+    rest = raw[start:end]
+    if rest.endswith(b"\r"):
+        rest = rest[:-1]
+    return not rest.translate(None, b" \t")
 
 
 def _content_type(field: bytes) -> tuple[str, bytes | None]:

@@ -7,12 +7,10 @@ is left empty and noted in `defects`.
 
 from __future__ import annotations
 
-import email
 import re
 from dataclasses import dataclass, field
 from email.header import Header
 from email.message import Message
-from email.policy import compat32
 from email.utils import getaddresses
 
 from gateway.mail.headers import FOLD_RE as _FOLD_RE
@@ -22,6 +20,7 @@ from gateway.mail.limits import Limits, bound
 from gateway.mail.parts import content_type as content_type_of
 from gateway.mail.parts import strip_comments
 from gateway.mail.text import html_to_text, new_text
+from gateway.mail.wire import from_bytes
 
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
 MAX_TEXT_CHARS = 200_000
@@ -132,7 +131,7 @@ def _walk_body(message: Message) -> tuple[str | None, str | None, list[Attachmen
 def parse(raw: bytes, limits: Limits = Limits()) -> ParsedMessage:
     """Parse raw RFC 5322 bytes, bounded by `limits` first (see gateway.mail.limits)."""
     bounded = bound(raw, limits)
-    message = email.message_from_bytes(bounded.raw, policy=compat32)
+    message = from_bytes(bounded.raw)
     headers: dict[str, list[str]] = {}
     for name, value in message.items():
         headers.setdefault(name.lower(), []).append(decode(value))

@@ -24,20 +24,19 @@ are HTML), SVG, AMP, calendar, vCard, TNEF, a forwarded message, text or binary.
 
 from __future__ import annotations
 
-import email
 import hashlib
 import re
 import unicodedata
 import weakref
 from email.header import decode_header
 from email.message import Message
-from email.policy import compat32
 from email.utils import collapse_rfc2231_value
 from typing import Iterator
 from urllib.parse import unquote
 
 from gateway.mail.headers import decode
 from gateway.mail.limits import Limits, bound
+from gateway.mail.wire import from_bytes
 
 # What `kind_of` may answer.
 CONTAINER = "container"
@@ -297,7 +296,7 @@ def _read_as_message(node: Message, limits: Limits) -> None:
     data = _encoded_payload(node)
     if not isinstance(data, bytes) or not data.strip():
         return
-    inner = email.message_from_bytes(bound(data, limits).raw, policy=compat32)
+    inner = from_bytes(bound(data, limits).raw)
     for name in ("Content-Type", "Content-Transfer-Encoding"):
         del node[name]
     node["Content-Type"] = "message/rfc822"
