@@ -36,8 +36,8 @@ from gateway.clock import SystemClock  # noqa: E402
 from gateway.ingress.acceptor import Acceptor  # noqa: E402
 from tests.harness import DOMAIN, KEYS, Backend, Sink, settings_for  # noqa: E402
 from workers.runtime import Runtime  # noqa: E402
+from bench import scratch  # noqa: E402
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 FILLER = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. " * 40
 
 
@@ -48,22 +48,6 @@ def mail(sender: str, to: str, subject: str, size: int) -> bytes:
     return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{token}@customer.bench>\r\n"
             f"Date: {datetime.now(timezone.utc):%a, %d %b %Y %H:%M:%S +0000}\r\nMIME-Version: 1.0\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\n\r\n{lines}").encode()
-
-
-def database_url(backend: str, folder: Path) -> tuple[str, callable]:
-    if backend == "sqlite":
-        return f"sqlite:///{folder / 'gateway.db'}", lambda: None
-    import psycopg
-
-    name = f"dg_hot_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", drop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="dg-hot-"))
-    url, drop = database_url(args.backend, folder)
+    url, drop = scratch.database(args.backend, folder, prefix="dg_hot")
     sink = Sink()
     backend = Backend(args.backend, url, "memory://")
     settings = settings_for(folder, backend, sink.port, hygiene={"freeze_after_messages": 1_000_000})

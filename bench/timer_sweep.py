@@ -27,7 +27,6 @@ import re
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,8 +44,8 @@ from gateway.models import Case, Merchant, Message, Transaction  # noqa: E402
 from gateway.store import claim_due_cases  # noqa: E402
 from workers import scheduler  # noqa: E402
 from workers.runtime import Runtime  # noqa: E402
+from bench import scratch  # noqa: E402
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHUNK = 20_000
 TARGET_SECONDS = 0.2
 # a plan line that reads a whole table: SQLite's SCAN (in an index's order or not) or a primary
@@ -54,22 +53,6 @@ TARGET_SECONDS = 0.2
 # sequentially, a node that read 10,000 rows or more only to drop them
 SCAN_RE = re.compile(r"^\s*(SCAN \w+|SEARCH \w+ USING INTEGER PRIMARY KEY \(rowid>\?\)$"
                      r"|.*Rows Removed by (Filter|Index Recheck): \d{5,})")
-
-
-def _url(backend: str, folder: Path) -> tuple[str, callable]:
-    if backend == "sqlite":
-        return f"sqlite:///{folder / 'sweep.db'}", lambda: None
-    import psycopg
-
-    name = f"dg_sweep_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", drop
 
 
 def _settings(url: str, folder: Path) -> config.Settings:
@@ -158,7 +141,7 @@ def plans(database: dbmod.Database, statements: dict[str, object]) -> tuple[str,
 
 def run(backend: str, cases: int, due: int, jobs: int) -> bool:
     folder = Path(tempfile.mkdtemp(prefix="dg-sweep-"))
-    url, drop = _url(backend, folder)
+    url, drop = scratch.database(backend, folder, prefix="dg_sweep")
     try:
         dbmod.upgrade(url)
         now = datetime.now(timezone.utc).replace(microsecond=0)
