@@ -120,3 +120,18 @@ def test_messagelabs_unindented_multiline_reply_stays_the_diagnostic():
     entry = detect((CORPUS / "reports/sisimai-bsd-rhost-messagelabs-01.eml").read_bytes()).failed[0]
     assert entry.recipient == "kijitora@example.messagelabs.com"
     assert "not permitted to 550 relay through this server without authentication" in entry.diagnostic
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("heldout3/sisimai-bsd-rhost-godaddy-01.eml", Reason.TOO_MANY_CONN),  # 550 5.1.1 "... too many recipients this hour"
+    ("heldout3/sisimai-bsd-rhost-godaddy-02.eml", Reason.BLOCKED),  # 553 5.1.3 with a Spamhaus lookup link
+])
+def test_a_dead_status_code_whose_words_blame_our_side_is_not_a_dead_address(name, reason):
+    entry = detect((CORPUS / name).read_bytes()).failed[0]
+    assert (entry.reason, entry.kind) == (reason, FailureKind.TROUBLE)
+
+
+def test_a_dead_status_code_with_words_about_the_mailbox_stays_dead():
+    from gateway.mail.bounces.base import failure
+    assert failure("a@b.example", "5.1.1", "550 5.1.1 user unknown; blocked by policy").kind is FailureKind.DEAD
+    assert failure("a@b.example", "5.1.1", "550 5.1.1 <a@b.example> recipient rejected").kind is FailureKind.DEAD

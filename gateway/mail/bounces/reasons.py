@@ -307,6 +307,28 @@ _RECIPIENT_CHOICE_RE = re.compile(r"recipient'?s? (own )?(preferences|settings|p
 _NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail|not accept(ing)? (any )?mail", re.IGNORECASE)
 
 
+# Reasons about our side of the conversation (our IP, our rate, our sender, our content):
+# a remote server that writes one of them next to a 5.1.x code has not said the address
+# is missing, whatever code it picked (GoDaddy's "550 5.1.1 ... has sent to too many
+# recipients this hour", "553 5.1.3" with a Spamhaus link).
+_ABOUT_US = frozenset({Reason.BLOCKED, Reason.TOO_MANY_CONN, Reason.SPAM, Reason.REJECTED, Reason.POLICY,
+                       Reason.SECURITY_ERROR, Reason.AUTH_FAILURE, Reason.NO_RELAYING})
+
+
+def _unless_about_us(reason: Reason, text: str) -> Reason:
+    """`reason` read from a status code, unless it would call the address dead while the
+    remote server's own words name only a cause on our side: a dead verdict flags the
+    address for good, so it needs the words not to contradict the code."""
+    if reason not in DEAD_REASONS or not text:
+        return reason
+    said = field_reason(text)
+    if said in DEAD_REASONS:
+        return reason
+    words = words_reason(text)
+    contrary = words if words in _ABOUT_US else said if said in _ABOUT_US and words is None else None
+    return contrary or reason
+
+
 def words_reason(text: str) -> Reason | None:
     """The reason the remote server's words give, if any."""
     for reason, pattern in _PATTERNS:
@@ -344,7 +366,7 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
     for code in codes:
         reason = _certain(code, text + " " + context)
         if reason is not None:
-            return reason
+            return _unless_about_us(reason, text)
     reason = field_reason(text) or words_reason(text)
     if reason is None and context:  # the diagnostic says nothing: the report's text about the recipient
         for code in status_codes(context):
