@@ -135,3 +135,39 @@ def test_a_dead_status_code_with_words_about_the_mailbox_stays_dead():
     from gateway.mail.bounces.base import failure
     assert failure("a@b.example", "5.1.1", "550 5.1.1 user unknown; blocked by policy").kind is FailureKind.DEAD
     assert failure("a@b.example", "5.1.1", "550 5.1.1 <a@b.example> recipient rejected").kind is FailureKind.DEAD
+
+
+@pytest.mark.parametrize("name, header, other, reason, kind", [
+    ("heldout3/sisimai-bsd-email-imailserver-01.eml", b"X-Mailer: <SMTP32 v990729>", b"X-Mailer: Mailer 1",
+     Reason.USER_UNKNOWN, FailureKind.DEAD),
+    ("heldout3/sisimai-bsd-email-imailserver-02.eml", b"X-Mailer: <SMTP32 v8.22>", b"X-Mailer: Mailer 1",
+     Reason.MAILBOX_FULL, FailureKind.TROUBLE),
+    ("heldout3/sisimai-bsd-email-verizon-02.eml", b"From: post_master@vtext.com", b"From: post_master@sms.example.net",
+     Reason.USER_UNKNOWN, FailureKind.DEAD),
+    ("heldout3/sisimai-bsd-lhost-messagelabs-02.eml", b"X-Msg-Ref: server-00.tower-000.messagelabs.com!",
+     b"X-Msg-Ref: server-00.tower-000.filter.example!", Reason.USER_UNKNOWN, FailureKind.DEAD),
+    ("heldout3/sisimai-bsd-email-gsuite-02.eml", b"<mailer-daemon@googlemail.com>", b"<mailer-daemon@mail.example.net>",
+     Reason.USER_UNKNOWN, FailureKind.DEAD),
+])
+def test_a_vendors_own_words_are_read_only_in_its_reports(name, header, other, reason, kind):
+    raw = (CORPUS / name).read_bytes()
+    assert header in raw
+    entry = detect(raw).failed[0]
+    assert (entry.reason, entry.kind) == (reason, kind)
+    elsewhere = detect(raw.replace(header, other)).failed  # elsewhere the words are a guess (or no report read)
+    assert [f.reason for f in elsewhere[:1]] != [reason]
+
+
+def test_google_quotes_the_remote_reply_and_that_reply_is_read_not_its_summary():
+    # "because the address couldn't be found" above the remote "550 #5.1.0 Address rejected" (a filter)
+    entry = detect((CORPUS / "reports/sisimai-dos-email-gsuite-01.eml").read_bytes()).failed[0]
+    assert (entry.reason, entry.kind) == (Reason.FILTERED, FailureKind.TROUBLE)
+
+
+def test_amazon_ses_receiving_rule_template_mailbox_does_not_exist_is_a_filter_not_a_dead_address():
+    raw = (CORPUS / "heldout3/sisimai-bsd-lhost-receivingses-01.eml").read_bytes()
+    entry = detect(raw).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("userunknown@neko.example.jp", Reason.FILTERED,
+                                                           FailureKind.TROUBLE)
+    # the same words from an ordinary MTA's DSN are its recipient check
+    assert detect(raw.replace(b"X-SES-Outgoing:", b"X-Other:")).failed[0].kind is FailureKind.DEAD

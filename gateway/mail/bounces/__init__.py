@@ -75,7 +75,7 @@ def detect(raw: bytes, limits: Limits = Limits()) -> Verdict:
             message, text = read(bounded[:HEURISTIC_BYTES])
         verdict = detector(message, text)
         if verdict:
-            return vendors.refine(message, verdict)
+            return vendors.refine(message, verdict, text)
     return Verdict.none()
 
 
