@@ -171,3 +171,14 @@ def test_amazon_ses_receiving_rule_template_mailbox_does_not_exist_is_a_filter_n
                                                            FailureKind.TROUBLE)
     # the same words from an ordinary MTA's DSN are its recipient check
     assert detect(raw.replace(b"X-SES-Outgoing:", b"X-Other:")).failed[0].kind is FailureKind.DEAD
+
+
+def test_mailmarshal_lists_the_failed_recipients_under_the_reason():
+    entry = detect((CORPUS / "heldout3/sisimai-bsd-email-mailmarshalsmtp-02.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@nyaan.example.com", Reason.USER_UNKNOWN,
+                                                           FailureKind.DEAD)  # "550 5.1.1 User unknown" above it
+
+
+def test_an_address_followed_by_its_reason_in_brackets_is_a_failed_recipient():
+    ours = _read("heldout3/sisimai-mac-email-x1-01.eml")  # "a@b [User unknown]", bare CR line ends
+    assert (ours.verdict, ours.recipients) == ("trouble", {"kijitora@example.co.jp"})  # no command named: a filter
