@@ -3,12 +3,13 @@ and what it means for the address (gateway/mail/bounces)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench.classify_corpus import Reader, load_expected
-from gateway.mail.bounces import FailureKind, Reason, detect, for_recipient
+from gateway.mail.bounces import FailureKind, Reason, Verdict, detect, for_recipient
 from gateway.mail.headers import decode
 
 CORPUS = Path(__file__).resolve().parents[1] / "mail" / "corpus"
@@ -182,3 +183,19 @@ def test_mailmarshal_lists_the_failed_recipients_under_the_reason():
 def test_an_address_followed_by_its_reason_in_brackets_is_a_failed_recipient():
     ours = _read("heldout3/sisimai-mac-email-x1-01.eml")  # "a@b [User unknown]", bare CR line ends
     assert (ours.verdict, ours.recipients) == ("trouble", {"kijitora@example.co.jp"})  # no command named: a filter
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("heldout3/sisimai-bsd-rhost-cox-01.eml", Reason.BLOCKED),  # "sender rejected ... AUP#CDRBL" from cox.net
+    ("heldout3/sisimai-bsd-rhost-spectrum-01.eml", Reason.TOO_MANY_CONN),  # "sender rejected ... AUP#In-1310"
+    ("heldout3/sisimai-bsd-rhost-mimecast-01.eml", Reason.POLICY),  # "554 Host network not allowed"
+    ("heldout3/sisimai-bsd-rhost-mimecast-02.eml", Reason.VIRUS),  # "554 email rejected due to security policies"
+    ("heldout3/sisimai-bsd-rhost-nttdocomo-02.eml", Reason.REJECTED),  # docomo's "550 Unknown user" after DATA
+])
+def test_a_receiving_services_own_codes_give_the_reason_only_for_that_service(name, reason):
+    from gateway.mail.bounces import remote_hosts
+    raw = (CORPUS / name).read_bytes()
+    entry = detect(raw).failed[0]
+    assert entry.reason is reason and entry.kind is not FailureKind.DEAD
+    elsewhere = replace(entry, recipient="someone@mail.example", remote_mta="dns; mx.mail.example")
+    assert remote_hosts.refine(Verdict((elsewhere,), "dsn")).failures[0] == elsewhere

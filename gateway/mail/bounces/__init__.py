@@ -15,7 +15,7 @@ from email.message import Message
 from email.policy import compat32
 from typing import Callable
 
-from gateway.mail.bounces import arf, challenge, dsn, heuristics, ses, textual, vendors
+from gateway.mail.bounces import arf, challenge, dsn, heuristics, remote_hosts, ses, textual, vendors
 from gateway.mail.bounces.base import Failure, FailureKind, Reason, Verdict, failure
 from gateway.mail.limits import Limits, bound
 
@@ -75,7 +75,7 @@ def detect(raw: bytes, limits: Limits = Limits()) -> Verdict:
             message, text = read(bounded[:HEURISTIC_BYTES])
         verdict = detector(message, text)
         if verdict:
-            return vendors.refine(message, verdict, text)
+            return remote_hosts.refine(vendors.refine(message, verdict, text), text)
     return Verdict.none()
 
 
