@@ -199,3 +199,20 @@ def test_a_receiving_services_own_codes_give_the_reason_only_for_that_service(na
     assert entry.reason is reason and entry.kind is not FailureKind.DEAD
     elsewhere = replace(entry, recipient="someone@mail.example", remote_mta="dns; mx.mail.example")
     assert remote_hosts.refine(Verdict((elsewhere,), "dsn")).failures[0] == elsewhere
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("heldout3/sisimai-bsd-email-gsuite-03.eml", Reason.NOT_ACCEPT),  # 4.0.0 "returned Null MX": no expiry
+    ("heldout3/sisimai-bsd-email-office365-06.eml", Reason.NETWORK_ERROR),  # 5.4.312 "Message expired, DNS query failed"
+    ("heldout3/sisimai-bsd-email-qmail-03.eml", Reason.REJECTED),  # "Connected to ... but sender was rejected"
+    ("heldout3/sisimai-bsd-email-google-03.eml", Reason.FILTERED),  # Gmail: "554 5.7.0 Header error (state 18)"
+])
+def test_layout_words_that_name_the_step_or_the_domains_policy(name, reason):
+    entry = detect((CORPUS / name).read_bytes()).failed[0]
+    assert entry.reason is reason and entry.kind is FailureKind.TROUBLE
+
+
+def test_qmail_names_the_refused_step_but_a_mailbox_reason_beside_it_stands():
+    from gateway.mail.bounces.base import failure
+    said = "<a@b.example>: Connected to 192.0.2.1 but sender was rejected. Remote host said: 552 5.2.2 mailbox full"
+    assert failure("a@b.example", None, said).reason is Reason.MAILBOX_FULL

@@ -100,6 +100,12 @@ _CERTAIN_CODES = {
     "4.7": Reason.EXPIRED, "3.1": Reason.SYSTEM_FULL, "7.23": Reason.AUTH_FAILURE, "7.24": Reason.AUTH_FAILURE,
     "7.25": Reason.BLOCKED, "7.26": Reason.AUTH_FAILURE, "7.27": Reason.AUTH_FAILURE, "7.20": Reason.AUTH_FAILURE,
     "7.21": Reason.AUTH_FAILURE, "7.22": Reason.AUTH_FAILURE,
+    # Exchange Online's own three-digit details (Microsoft's list of NDR codes): only it writes them
+    "4.312": Reason.NETWORK_ERROR, "4.316": Reason.EXPIRED, "0.350": Reason.CONTENT_ERROR,
+    "6.11": Reason.CONTENT_ERROR, "7.124": Reason.REJECTED, "7.133": Reason.REJECTED, "7.134": Reason.REJECTED,
+    "7.135": Reason.REJECTED, "7.136": Reason.REJECTED, "7.501": Reason.SPAM, "7.502": Reason.SPAM,
+    "7.503": Reason.SPAM, "7.504": Reason.FILTERED, "7.505": Reason.FILTERED, "7.506": Reason.BLOCKED,
+    "7.507": Reason.BLOCKED, "7.508": Reason.TOO_MANY_CONN, "7.509": Reason.AUTH_FAILURE,
 }
 # Codes whose words usually say more (5.7.1 is spam, policy, relaying or a block).
 _CLASS_CODES = {
@@ -272,6 +278,12 @@ def field_reason(text: str) -> Reason | None:
 
 
 _MAIL_FROM_RE = re.compile(r"after mail from|in reply to mail from|>>> mail from|mail from command", re.IGNORECASE)
+# qmail-remote names the step that failed: "Connected to <ip> but sender was rejected." is
+# its MAIL command refused, "but my name was rejected" its HELO, "but greeting failed" the
+# banner; whatever words the remote server added (often "Access denied"), nothing was said
+# about the recipient.
+_QMAIL_STEP_RE = re.compile(r"connected to \S+ but (sender was rejected|my name was rejected|greeting failed)",
+                            re.IGNORECASE)
 _CONNECT_RE = re.compile(r"after initial connection|in reply to (helo|ehlo)|after (helo|ehlo)|>>> (helo|ehlo)|"
                          r"greeting|while connected", re.IGNORECASE)
 
@@ -374,6 +386,9 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
                 return _certain(code, context)
         reason = field_reason(context) or words_reason(context)
     where = text + " " + context
+    step = _QMAIL_STEP_RE.search(where)
+    if step and reason not in DEAD_REASONS | {Reason.MAILBOX_FULL, Reason.SUSPEND}:
+        return Reason.REJECTED if step.group(1).lower().startswith("sender") else Reason.BLOCKED
     if _MAIL_FROM_RE.search(where) and reason in (None, Reason.USER_UNKNOWN, Reason.HOST_UNKNOWN, Reason.FILTERED,
                                                   Reason.UNDEFINED, Reason.SYSTEM_ERROR):
         return Reason.REJECTED  # our envelope sender was refused: nothing said about the recipient
@@ -385,6 +400,8 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
         before_data = _BEFORE_DATA_RE.search(text + " " + context)
         if not before_data or _AFTER_DATA_RE.search(text + " " + context):
             return Reason.FILTERED
+    if _NULL_MX_RE.search(text):
+        return Reason.NOT_ACCEPT  # RFC 7505: the domain says it takes no mail, whatever the code
     if field and field[0][0] == "4" and reason not in (Reason.MAILBOX_FULL, Reason.USER_UNKNOWN):
         return Reason.EXPIRED
     if reason is not None:

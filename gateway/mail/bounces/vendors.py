@@ -23,6 +23,7 @@ recipients for the domains it fronts: its "550 a@b... No such user" is that chec
 Google (From: mailer-daemon@googlemail.com) heads a report "Address not found" and writes
 "because the address couldn't be found" when the receiving server refused the mailbox at
 RCPT; when it quotes the remote server's reply, that reply is the diagnostic and is read.
+Gmail's older reports end the quoted reply with the SMTP step it answered, "(state 18)".
 
 Amazon SES's receiving side (X-SES-Outgoing, "This message could not be delivered.")
 bounces with a canned template that the receiving domain's own rule set chose: its
@@ -70,6 +71,10 @@ VENDORS = (
     ), re.compile(r"mailer-daemon@messagelabs\.com", re.IGNORECASE)),
     Vendor("Google", "From", re.compile(r"<mailer-daemon@googlemail\.com>", re.IGNORECASE), (
         (Reason.USER_UNKNOWN, re.compile(r"\bbecause the address couldn'?t be found\b", re.IGNORECASE)),
+        # Gmail names the SMTP step the remote server refused: states 15, 17 and 18 are DATA
+        # (the content, after the recipients were accepted), 13 the greeting
+        (Reason.FILTERED, re.compile(r"\(state 1[578]\)")),
+        (Reason.BLOCKED, re.compile(r"\(state 13\)")),
     )),
     Vendor("Amazon SES receiving", "X-SES-Outgoing", re.compile(r"\S"), (
         (Reason.FILTERED, re.compile(r"\bmailbox does not exist\b", re.IGNORECASE)),
