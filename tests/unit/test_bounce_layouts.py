@@ -216,3 +216,10 @@ def test_qmail_names_the_refused_step_but_a_mailbox_reason_beside_it_stands():
     from gateway.mail.bounces.base import failure
     said = "<a@b.example>: Connected to 192.0.2.1 but sender was rejected. Remote host said: 552 5.2.2 mailbox full"
     assert failure("a@b.example", None, said).reason is Reason.MAILBOX_FULL
+
+
+def test_exim_malformed_recipient_address_names_the_dropped_address():
+    entry = detect((CORPUS / "heldout3/sisimai-bsd-email-exim-52.eml").read_bytes()).failed[0]
+    # "kijitora@example.com <neko@example.net>: malformed address: ...": the one in brackets was dropped
+    assert (entry.recipient, entry.reason, entry.kind) == ("neko@example.net", Reason.SYNTAX_ERROR,
+                                                           FailureKind.TROUBLE)

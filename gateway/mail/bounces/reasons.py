@@ -239,7 +239,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
     (Reason.SYSTEM_ERROR, _words(r"system error", r"error while being processed", r"internal (server )?error", r"server error", r"local error",
                                  r"configuration error", r"i/o error", r"temporary (local )?(problem|failure|error)",
                                  r"resources? (temporarily )?unavailable", r"service (not available|unavailable)")),
-    (Reason.SYNTAX_ERROR, _words(r"syntax error", r"command unrecognized", r"unrecognized command")),
+    (Reason.SYNTAX_ERROR, _words(r"syntax error", r"command unrecognized", r"unrecognized command",
+                                 r"malformed (recipient )?address", r"incorrectly constructed")),
     (Reason.CONTENT_ERROR, _words(r"content error", r"conversion", r"8-?bit", r"header (error|too long)", r"mime")),
 )
 # Sisimai's own phrase tables (sisimai_phrases.py), tried in Sisimai's order for reading a

@@ -39,6 +39,10 @@ _RECIPIENT_LINE_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"^\s*>>>\s*<?([^<>\s:]+@[^<>\s:]+?)>?(?:\s.*)?$",  # Sendmail-style ">>> addr <addr>" (Active!hunter)
     r"following (?:recipients?|address(?:es)?)[^:\n@]{0,60}:\s*<?([^<>\s,;]+@[^<>\s,;]+?)>?[.,;]?(?:\s|$)",  # X6
 ))
+# Exim's "malformed recipient address" report quotes the header text it could not parse
+# and names the address in it that it dropped: "  a@b <c@d>: malformed address: <c@d> may
+# not follow a@b".
+_MALFORMED_RE = re.compile(r"^\s*\S[^\n]*?<([^<>\s]+@[^<>\s]+)>\s*:\s*malformed address:", re.IGNORECASE)
 # Recipient lines that start a new recipient's block (the address alone, in any quoting).
 _NEW_BLOCK_RES = (_RECIPIENT_LINE_RES[0], _RECIPIENT_LINE_RES[2], _RECIPIENT_LINE_RES[8])
 _WARNING_RE = re.compile(
@@ -159,7 +163,7 @@ def recipients(text: str) -> list[str]:
     for line in text.splitlines():
         if _SKIP_LINE_RE.match(line):
             continue
-        for pattern in _RECIPIENT_LINE_RES:
+        for pattern in (_MALFORMED_RE, *_RECIPIENT_LINE_RES):
             match = pattern.search(line)
             if match:
                 address = match.group(1).strip("<>.,;:()\"'").lower()
