@@ -223,3 +223,13 @@ def test_exim_malformed_recipient_address_names_the_dropped_address():
     # "kijitora@example.com <neko@example.net>: malformed address: ...": the one in brackets was dropped
     assert (entry.recipient, entry.reason, entry.kind) == ("neko@example.net", Reason.SYNTAX_ERROR,
                                                            FailureKind.TROUBLE)
+
+
+def test_a_5_1_10_status_is_a_dead_address_only_in_microsofts_words_or_a_null_mx():
+    from gateway.mail.bounces.base import failure
+    # Sendmail's alias loop wrote 5.1.10 with "User unknown" only in the transcript: a filter, not proof
+    entry = detect((CORPUS / "bounces/bounced-longer-status.eml").read_bytes()).failed[0]
+    assert (entry.status, entry.kind) == ("5.1.10", FailureKind.TROUBLE)
+    said = "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+    assert failure("a@b.example", "5.1.10", said).reason is Reason.USER_UNKNOWN
+    assert failure("a@b.example", "5.1.10", "556 5.1.10 domain has a null MX").reason is Reason.NOT_ACCEPT

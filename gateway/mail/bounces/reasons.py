@@ -308,8 +308,11 @@ def _certain(code: str, text: str = "") -> Reason | None:
     if not code or code[0] not in "45":
         return None
     if code.split(".", 1)[1] == "1.10":
-        # RFC 7505's null MX; Exchange Online writes 5.1.10 for RecipientNotFound
-        return Reason.NOT_ACCEPT if _NULL_MX_RE.search(text) else Reason.USER_UNKNOWN
+        # RFC 7505's null MX; Exchange Online writes 5.1.10 for RecipientNotFound. Anyone
+        # else's 5.1.10 (Sendmail's in an alias loop) is no proof either way: the words decide.
+        if _NULL_MX_RE.search(text):
+            return Reason.NOT_ACCEPT
+        return Reason.USER_UNKNOWN if _RECIPIENT_NOT_FOUND_RE.search(text) else None
     return _CERTAIN_CODES.get(code.split(".", 1)[1])
 
 
@@ -317,6 +320,7 @@ def _certain(code: str, text: str = "") -> Reason | None:
 # "Refused due to recipient preferences"): a working address that does not want our mail.
 _RECIPIENT_CHOICE_RE = re.compile(r"recipient'?s? (own )?(preferences|settings|privacy settings)|"
                                   r"refused by the recipient'?s? (filter|rules)", re.IGNORECASE)
+_RECIPIENT_NOT_FOUND_RE = re.compile(r"recipient ?not ?found|resolver\.adr\.", re.IGNORECASE)
 _NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail|not accept(ing)? (any )?mail", re.IGNORECASE)
 
 
