@@ -233,3 +233,12 @@ def test_a_5_1_10_status_is_a_dead_address_only_in_microsofts_words_or_a_null_mx
     said = "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
     assert failure("a@b.example", "5.1.10", said).reason is Reason.USER_UNKNOWN
     assert failure("a@b.example", "5.1.10", "556 5.1.10 domain has a null MX").reason is Reason.NOT_ACCEPT
+
+
+def test_a_report_in_a_charset_python_does_not_know_is_still_read():
+    raw = (CORPUS / "autoreplies/flufl-qmail_08-cpanel-autoresponder-es.eml").read_bytes()
+    assert b"ansi_x3.110-1983" in raw.lower()
+    detect(raw)  # no LookupError from any detector
+    bounce = (b"From: MAILER-DAEMON@mx.example.net\nTo: bounce@gateway.test\nSubject: failure notice\n"
+              b"Content-Type: text/plain; charset=x-unknown-8\n\n<a@b.example>:\n550 5.1.1 user unknown\n")
+    assert detect(bounce).failed[0].recipient == "a@b.example"
