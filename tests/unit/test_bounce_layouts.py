@@ -242,3 +242,21 @@ def test_a_report_in_a_charset_python_does_not_know_is_still_read():
     bounce = (b"From: MAILER-DAEMON@mx.example.net\nTo: bounce@gateway.test\nSubject: failure notice\n"
               b"Content-Type: text/plain; charset=x-unknown-8\n\n<a@b.example>:\n550 5.1.1 user unknown\n")
     assert detect(bounce).failed[0].recipient == "a@b.example"
+
+
+@pytest.mark.parametrize("said, reason", [
+    ("550 5.7.1 Service unavailable; we do not accept mail from dynamic IPs", Reason.BLOCKED),
+    ("554 5.7.1 This server does not accept mail from your IP address", None),
+    ("550 This domain does not accept any mail", Reason.NOT_ACCEPT),
+])
+def test_not_accepting_mail_from_a_sender_is_no_domain_without_mail(said, reason):
+    from gateway.mail.bounces.base import failure
+    entry = failure("a@b.example", None, said)
+    assert (entry.kind is FailureKind.DEAD) == (reason is Reason.NOT_ACCEPT)
+    assert reason is None or entry.reason is reason
+
+
+def test_aol_recipient_not_accepting_mail_from_us_is_a_working_address():
+    # "could not be delivered because they are not accepting mail from xxx@lists.xxx.com"
+    entry = detect((CORPUS / "bounces/flufl-aol-aol_01.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("screenname@aol.com", Reason.FILTERED, FailureKind.TROUBLE)

@@ -179,7 +179,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"host not found", r"mx (record|lookup) (failed|not found)",
     )),
     (Reason.HAS_MOVED, _words(r"has been replaced by", r"address has (moved|changed)", r"no longer (valid|in use|active)")),
-    (Reason.NOT_ACCEPT, _words(r"null mx", r"does not accept (any )?mail", r"not accept(ing)? (any )?mail")),
+    # "does not accept mail from <our IP, our kind of sender>" is a block, not a domain without mail
+    (Reason.NOT_ACCEPT, _words(r"null mx", r"does not accept (any )?mail(?! from)", r"not accept(ing)? (any )?mail(?! from)")),
     (Reason.MESSAGE_TOO_BIG, _words(
         r"message (is |was )?(too (big|large)|exceeds)", r"(message|mail) (file )?size (limit )?(exceed|too)",
         r"size limit", r"exceeds? (the )?(maximum|max|size|allowed|message)", r"message length exceeds",
@@ -319,9 +320,13 @@ def _certain(code: str, text: str = "") -> Reason | None:
 # The remote server says its user's own settings refused the message (Facebook's RCP-P2
 # "Refused due to recipient preferences"): a working address that does not want our mail.
 _RECIPIENT_CHOICE_RE = re.compile(r"recipient'?s? (own )?(preferences|settings|privacy settings)|"
-                                  r"refused by the recipient'?s? (filter|rules)", re.IGNORECASE)
+                                  r"refused by the recipient'?s? (filter|rules)|"
+                                  r"\b(they are|(s)?he is|recipient is) not accepting (e-?mail|mail|messages) from",
+                                  re.IGNORECASE)
 _RECIPIENT_NOT_FOUND_RE = re.compile(r"recipient ?not ?found|resolver\.adr\.", re.IGNORECASE)
-_NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail|not accept(ing)? (any )?mail", re.IGNORECASE)
+_NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail(?! from)|not accept(ing)? (any )?mail(?! from)",
+                         re.IGNORECASE)
+_STATED_NULL_MX_RE = re.compile(r"\bnull mx\b", re.IGNORECASE)  # RFC 7505 named: certain whatever the code
 
 
 # Reasons about our side of the conversation (our IP, our rate, our sender, our content):
@@ -405,7 +410,7 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
         before_data = _BEFORE_DATA_RE.search(text + " " + context)
         if not before_data or _AFTER_DATA_RE.search(text + " " + context):
             return Reason.FILTERED
-    if _NULL_MX_RE.search(text):
+    if _STATED_NULL_MX_RE.search(text):
         return Reason.NOT_ACCEPT  # RFC 7505: the domain says it takes no mail, whatever the code
     if field and field[0][0] == "4" and reason not in (Reason.MAILBOX_FULL, Reason.USER_UNKNOWN):
         return Reason.EXPIRED
