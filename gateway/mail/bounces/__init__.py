@@ -3,8 +3,9 @@
 DETECTORS run in order, cheap and certain first (STYLE R6): an abuse feedback report
 (ARF), an Amazon SES notification (JSON), a DSN, DSN fields in a report with a broken MIME structure, a challenge-response
 request, GNU Mailman's flufl.bounce detectors, then our own reader of reports written for
-people. The first that recognises the report wins; a known appliance's own words then
-refine its reasons (vendors.py). The VERP address (which outbox row and
+people. The first that recognises the report wins; a known appliance's own words
+(vendors.py), then a known receiving service's own codes (remote_hosts.py), refine its
+reasons. The VERP address (which outbox row and
 recipient a report is about) is read by the pipeline from the envelope, before this.
 """
 
