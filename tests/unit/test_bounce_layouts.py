@@ -3,12 +3,13 @@ and what it means for the address (gateway/mail/bounces)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench.classify_corpus import Reader, load_expected
-from gateway.mail.bounces import FailureKind, Reason, detect, for_recipient
+from gateway.mail.bounces import FailureKind, Reason, Verdict, detect, for_recipient
 from gateway.mail.headers import decode
 
 CORPUS = Path(__file__).resolve().parents[1] / "mail" / "corpus"
@@ -120,3 +121,142 @@ def test_messagelabs_unindented_multiline_reply_stays_the_diagnostic():
     entry = detect((CORPUS / "reports/sisimai-bsd-rhost-messagelabs-01.eml").read_bytes()).failed[0]
     assert entry.recipient == "kijitora@example.messagelabs.com"
     assert "not permitted to 550 relay through this server without authentication" in entry.diagnostic
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("heldout3/sisimai-bsd-rhost-godaddy-01.eml", Reason.TOO_MANY_CONN),  # 550 5.1.1 "... too many recipients this hour"
+    ("heldout3/sisimai-bsd-rhost-godaddy-02.eml", Reason.BLOCKED),  # 553 5.1.3 with a Spamhaus lookup link
+])
+def test_a_dead_status_code_whose_words_blame_our_side_is_not_a_dead_address(name, reason):
+    entry = detect((CORPUS / name).read_bytes()).failed[0]
+    assert (entry.reason, entry.kind) == (reason, FailureKind.TROUBLE)
+
+
+def test_a_dead_status_code_with_words_about_the_mailbox_stays_dead():
+    from gateway.mail.bounces.base import failure
+    assert failure("a@b.example", "5.1.1", "550 5.1.1 user unknown; blocked by policy").kind is FailureKind.DEAD
+    assert failure("a@b.example", "5.1.1", "550 5.1.1 <a@b.example> recipient rejected").kind is FailureKind.DEAD
+
+
+@pytest.mark.parametrize("name, header, other, reason, kind", [
+    ("heldout3/sisimai-bsd-email-imailserver-01.eml", b"X-Mailer: <SMTP32 v990729>", b"X-Mailer: Mailer 1",
+     Reason.USER_UNKNOWN, FailureKind.DEAD),
+    ("heldout3/sisimai-bsd-email-imailserver-02.eml", b"X-Mailer: <SMTP32 v8.22>", b"X-Mailer: Mailer 1",
+     Reason.MAILBOX_FULL, FailureKind.TROUBLE),
+    ("heldout3/sisimai-bsd-email-verizon-02.eml", b"From: post_master@vtext.com", b"From: post_master@sms.example.net",
+     Reason.USER_UNKNOWN, FailureKind.DEAD),
+    ("heldout3/sisimai-bsd-lhost-messagelabs-02.eml", b"X-Msg-Ref: server-00.tower-000.messagelabs.com!",
+     b"X-Msg-Ref: server-00.tower-000.filter.example!", Reason.USER_UNKNOWN, FailureKind.DEAD),
+    ("heldout3/sisimai-bsd-email-gsuite-02.eml", b"<mailer-daemon@googlemail.com>", b"<mailer-daemon@mail.example.net>",
+     Reason.USER_UNKNOWN, FailureKind.DEAD),
+])
+def test_a_vendors_own_words_are_read_only_in_its_reports(name, header, other, reason, kind):
+    raw = (CORPUS / name).read_bytes()
+    assert header in raw
+    entry = detect(raw).failed[0]
+    assert (entry.reason, entry.kind) == (reason, kind)
+    elsewhere = detect(raw.replace(header, other)).failed  # elsewhere the words are a guess (or no report read)
+    assert [f.reason for f in elsewhere[:1]] != [reason]
+
+
+def test_google_quotes_the_remote_reply_and_that_reply_is_read_not_its_summary():
+    # "because the address couldn't be found" above the remote "550 #5.1.0 Address rejected" (a filter)
+    entry = detect((CORPUS / "reports/sisimai-dos-email-gsuite-01.eml").read_bytes()).failed[0]
+    assert (entry.reason, entry.kind) == (Reason.FILTERED, FailureKind.TROUBLE)
+
+
+def test_amazon_ses_receiving_rule_template_mailbox_does_not_exist_is_a_filter_not_a_dead_address():
+    raw = (CORPUS / "heldout3/sisimai-bsd-lhost-receivingses-01.eml").read_bytes()
+    entry = detect(raw).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("userunknown@neko.example.jp", Reason.FILTERED,
+                                                           FailureKind.TROUBLE)
+    # the same words from an ordinary MTA's DSN are its recipient check
+    assert detect(raw.replace(b"X-SES-Outgoing:", b"X-Other:")).failed[0].kind is FailureKind.DEAD
+
+
+def test_mailmarshal_lists_the_failed_recipients_under_the_reason():
+    entry = detect((CORPUS / "heldout3/sisimai-bsd-email-mailmarshalsmtp-02.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@nyaan.example.com", Reason.USER_UNKNOWN,
+                                                           FailureKind.DEAD)  # "550 5.1.1 User unknown" above it
+
+
+def test_an_address_followed_by_its_reason_in_brackets_is_a_failed_recipient():
+    ours = _read("heldout3/sisimai-mac-email-x1-01.eml")  # "a@b [User unknown]", bare CR line ends
+    assert (ours.verdict, ours.recipients) == ("trouble", {"kijitora@example.co.jp"})  # no command named: a filter
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("heldout3/sisimai-bsd-rhost-cox-01.eml", Reason.BLOCKED),  # "sender rejected ... AUP#CDRBL" from cox.net
+    ("heldout3/sisimai-bsd-rhost-spectrum-01.eml", Reason.TOO_MANY_CONN),  # "sender rejected ... AUP#In-1310"
+    ("heldout3/sisimai-bsd-rhost-mimecast-01.eml", Reason.POLICY),  # "554 Host network not allowed"
+    ("heldout3/sisimai-bsd-rhost-mimecast-02.eml", Reason.VIRUS),  # "554 email rejected due to security policies"
+    ("heldout3/sisimai-bsd-rhost-nttdocomo-02.eml", Reason.REJECTED),  # docomo's "550 Unknown user" after DATA
+])
+def test_a_receiving_services_own_codes_give_the_reason_only_for_that_service(name, reason):
+    from gateway.mail.bounces import remote_hosts
+    raw = (CORPUS / name).read_bytes()
+    entry = detect(raw).failed[0]
+    assert entry.reason is reason and entry.kind is not FailureKind.DEAD
+    elsewhere = replace(entry, recipient="someone@mail.example", remote_mta="dns; mx.mail.example")
+    assert remote_hosts.refine(Verdict((elsewhere,), "dsn")).failures[0] == elsewhere
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("heldout3/sisimai-bsd-email-gsuite-03.eml", Reason.NOT_ACCEPT),  # 4.0.0 "returned Null MX": no expiry
+    ("heldout3/sisimai-bsd-email-office365-06.eml", Reason.NETWORK_ERROR),  # 5.4.312 "Message expired, DNS query failed"
+    ("heldout3/sisimai-bsd-email-qmail-03.eml", Reason.REJECTED),  # "Connected to ... but sender was rejected"
+    ("heldout3/sisimai-bsd-email-google-03.eml", Reason.FILTERED),  # Gmail: "554 5.7.0 Header error (state 18)"
+])
+def test_layout_words_that_name_the_step_or_the_domains_policy(name, reason):
+    entry = detect((CORPUS / name).read_bytes()).failed[0]
+    assert entry.reason is reason and entry.kind is FailureKind.TROUBLE
+
+
+def test_qmail_names_the_refused_step_but_a_mailbox_reason_beside_it_stands():
+    from gateway.mail.bounces.base import failure
+    said = "<a@b.example>: Connected to 192.0.2.1 but sender was rejected. Remote host said: 552 5.2.2 mailbox full"
+    assert failure("a@b.example", None, said).reason is Reason.MAILBOX_FULL
+
+
+def test_exim_malformed_recipient_address_names_the_dropped_address():
+    entry = detect((CORPUS / "heldout3/sisimai-bsd-email-exim-52.eml").read_bytes()).failed[0]
+    # "kijitora@example.com <neko@example.net>: malformed address: ...": the one in brackets was dropped
+    assert (entry.recipient, entry.reason, entry.kind) == ("neko@example.net", Reason.SYNTAX_ERROR,
+                                                           FailureKind.TROUBLE)
+
+
+def test_a_5_1_10_status_is_a_dead_address_only_in_microsofts_words_or_a_null_mx():
+    from gateway.mail.bounces.base import failure
+    # Sendmail's alias loop wrote 5.1.10 with "User unknown" only in the transcript: a filter, not proof
+    entry = detect((CORPUS / "bounces/bounced-longer-status.eml").read_bytes()).failed[0]
+    assert (entry.status, entry.kind) == ("5.1.10", FailureKind.TROUBLE)
+    said = "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+    assert failure("a@b.example", "5.1.10", said).reason is Reason.USER_UNKNOWN
+    assert failure("a@b.example", "5.1.10", "556 5.1.10 domain has a null MX").reason is Reason.NOT_ACCEPT
+
+
+def test_a_report_in_a_charset_python_does_not_know_is_still_read():
+    raw = (CORPUS / "autoreplies/flufl-qmail_08-cpanel-autoresponder-es.eml").read_bytes()
+    assert b"ansi_x3.110-1983" in raw.lower()
+    detect(raw)  # no LookupError from any detector
+    bounce = (b"From: MAILER-DAEMON@mx.example.net\nTo: bounce@gateway.test\nSubject: failure notice\n"
+              b"Content-Type: text/plain; charset=x-unknown-8\n\n<a@b.example>:\n550 5.1.1 user unknown\n")
+    assert detect(bounce).failed[0].recipient == "a@b.example"
+
+
+@pytest.mark.parametrize("said, reason", [
+    ("550 5.7.1 Service unavailable; we do not accept mail from dynamic IPs", Reason.BLOCKED),
+    ("554 5.7.1 This server does not accept mail from your IP address", None),
+    ("550 This domain does not accept any mail", Reason.NOT_ACCEPT),
+])
+def test_not_accepting_mail_from_a_sender_is_no_domain_without_mail(said, reason):
+    from gateway.mail.bounces.base import failure
+    entry = failure("a@b.example", None, said)
+    assert (entry.kind is FailureKind.DEAD) == (reason is Reason.NOT_ACCEPT)
+    assert reason is None or entry.reason is reason
+
+
+def test_aol_recipient_not_accepting_mail_from_us_is_a_working_address():
+    # "could not be delivered because they are not accepting mail from xxx@lists.xxx.com"
+    entry = detect((CORPUS / "bounces/flufl-aol-aol_01.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("screenname@aol.com", Reason.FILTERED, FailureKind.TROUBLE)

@@ -3,8 +3,9 @@
 DETECTORS run in order, cheap and certain first (STYLE R6): an abuse feedback report
 (ARF), an Amazon SES notification (JSON), a DSN, DSN fields in a report with a broken MIME structure, a challenge-response
 request, GNU Mailman's flufl.bounce detectors, then our own reader of reports written for
-people. The first that recognises the report wins; a known appliance's own words then
-refine its reasons (vendors.py). The VERP address (which outbox row and
+people. The first that recognises the report wins; a known appliance's own words
+(vendors.py), then a known receiving service's own codes (remote_hosts.py), refine its
+reasons. The VERP address (which outbox row and
 recipient a report is about) is read by the pipeline from the envelope, before this.
 """
 
@@ -15,7 +16,7 @@ from email.message import Message
 from email.policy import compat32
 from typing import Callable
 
-from gateway.mail.bounces import arf, challenge, dsn, heuristics, ses, textual, vendors
+from gateway.mail.bounces import arf, challenge, dsn, heuristics, remote_hosts, ses, textual, vendors
 from gateway.mail.bounces.base import Failure, FailureKind, Reason, Verdict, failure
 from gateway.mail.limits import Limits, bound
 
@@ -75,7 +76,7 @@ def detect(raw: bytes, limits: Limits = Limits()) -> Verdict:
             message, text = read(bounded[:HEURISTIC_BYTES])
         verdict = detector(message, text)
         if verdict:
-            return vendors.refine(message, verdict)
+            return remote_hosts.refine(vendors.refine(message, verdict, text), text)
     return Verdict.none()
 
 

@@ -100,6 +100,12 @@ _CERTAIN_CODES = {
     "4.7": Reason.EXPIRED, "3.1": Reason.SYSTEM_FULL, "7.23": Reason.AUTH_FAILURE, "7.24": Reason.AUTH_FAILURE,
     "7.25": Reason.BLOCKED, "7.26": Reason.AUTH_FAILURE, "7.27": Reason.AUTH_FAILURE, "7.20": Reason.AUTH_FAILURE,
     "7.21": Reason.AUTH_FAILURE, "7.22": Reason.AUTH_FAILURE,
+    # Exchange Online's own three-digit details (Microsoft's list of NDR codes): only it writes them
+    "4.312": Reason.NETWORK_ERROR, "4.316": Reason.EXPIRED, "0.350": Reason.CONTENT_ERROR,
+    "6.11": Reason.CONTENT_ERROR, "7.124": Reason.REJECTED, "7.133": Reason.REJECTED, "7.134": Reason.REJECTED,
+    "7.135": Reason.REJECTED, "7.136": Reason.REJECTED, "7.501": Reason.SPAM, "7.502": Reason.SPAM,
+    "7.503": Reason.SPAM, "7.504": Reason.FILTERED, "7.505": Reason.FILTERED, "7.506": Reason.BLOCKED,
+    "7.507": Reason.BLOCKED, "7.508": Reason.TOO_MANY_CONN, "7.509": Reason.AUTH_FAILURE,
 }
 # Codes whose words usually say more (5.7.1 is spam, policy, relaying or a block).
 _CLASS_CODES = {
@@ -173,7 +179,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"host not found", r"mx (record|lookup) (failed|not found)",
     )),
     (Reason.HAS_MOVED, _words(r"has been replaced by", r"address has (moved|changed)", r"no longer (valid|in use|active)")),
-    (Reason.NOT_ACCEPT, _words(r"null mx", r"does not accept (any )?mail", r"not accept(ing)? (any )?mail")),
+    # "does not accept mail from <our IP, our kind of sender>" is a block, not a domain without mail
+    (Reason.NOT_ACCEPT, _words(r"null mx", r"does not accept (any )?mail(?! from)", r"not accept(ing)? (any )?mail(?! from)")),
     (Reason.MESSAGE_TOO_BIG, _words(
         r"message (is |was )?(too (big|large)|exceeds)", r"(message|mail) (file )?size (limit )?(exceed|too)",
         r"size limit", r"exceeds? (the )?(maximum|max|size|allowed|message)", r"message length exceeds",
@@ -233,7 +240,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
     (Reason.SYSTEM_ERROR, _words(r"system error", r"error while being processed", r"internal (server )?error", r"server error", r"local error",
                                  r"configuration error", r"i/o error", r"temporary (local )?(problem|failure|error)",
                                  r"resources? (temporarily )?unavailable", r"service (not available|unavailable)")),
-    (Reason.SYNTAX_ERROR, _words(r"syntax error", r"command unrecognized", r"unrecognized command")),
+    (Reason.SYNTAX_ERROR, _words(r"syntax error", r"command unrecognized", r"unrecognized command",
+                                 r"malformed (recipient )?address", r"incorrectly constructed")),
     (Reason.CONTENT_ERROR, _words(r"content error", r"conversion", r"8-?bit", r"header (error|too long)", r"mime")),
 )
 # Sisimai's own phrase tables (sisimai_phrases.py), tried in Sisimai's order for reading a
@@ -272,6 +280,12 @@ def field_reason(text: str) -> Reason | None:
 
 
 _MAIL_FROM_RE = re.compile(r"after mail from|in reply to mail from|>>> mail from|mail from command", re.IGNORECASE)
+# qmail-remote names the step that failed: "Connected to <ip> but sender was rejected." is
+# its MAIL command refused, "but my name was rejected" its HELO, "but greeting failed" the
+# banner; whatever words the remote server added (often "Access denied"), nothing was said
+# about the recipient.
+_QMAIL_STEP_RE = re.compile(r"connected to \S+ but (sender was rejected|my name was rejected|greeting failed)",
+                            re.IGNORECASE)
 _CONNECT_RE = re.compile(r"after initial connection|in reply to (helo|ehlo)|after (helo|ehlo)|>>> (helo|ehlo)|"
                          r"greeting|while connected", re.IGNORECASE)
 
@@ -295,16 +309,46 @@ def _certain(code: str, text: str = "") -> Reason | None:
     if not code or code[0] not in "45":
         return None
     if code.split(".", 1)[1] == "1.10":
-        # RFC 7505's null MX; Exchange Online writes 5.1.10 for RecipientNotFound
-        return Reason.NOT_ACCEPT if _NULL_MX_RE.search(text) else Reason.USER_UNKNOWN
+        # RFC 7505's null MX; Exchange Online writes 5.1.10 for RecipientNotFound. Anyone
+        # else's 5.1.10 (Sendmail's in an alias loop) is no proof either way: the words decide.
+        if _NULL_MX_RE.search(text):
+            return Reason.NOT_ACCEPT
+        return Reason.USER_UNKNOWN if _RECIPIENT_NOT_FOUND_RE.search(text) else None
     return _CERTAIN_CODES.get(code.split(".", 1)[1])
 
 
 # The remote server says its user's own settings refused the message (Facebook's RCP-P2
 # "Refused due to recipient preferences"): a working address that does not want our mail.
 _RECIPIENT_CHOICE_RE = re.compile(r"recipient'?s? (own )?(preferences|settings|privacy settings)|"
-                                  r"refused by the recipient'?s? (filter|rules)", re.IGNORECASE)
-_NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail|not accept(ing)? (any )?mail", re.IGNORECASE)
+                                  r"refused by the recipient'?s? (filter|rules)|"
+                                  r"\b(they are|(s)?he is|recipient is) not accepting (e-?mail|mail|messages) from",
+                                  re.IGNORECASE)
+_RECIPIENT_NOT_FOUND_RE = re.compile(r"recipient ?not ?found|resolver\.adr\.", re.IGNORECASE)
+_NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail(?! from)|not accept(ing)? (any )?mail(?! from)",
+                         re.IGNORECASE)
+_STATED_NULL_MX_RE = re.compile(r"\bnull mx\b", re.IGNORECASE)  # RFC 7505 named: certain whatever the code
+
+
+# Reasons about our side of the conversation (our IP, our rate, our sender, our content):
+# a remote server that writes one of them next to a 5.1.x code has not said the address
+# is missing, whatever code it picked (GoDaddy's "550 5.1.1 ... has sent to too many
+# recipients this hour", "553 5.1.3" with a Spamhaus link).
+_ABOUT_US = frozenset({Reason.BLOCKED, Reason.TOO_MANY_CONN, Reason.SPAM, Reason.REJECTED, Reason.POLICY,
+                       Reason.SECURITY_ERROR, Reason.AUTH_FAILURE, Reason.NO_RELAYING})
+
+
+def _unless_about_us(reason: Reason, text: str) -> Reason:
+    """`reason` read from a status code, unless it would call the address dead while the
+    remote server's own words name only a cause on our side: a dead verdict flags the
+    address for good, so it needs the words not to contradict the code."""
+    if reason not in DEAD_REASONS or not text:
+        return reason
+    said = field_reason(text)
+    if said in DEAD_REASONS:
+        return reason
+    words = words_reason(text)
+    contrary = words if words in _ABOUT_US else said if said in _ABOUT_US and words is None else None
+    return contrary or reason
 
 
 def words_reason(text: str) -> Reason | None:
@@ -344,7 +388,7 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
     for code in codes:
         reason = _certain(code, text + " " + context)
         if reason is not None:
-            return reason
+            return _unless_about_us(reason, text)
     reason = field_reason(text) or words_reason(text)
     if reason is None and context:  # the diagnostic says nothing: the report's text about the recipient
         for code in status_codes(context):
@@ -352,6 +396,9 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
                 return _certain(code, context)
         reason = field_reason(context) or words_reason(context)
     where = text + " " + context
+    step = _QMAIL_STEP_RE.search(where)
+    if step and reason not in DEAD_REASONS | {Reason.MAILBOX_FULL, Reason.SUSPEND}:
+        return Reason.REJECTED if step.group(1).lower().startswith("sender") else Reason.BLOCKED
     if _MAIL_FROM_RE.search(where) and reason in (None, Reason.USER_UNKNOWN, Reason.HOST_UNKNOWN, Reason.FILTERED,
                                                   Reason.UNDEFINED, Reason.SYSTEM_ERROR):
         return Reason.REJECTED  # our envelope sender was refused: nothing said about the recipient
@@ -363,6 +410,8 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
         before_data = _BEFORE_DATA_RE.search(text + " " + context)
         if not before_data or _AFTER_DATA_RE.search(text + " " + context):
             return Reason.FILTERED
+    if _STATED_NULL_MX_RE.search(text):
+        return Reason.NOT_ACCEPT  # RFC 7505: the domain says it takes no mail, whatever the code
     if field and field[0][0] == "4" and reason not in (Reason.MAILBOX_FULL, Reason.USER_UNKNOWN):
         return Reason.EXPIRED
     if reason is not None:

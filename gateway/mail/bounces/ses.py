@@ -35,7 +35,10 @@ def _text(message: Message) -> str:
             continue
         data = part.get_payload(decode=True)
         if isinstance(data, bytes):
-            return data.decode(part.get_content_charset() or "utf-8", "replace")
+            try:
+                return data.decode(part.get_content_charset() or "utf-8", "replace")
+            except LookupError:  # a charset Python does not know (cPanel's "ansi_x3.110-1983")
+                return data.decode("utf-8", "replace")
     return ""
 
 

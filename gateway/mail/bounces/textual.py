@@ -30,7 +30,7 @@ _RECIPIENT_LINE_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"^\s*<([^<>\s]+@[^<>\s]+)>\s*:?\s*(\(.*\))?$",  # qmail, Postfix, Courier, McAfee: <addr>:
     r"^\s*<([^<>\s]+@[^<>\s]+)>[:\s].*",  # <addr>: host said / <addr>   (Unknown user addr)
     r"^\s*([^<>\s:]+@[^<>\s:]+?)\s*:?\s*$",  # Exim: an address alone on a line
-    r"^\s*([^<>\s:]+@[^<>\s:]+?)(?::| on | invalid | <| \().*$",  # OpenSMTPD, Exchange 5.5, Zoho
+    r"^\s*([^<>\s:]+@[^<>\s:]+?)(?::| on | invalid | <| \(| \[).*$",  # OpenSMTPD, Exchange 5.5, Zoho, "a@b [why]"
     r"could not be delivered to:?\s*<?([^<>\s]+@[^<>\s]+?)>?[\s.,]*$",  # KDDI, various
     r"(?:failed|undeliverable|delivery to|rejected)[^@\n]{0,60}?<([^<>\s]+@[^<>\s]+)>",
     r"^\s*(?:to|recipient|rcpt to|final-recipient|original-recipient)\s*:\s*(?:rfc822;)?\s*<?([^<>\s;]+@[^<>\s;]+?)>?\s*$",
@@ -39,6 +39,10 @@ _RECIPIENT_LINE_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"^\s*>>>\s*<?([^<>\s:]+@[^<>\s:]+?)>?(?:\s.*)?$",  # Sendmail-style ">>> addr <addr>" (Active!hunter)
     r"following (?:recipients?|address(?:es)?)[^:\n@]{0,60}:\s*<?([^<>\s,;]+@[^<>\s,;]+?)>?[.,;]?(?:\s|$)",  # X6
 ))
+# Exim's "malformed recipient address" report quotes the header text it could not parse
+# and names the address in it that it dropped: "  a@b <c@d>: malformed address: <c@d> may
+# not follow a@b".
+_MALFORMED_RE = re.compile(r"^\s*\S[^\n]*?<([^<>\s]+@[^<>\s]+)>\s*:\s*malformed address:", re.IGNORECASE)
 # Recipient lines that start a new recipient's block (the address alone, in any quoting).
 _NEW_BLOCK_RES = (_RECIPIENT_LINE_RES[0], _RECIPIENT_LINE_RES[2], _RECIPIENT_LINE_RES[8])
 _WARNING_RE = re.compile(
@@ -159,7 +163,7 @@ def recipients(text: str) -> list[str]:
     for line in text.splitlines():
         if _SKIP_LINE_RE.match(line):
             continue
-        for pattern in _RECIPIENT_LINE_RES:
+        for pattern in (_MALFORMED_RE, *_RECIPIENT_LINE_RES):
             match = pattern.search(line)
             if match:
                 address = match.group(1).strip("<>.,;:()\"'").lower()
@@ -234,9 +238,12 @@ _FAILED_RE = re.compile(r"could not be delivered|undeliverable|delivery (has )?f
                         r"failed to deliver|unable to deliver|permanent (error|failure)|"
                         # Sendmail (V5 and later): the SMTP transcript of a delivery that did not happen
                         r"-{3,} *transcript of session follows *-{3,}", re.IGNORECASE)
-# Section headings under which a report lists the recipients that failed, one per line.
-_FAILED_SECTION_RE = re.compile(r"^\s*-{3,}\s*(failure reasons)\s*-{3,}\s*$", re.IGNORECASE)
-_SECTION_END_RE = re.compile(r"^\s*-{3,}.*-{3,}\s*$")
+# Section headings under which a report lists the recipients that failed, one per line
+# (Lotus Notes' "--- Failure Reasons ---", MailMarshal's "The following recipients were
+# affected:" under the reason it could not deliver).
+_FAILED_SECTION_RE = re.compile(r"^\s*(-{3,}\s*(failure reasons)\s*-{3,}|"
+                                r"the following recipients? (were|was) affected\s*:)\s*$", re.IGNORECASE)
+_SECTION_END_RE = re.compile(r"^\s*(-{3,}.*-{3,}|={3,})\s*$")
 
 
 def _listed_as_failed(text: str) -> set[str]:
