@@ -133,7 +133,7 @@ _CERTAIN_USER_UNKNOWN = _words(
     r"not listed in (the )?(domino directory|public name)", r"recipient name is not recognized",
     r"no mailbox here by that name", r"email account that you tried to reach does not exist",
     r"in (the )?(local recipient|virtual (alias|mailbox)|relay recipient) table", r"unknown local[- ]part",
-    r"invalid (final )?delivery userid",
+    r"invalid (final )?delivery userid", r"domino ディレクトリには見つかりません",
 )
 # The remote server's words, most specific first. Field notes: the French lines are
 # Orange/Free/SFR/La Poste, "not listed in domino directory" is Lotus Domino, "recipient
@@ -151,7 +151,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
     (Reason.NETWORK_ERROR, _words(r"host not found, try again", r"name service error.{0,80}try again",
                                   r"temporary (dns|name service) (error|failure)", r"message looping")),
     (Reason.EXPIRED, _words(r"not been collected after \d+", r"delivery failed \d+ attempts", r"aborted after [\d.]+ hour",
-                            r"failed after \d+ (attempts|tries|days|hours)")),
+                            r"failed after \d+ (attempts|tries|days|hours)",
+                            r"envelope expired")),  # OpenSMTPD's queue: the envelope outlived its lifetime
     (Reason.USER_UNKNOWN, _CERTAIN_USER_UNKNOWN),
     (Reason.USER_UNKNOWN, _words(
         r"user(name)? (is )?(unknown|not known)", r"invalid (final )?delivery userid", r"no matches to nameserver query", r"unknown (user|recipient|mailbox|local[- ]part|or illegal alias|address)",

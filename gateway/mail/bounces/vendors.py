@@ -18,7 +18,9 @@ directory does not have, and "User mailbox exceeds allowed size: a@b" for a full
 a message too big).
 
 Symantec.cloud/MessageLabs (X-Msg-Ref from MAILER-DAEMON@messagelabs.com) checks
-recipients for the domains it fronts: its "550 a@b... No such user" is that check.
+recipients for the domains it fronts: its "550 a@b... No such user" is that check, and so
+is the bare "542 a@b Rejected" it writes for an address its directory of the domain's valid
+recipients does not list.
 
 Google (From: mailer-daemon@googlemail.com) heads a report "Address not found" and writes
 "because the address couldn't be found" when the receiving server refused the mailbox at
@@ -67,7 +69,8 @@ VENDORS = (
         (Reason.USER_UNKNOWN, re.compile(r"^(unknown user|invalid final delivery userid): \S+@\S+", re.IGNORECASE)),
     )),
     Vendor("MessageLabs", "X-Msg-Ref", re.compile(r"\.messagelabs\.com!", re.IGNORECASE), (
-        (Reason.USER_UNKNOWN, re.compile(r"\b550 \S+@\S+\.\.\. no such user\b", re.IGNORECASE)),
+        (Reason.USER_UNKNOWN, re.compile(r"\b550 \S+@\S+\.\.\. no such user\b|^\s*(smtp; ?)?542 \S+@\S+ rejected\s*$",
+                                         re.IGNORECASE | re.MULTILINE)),
     ), re.compile(r"mailer-daemon@messagelabs\.com", re.IGNORECASE)),
     Vendor("Google", "From", re.compile(r"<mailer-daemon@googlemail\.com>", re.IGNORECASE), (
         (Reason.USER_UNKNOWN, re.compile(r"\bbecause the address couldn'?t be found\b", re.IGNORECASE)),
