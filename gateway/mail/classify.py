@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Sequence
 
-from gateway.mail.bounces import ses
+from gateway.mail.bounces import arf, ses
 from gateway.mail.compose import LOOP_HEADER, loop_header_valid
 from gateway.mail.headers import REPLY_PREFIX_RE
 from gateway.mail.parse import ParsedMessage
@@ -98,6 +98,8 @@ def looks_like_bounce(message: ParsedMessage, mail_from: str) -> str | None:
         return "X-Failed-Recipients header"
     if ses.is_notice(message.text or ""):
         return "Amazon SES bounce notification"
+    if arf.JMRP_FROM_RE.match(message.from_address) and arf.JMRP_SUBJECT_RE.match(message.subject):
+        return "Hotmail complaint (JMRP) report"
     null_sender = mail_from.strip() in _NULL_SENDERS
     daemon = bool(_DAEMON_RE.match(message.from_address)) or bool(_DAEMON_NAME_RE.search(message.from_name)) \
         or not message.from_address

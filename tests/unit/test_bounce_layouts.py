@@ -294,3 +294,35 @@ def test_domino_not_in_the_directory_in_japanese_is_a_dead_address():
     entry = detect((CORPUS / "heldout4/sisimai-bsd-lhost-domino-02.eml").read_bytes()).failed[0]
     assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@example.co.jp", Reason.USER_UNKNOWN,
                                                            FailureKind.DEAD)
+
+
+def test_a_permanent_reply_under_a_temporary_status_keeps_its_stated_cause():
+    # Postfix gave up with Status 4.0.0 on Orange's "550 mwinf5c04 ME Adresse IP source bloquee"
+    entry = detect((CORPUS / "heldout4/sisimai-bsd-rhost-franceptt-06.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("xxxx@orange.fr", Reason.BLOCKED, FailureKind.TROUBLE)
+    from gateway.mail.bounces.base import failure
+    # a temporary reply the MTA gave up on is still an expiry
+    assert failure("a@b.example", "4.0.0", "421 4.3.0 Upstream error").reason is Reason.EXPIRED
+
+
+def test_gmail_gave_up_connecting_is_an_expiry_for_a_working_address():
+    # "Delivery ... failed permanently: The recipient server did not accept our requests to connect"
+    raw = (CORPUS / "heldout4/sisimai-bsd-email-google-10.eml").read_bytes()
+    entry = detect(raw).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@6jo.example.co.jp", Reason.EXPIRED,
+                                                           FailureKind.TROUBLE)
+
+
+def test_hotmail_jmrp_complaint_is_feedback_never_a_bounce():
+    # staff@hotmail.com, "complaint about message from <ip>", the original attached with
+    # X-HmXmrOriginalRecipient: an abuse complaint in Microsoft's pre-ARF format
+    raw = (CORPUS / "heldout4/sisimai-bsd-arf-13.eml").read_bytes()
+    ours = _read("heldout4/sisimai-bsd-arf-13.eml")
+    assert (ours.verdict, ours.reasons, ours.recipients) == ("report", ["feedback"], {"recipient@hotmail.com"})
+    assert not detect(raw).failed
+    # the same words from anyone else are no complaint
+    assert _read_raw(raw.replace(b"From: staff@hotmail.com", b"From: staff@mail.example.net")).verdict != "report"
+
+
+def _read_raw(raw: bytes):
+    return Reader().read(raw)
