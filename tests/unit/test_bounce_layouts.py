@@ -321,8 +321,4 @@ def test_hotmail_jmrp_complaint_is_feedback_never_a_bounce():
     assert (ours.verdict, ours.reasons, ours.recipients) == ("report", ["feedback"], {"recipient@hotmail.com"})
     assert not detect(raw).failed
     # the same words from anyone else are no complaint
-    assert _read_raw(raw.replace(b"From: staff@hotmail.com", b"From: staff@mail.example.net")).verdict != "report"
-
-
-def _read_raw(raw: bytes):
-    return Reader().read(raw)
+    assert Reader().read(raw.replace(b"From: staff@hotmail.com", b"From: staff@mail.example.net")).verdict != "report"
