@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Sequence
 
-from gateway.mail.bounces import ses
+from gateway.mail.bounces import arf, ses
 from gateway.mail.compose import LOOP_HEADER, loop_header_valid
 from gateway.mail.headers import REPLY_PREFIX_RE
 from gateway.mail.parse import ParsedMessage
@@ -61,6 +61,11 @@ _BOUNCE_SUBJECT_RE = re.compile(
     re.IGNORECASE,
 )
 WEAK_BOUNCE_REASON = "a bounce subject on a message that answers nothing"
+# Carriers that send their failure notices from a no-reply address under a plain subject
+# ("Mail"): au by KDDI writes them from no-reply@<host>.dion.ne.jp, replies going to
+# no-reply@app.auone-net.jp. With the null sender, that address is the report's mark.
+_CARRIER_REPORT_FROM_RE = re.compile(r"^no-reply@([\w-]+\.)*dion\.ne\.jp$", re.IGNORECASE)
+_CARRIER_REPORT_REPLY_TO_RE = re.compile(r"\bno-reply@app\.auone-net\.jp\b", re.IGNORECASE)
 _OOO_PREFIX = (
     r"auto(matic)?[ -]?(reply|response|antwort|answer)|autoreply|out of (the )?office( auto ?reply)?|out-of-office|"
     r"ooo|auto|ticket re[çc]u|ticket received|request received|demande re[çc]ue|"
@@ -93,6 +98,8 @@ def looks_like_bounce(message: ParsedMessage, mail_from: str) -> str | None:
         return "X-Failed-Recipients header"
     if ses.is_notice(message.text or ""):
         return "Amazon SES bounce notification"
+    if arf.JMRP_FROM_RE.match(message.from_address) and arf.JMRP_SUBJECT_RE.match(message.subject):
+        return "Hotmail complaint (JMRP) report"
     null_sender = mail_from.strip() in _NULL_SENDERS
     daemon = bool(_DAEMON_RE.match(message.from_address)) or bool(_DAEMON_NAME_RE.search(message.from_name)) \
         or not message.from_address
@@ -100,6 +107,9 @@ def looks_like_bounce(message: ParsedMessage, mail_from: str) -> str | None:
     bounce_subject = bool(_BOUNCE_SUBJECT_RE.search(subject)) and not REPLY_PREFIX_RE.match(subject)
     if (null_sender or daemon) and (bounce_subject or not subject.strip()):
         return "null sender or mailer-daemon with a bounce subject"
+    if null_sender and (_CARRIER_REPORT_FROM_RE.match(message.from_address)
+                        or _CARRIER_REPORT_REPLY_TO_RE.search(message.header("reply-to") or "")):
+        return "null sender from a carrier's failure-notice address"
     if bounce_subject and not message.in_reply_to and not message.references:
         return WEAK_BOUNCE_REASON
     if daemon and _DAEMON_RE.match(message.from_address):

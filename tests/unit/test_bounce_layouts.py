@@ -149,6 +149,9 @@ def test_a_dead_status_code_with_words_about_the_mailbox_stays_dead():
      b"X-Msg-Ref: server-00.tower-000.filter.example!", Reason.USER_UNKNOWN, FailureKind.DEAD),
     ("heldout3/sisimai-bsd-email-gsuite-02.eml", b"<mailer-daemon@googlemail.com>", b"<mailer-daemon@mail.example.net>",
      Reason.USER_UNKNOWN, FailureKind.DEAD),
+    # Symantec.cloud's bare "542 a@b Rejected" for an address not in the domain's valid list
+    ("heldout4/sisimai-bsd-lhost-messagelabs-03.eml", b"X-Msg-Ref: server-0.tower-0.messagelabs.com!",
+     b"X-Msg-Ref: server-0.tower-0.filter.example!", Reason.USER_UNKNOWN, FailureKind.DEAD),
 ])
 def test_a_vendors_own_words_are_read_only_in_its_reports(name, header, other, reason, kind):
     raw = (CORPUS / name).read_bytes()
@@ -260,3 +263,62 @@ def test_aol_recipient_not_accepting_mail_from_us_is_a_working_address():
     # "could not be delivered because they are not accepting mail from xxx@lists.xxx.com"
     entry = detect((CORPUS / "bounces/flufl-aol-aol_01.eml").read_bytes()).failed[0]
     assert (entry.recipient, entry.reason, entry.kind) == ("screenname@aol.com", Reason.FILTERED, FailureKind.TROUBLE)
+
+
+def test_kddi_failure_notice_under_a_plain_subject_is_known_by_its_sender():
+    # au by KDDI: null sender, From no-reply@<host>.dion.ne.jp, Subject "Mail", no DSN
+    raw = (CORPUS / "heldout4/sisimai-bsd-lhost-kddi-03.eml").read_bytes()
+    ours = Reader().read(raw)
+    assert (ours.classification, ours.verdict, ours.reasons[:1]) == ("bounce", "trouble", ["mailboxfull"])
+    assert ours.recipients == {"kijitora@00000000000000.dion.ne.jp"}
+    # the same message from a person (a real envelope sender) is no report
+    assert Reader().read(raw.replace(b"Return-Path: <>", b"Return-Path: <a@cat.example.jp>", 1)).classification \
+        != "bounce"
+
+
+def test_interscan_transcript_names_the_recipient_in_the_rcpt_it_sent():
+    # "Sent <<< RCPT TO:<a>" then "Received >>> 550 5.1.1 <a>... user unknown"
+    entry = detect((CORPUS / "heldout4/sisimai-bsd-lhost-trendmicro-01.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@example.co.jp", Reason.USER_UNKNOWN,
+                                                           FailureKind.DEAD)
+
+
+def test_opensmtpd_envelope_expired_is_an_expiry_for_a_working_address():
+    entry = detect((CORPUS / "heldout4/sisimai-bsd-lhost-opensmtpd-05.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@mail.example.co.jp", Reason.EXPIRED,
+                                                           FailureKind.TROUBLE)
+
+
+def test_domino_not_in_the_directory_in_japanese_is_a_dead_address():
+    # ISO-2022-JP Diagnostic-Code: "... は Domino ディレクトリには見つかりません。"
+    entry = detect((CORPUS / "heldout4/sisimai-bsd-lhost-domino-02.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@example.co.jp", Reason.USER_UNKNOWN,
+                                                           FailureKind.DEAD)
+
+
+def test_a_permanent_reply_under_a_temporary_status_keeps_its_stated_cause():
+    # Postfix gave up with Status 4.0.0 on Orange's "550 mwinf5c04 ME Adresse IP source bloquee"
+    entry = detect((CORPUS / "heldout4/sisimai-bsd-rhost-franceptt-06.eml").read_bytes()).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("xxxx@orange.fr", Reason.BLOCKED, FailureKind.TROUBLE)
+    from gateway.mail.bounces.base import failure
+    # a temporary reply the MTA gave up on is still an expiry
+    assert failure("a@b.example", "4.0.0", "421 4.3.0 Upstream error").reason is Reason.EXPIRED
+
+
+def test_gmail_gave_up_connecting_is_an_expiry_for_a_working_address():
+    # "Delivery ... failed permanently: The recipient server did not accept our requests to connect"
+    raw = (CORPUS / "heldout4/sisimai-bsd-email-google-10.eml").read_bytes()
+    entry = detect(raw).failed[0]
+    assert (entry.recipient, entry.reason, entry.kind) == ("kijitora@6jo.example.co.jp", Reason.EXPIRED,
+                                                           FailureKind.TROUBLE)
+
+
+def test_hotmail_jmrp_complaint_is_feedback_never_a_bounce():
+    # staff@hotmail.com, "complaint about message from <ip>", the original attached with
+    # X-HmXmrOriginalRecipient: an abuse complaint in Microsoft's pre-ARF format
+    raw = (CORPUS / "heldout4/sisimai-bsd-arf-13.eml").read_bytes()
+    ours = _read("heldout4/sisimai-bsd-arf-13.eml")
+    assert (ours.verdict, ours.reasons, ours.recipients) == ("report", ["feedback"], {"recipient@hotmail.com"})
+    assert not detect(raw).failed
+    # the same words from anyone else are no complaint
+    assert Reader().read(raw.replace(b"From: staff@hotmail.com", b"From: staff@mail.example.net")).verdict != "report"

@@ -133,7 +133,7 @@ _CERTAIN_USER_UNKNOWN = _words(
     r"not listed in (the )?(domino directory|public name)", r"recipient name is not recognized",
     r"no mailbox here by that name", r"email account that you tried to reach does not exist",
     r"in (the )?(local recipient|virtual (alias|mailbox)|relay recipient) table", r"unknown local[- ]part",
-    r"invalid (final )?delivery userid",
+    r"invalid (final )?delivery userid", r"domino ディレクトリには見つかりません",
 )
 # The remote server's words, most specific first. Field notes: the French lines are
 # Orange/Free/SFR/La Poste, "not listed in domino directory" is Lotus Domino, "recipient
@@ -151,7 +151,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
     (Reason.NETWORK_ERROR, _words(r"host not found, try again", r"name service error.{0,80}try again",
                                   r"temporary (dns|name service) (error|failure)", r"message looping")),
     (Reason.EXPIRED, _words(r"not been collected after \d+", r"delivery failed \d+ attempts", r"aborted after [\d.]+ hour",
-                            r"failed after \d+ (attempts|tries|days|hours)")),
+                            r"failed after \d+ (attempts|tries|days|hours)",
+                            r"envelope expired")),  # OpenSMTPD's queue: the envelope outlived its lifetime
     (Reason.USER_UNKNOWN, _CERTAIN_USER_UNKNOWN),
     (Reason.USER_UNKNOWN, _words(
         r"user(name)? (is )?(unknown|not known)", r"invalid (final )?delivery userid", r"no matches to nameserver query", r"unknown (user|recipient|mailbox|local[- ]part|or illegal alias|address)",
@@ -219,6 +220,8 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"your (ip|host|server|network)", r"ip (address )?(is )?(blocked|blacklisted|listed|rejected|banned)",
         r"reverse (dns|lookup)", r"\bptr\b", r"rdns", r"not allowed to send", r"connection (refused|rejected) (by|from)",
         r"poor reputation", r"temporarily deferred", r"refused by antispam", r"service unavailable.{0,30}client",
+        # Orange / La Poste (French): "Adresse IP source bloquee", "ont ete bloques par nos services"
+        r"adresse ip (source )?bloqu", r"ont [ée]t[ée] bloqu[ée]s par nos services",
     )),
     (Reason.SPAM, _words(r"spam", r"\bube\b", r"unsolicited", r"junk", r"bulk (e-?mail|mail)", r"content (rejected|refused)",
                          r"message (content )?(was )?rejected", r"scored too high", r"suspicious", r"phish")),
@@ -412,7 +415,11 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
             return Reason.FILTERED
     if _STATED_NULL_MX_RE.search(text):
         return Reason.NOT_ACCEPT  # RFC 7505: the domain says it takes no mail, whatever the code
-    if field and field[0][0] == "4" and reason not in (Reason.MAILBOX_FULL, Reason.USER_UNKNOWN):
+    if field and field[0][0] == "4" and reason not in (Reason.MAILBOX_FULL, Reason.USER_UNKNOWN) and not (
+            reason is not None and reply_class(text) == "5"):
+        # A temporary status the MTA gave up on is an expiry, unless the remote server's own
+        # reply was a permanent refusal that names its cause (Postfix writes 4.0.0 for
+        # Orange's "550 ... ME Adresse IP source bloquee" when it gave up after retrying).
         return Reason.EXPIRED
     if reason is not None:
         return reason

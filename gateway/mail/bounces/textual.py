@@ -37,6 +37,7 @@ _RECIPIENT_LINE_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"mailto:([^\s>\"]+@[^\s>\"]+)",  # Exchange 2007+: Name<mailto:addr>
     r"^\s*\"([^\"\s]+@[^\"\s]+)\"\s*:?\s*$",  # GMX: "addr":
     r"^\s*>>>\s*<?([^<>\s:]+@[^<>\s:]+?)>?(?:\s.*)?$",  # Sendmail-style ">>> addr <addr>" (Active!hunter)
+    r"^\s*sent <<< rcpt to:\s*<([^<>\s]+@[^<>\s]+)>",  # InterScan MSS's transcript: the reply is on the next line
     r"following (?:recipients?|address(?:es)?)[^:\n@]{0,60}:\s*<?([^<>\s,;]+@[^<>\s,;]+?)>?[.,;]?(?:\s|$)",  # X6
 ))
 # Exim's "malformed recipient address" report quotes the header text it could not parse

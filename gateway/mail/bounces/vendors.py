@@ -18,12 +18,15 @@ directory does not have, and "User mailbox exceeds allowed size: a@b" for a full
 a message too big).
 
 Symantec.cloud/MessageLabs (X-Msg-Ref from MAILER-DAEMON@messagelabs.com) checks
-recipients for the domains it fronts: its "550 a@b... No such user" is that check.
+recipients for the domains it fronts: its "550 a@b... No such user" is that check, and so
+is the bare "542 a@b Rejected" it writes for an address its directory of the domain's valid
+recipients does not list.
 
 Google (From: mailer-daemon@googlemail.com) heads a report "Address not found" and writes
 "because the address couldn't be found" when the receiving server refused the mailbox at
 RCPT; when it quotes the remote server's reply, that reply is the diagnostic and is read.
-Gmail's older reports end the quoted reply with the SMTP step it answered, "(state 18)".
+Its older reports say why it gave up retrying ("The recipient server did not accept our
+requests to connect", "Could not contact DNS servers"): an expiry. Gmail's older reports end the quoted reply with the SMTP step it answered, "(state 18)".
 
 Amazon SES's receiving side (X-SES-Outgoing, "This message could not be delivered.")
 bounces with a canned template that the receiving domain's own rule set chose: its
@@ -67,10 +70,14 @@ VENDORS = (
         (Reason.USER_UNKNOWN, re.compile(r"^(unknown user|invalid final delivery userid): \S+@\S+", re.IGNORECASE)),
     )),
     Vendor("MessageLabs", "X-Msg-Ref", re.compile(r"\.messagelabs\.com!", re.IGNORECASE), (
-        (Reason.USER_UNKNOWN, re.compile(r"\b550 \S+@\S+\.\.\. no such user\b", re.IGNORECASE)),
+        (Reason.USER_UNKNOWN, re.compile(r"\b550 \S+@\S+\.\.\. no such user\b|^\s*(smtp; ?)?542 \S+@\S+ rejected\s*$",
+                                         re.IGNORECASE | re.MULTILINE)),
     ), re.compile(r"mailer-daemon@messagelabs\.com", re.IGNORECASE)),
     Vendor("Google", "From", re.compile(r"<mailer-daemon@googlemail\.com>", re.IGNORECASE), (
         (Reason.USER_UNKNOWN, re.compile(r"\bbecause the address couldn'?t be found\b", re.IGNORECASE)),
+        # its older reports name why it gave up after retrying: no connection, no DNS answer
+        (Reason.EXPIRED, re.compile(r"\bthe recipient server did not accept our requests to connect\b|"
+                                    r"\bdns error: could not contact dns servers\b", re.IGNORECASE)),
         # Gmail names the SMTP step the remote server refused: states 15, 17 and 18 are DATA
         # (the content, after the recipients were accepted), 13 the greeting
         (Reason.FILTERED, re.compile(r"\(state 1[578]\)")),
