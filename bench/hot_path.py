@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                     by_library["python: " + (Path(where).stem if "/" in where else name)] += tt
             print("own CPU by library (ms per reply, cProfile): " + ", ".join(
                 f"{k} {1000 * v / n:.2f}" for k, v in by_library.most_common(12)))
-            print(f"biggest stages (inclusive CPU ms per reply, cProfile; its overhead inflates them):")
+            print("biggest stages (inclusive CPU ms per reply, cProfile; its overhead inflates them):")
             for ct, where in rows[:args.profile]:
                 print(f"  {1000 * ct / n:7.2f}  {where}")
         return 0 if relayed >= n else 1  # every message relayed (new cases: four mails or more each)

@@ -29,7 +29,6 @@ import argparse
 import os
 import random
 import smtplib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -132,7 +131,7 @@ class Layout:
             subprocess.run(["psql", "-q", PG_ADMIN, "-c", f'CREATE DATABASE "{name}"'], check=True)
             self.database = name
             url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-            broker = f'url = "redis://127.0.0.1:6379/13"'
+            broker = 'url = "redis://127.0.0.1:6379/13"'
         else:
             url = f"sqlite:///{self.folder / 'gateway.db'}"
             broker = 'url = "memory://"'

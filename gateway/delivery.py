@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
-from sqlalchemy import bindparam, select, update
 
 from gateway import addresses, store
 from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.metrics import RESENDS
-from gateway.models import Outbox, UtcDateTime
+from gateway.models import Outbox
 from gateway.transport import PermanentFailure, TemporaryFailure, Transport, UncertainDelivery
 from gateway.sent_journal import Accepted, SentJournal
 
@@ -188,21 +187,13 @@ def _not_accepted(database: Database, claimed: Claimed, error: Exception, settin
         return _record_retry(database, outbox_id, holder, text, None, attempts, settings, clock), []
 
 
-_OUTBOX = Outbox.__table__
-_SENT_STATE = (select(_OUTBOX.c.id, _OUTBOX.c.status, _OUTBOX.c.sent_at, _OUTBOX.c.message_id, _OUTBOX.c.last_error)
-               .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True))).with_for_update())
-_RECORD_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"))
-                .values(status="sent", sent_at=bindparam("at", type_=UtcDateTime()), smtp_code=250,
-                        smtp_reply=bindparam("reply"), last_error=None, holder=None, uncertain=False))
-
-
 def record_accepted(database: Database, entries: list[Accepted], *, journal: SentJournal | None = None) -> list[int]:
     """Record the smarthost's 250s in one transaction; returns the ids recorded. A row
     recorded 'sent' before by another attempt means the smarthost got it twice: logged."""
     if not entries:
         return []
     with database.connection() as connection:
-        rows = {row.id: row for row in connection.execute(_SENT_STATE, {"ids": [e.outbox_id for e in entries]})}
+        rows = {row.id: row for row in store.delivery_states(connection, [e.outbox_id for e in entries])}
         updates = []
         for entry in entries:
             row = rows.get(entry.outbox_id)
@@ -219,8 +210,7 @@ def record_accepted(database: Database, entries: list[Accepted], *, journal: Sen
                 continue
             # the smarthost's reply is the proof of hand-over, for the export's delivery ledger
             updates.append({"outbox_id": row.id, "at": entry.at, "reply": entry.reply[:1000] or None})
-        if updates:
-            connection.execute(_RECORD_SENT, updates)
+        store.record_sent(connection, updates)
     ids = [e.outbox_id for e in entries]
     if journal is not None:
         journal.mark_recorded(ids)

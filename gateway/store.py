@@ -43,6 +43,9 @@ def dedupe_key(raw: bytes, rcpt_tos: Sequence[str]) -> tuple[str, str | None]:
 _HEADER_BYTES = 256 * 1024  # enough for any real header block; the Message-ID is only noted
 
 
+_INBOUND = Inbound.__table__
+
+
 def save_inbound(
     db: Session,
     *,
@@ -69,9 +72,6 @@ def save_inbound(
     if inserted is not None:
         return inserted, False
     return db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key)), True
-
-
-_INBOUND = Inbound.__table__
 
 
 def _insert_for(db: Session):
@@ -225,6 +225,13 @@ _CLAIM_OUTBOX = update(_OUTBOX).where(*_CLAIM_DUE).values(_CLAIM_VALUES).returni
 _CLAIM_SMALL_OUTBOX = (update(_OUTBOX).where(*_CLAIM_DUE, func.length(_OUTBOX.c.raw) < bindparam("below_bytes"))
                        .values(_CLAIM_VALUES).returning(*_CLAIMED_COLUMNS))
 _DUE_SIZE = select(func.length(_OUTBOX.c.raw)).where(*_CLAIM_DUE)
+_SIZE = select(func.length(_OUTBOX.c.raw)).where(_OUTBOX.c.id == bindparam("outbox_id"))
+_DELIVERY_STATES = (select(_OUTBOX.c.id, _OUTBOX.c.status, _OUTBOX.c.sent_at, _OUTBOX.c.message_id,
+                           _OUTBOX.c.last_error)
+                    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True))).with_for_update())
+_RECORD_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"))
+                .values(status="sent", sent_at=bindparam("at", type_=UtcDateTime()), smtp_code=250,
+                        smtp_reply=bindparam("reply"), last_error=None, holder=None, uncertain=False))
 
 
 class TooLarge(Exception):
@@ -245,6 +252,23 @@ def claim_outbox(connection: Connection, outbox_id: int, *, now: datetime, lease
     if row is None and (connection.scalar(_DUE_SIZE, {"outbox_id": outbox_id, "now": now}) or 0) >= below_bytes:
         raise TooLarge(outbox_id)
     return row
+
+
+def outbox_size(connection: Connection, outbox_id: int) -> int:
+    """The size of an outbox row's message in bytes (0 when it is gone)."""
+    return connection.scalar(_SIZE, {"outbox_id": outbox_id}) or 0
+
+
+def delivery_states(connection: Connection, outbox_ids: Sequence[int]):
+    """(id, status, sent_at, message_id, last_error) of each row, locked, for recording 250s."""
+    return connection.execute(_DELIVERY_STATES, {"ids": list(outbox_ids)}).all()
+
+
+def record_sent(connection: Connection, accepted: Sequence[dict]) -> None:
+    """Mark rows sent: each of `accepted` is {"outbox_id", "at", "reply"} (the smarthost's
+    answer, the proof of hand-over for the export's delivery ledger)."""
+    if accepted:
+        connection.execute(_RECORD_SENT, list(accepted))
 
 
 def renew_claims(db: Session, holder: str, outbox_ids: Sequence[int], *, now: datetime, lease_seconds: int) -> None:

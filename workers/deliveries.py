@@ -7,12 +7,9 @@ to deliver_large on the "large" queue."""
 from __future__ import annotations
 
 import dramatiq
-from sqlalchemy import func, select
-
-from gateway import delivery, webhooks
+from gateway import delivery, store, webhooks
 from gateway.db import DatabaseUnavailable
 from gateway.casework import delivery_reports
-from gateway.models import Outbox
 from workers.inbound import ACTOR_OPTIONS
 
 
@@ -39,7 +36,7 @@ def declare(runtime) -> tuple[dramatiq.Actor, dramatiq.Actor]:
                     return
             else:  # the large queue, or a one-shot command: the message's size takes its memory slot first
                 with runtime.database.connection() as connection:
-                    size = connection.scalar(select(func.length(Outbox.raw)).where(Outbox.id == outbox_id)) or 0
+                    size = store.outbox_size(connection, outbox_id)
                 with gate.slot(size, wait=True):
                     result, new_ids = delivery.deliver(runtime.database, outbox_id, route=route,
                                                        settings=runtime.settings, clock=runtime.now, sender=sender)
