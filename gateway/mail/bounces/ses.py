@@ -21,6 +21,7 @@ from email.message import Message
 
 from gateway.mail.bounces.base import Failure, Verdict, failure
 from gateway.mail.bounces.reasons import Reason
+from gateway.mail.parts import decoded_text
 
 _START_RE = re.compile(r'\{\s*"(notificationType|eventType)"\s*:\s*"(Bounce|Complaint|Delivery)"')
 # SNS's envelope: the notification is the JSON string in its "Message" field
@@ -33,12 +34,9 @@ def _text(message: Message) -> str:
     for part in message.walk():
         if part.is_multipart() or part.get_content_maintype() != "text":
             continue
-        data = part.get_payload(decode=True)
-        if isinstance(data, bytes):
-            try:
-                return data.decode(part.get_content_charset() or "utf-8", "replace")
-            except LookupError:  # a charset Python does not know (cPanel's "ansi_x3.110-1983")
-                return data.decode("utf-8", "replace")
+        text = decoded_text(part)  # UTF-8 for a charset Python does not know (cPanel's "ansi_x3.110-1983")
+        if text is not None:
+            return text
     return ""
 
 
