@@ -138,7 +138,8 @@ def envelope_sender(raw: bytes) -> str:
 class Reader:
     """The gateway's path from raw bytes to (classification, verdict)."""
 
-    def __init__(self) -> None:
+    def __init__(self, analyser=None) -> None:
+        self.analyser = analyser
         self.bounces = importlib.import_module("gateway.mail.bounces")
         self.classify = importlib.import_module("gateway.mail.classify")
         self.parse = importlib.import_module("gateway.mail.parse").parse
@@ -147,7 +148,10 @@ class Reader:
         classify = self.classify
         kind = classify.classify(self.parse(raw), classify.Signals(mail_from=envelope_sender(raw),
                                                                    keys=("bench-key-0000000000",)))
-        kind, verdict = self.bounces.confirm(kind, raw)
+        if self.analyser is None:
+            kind, verdict = self.bounces.confirm(kind, raw)
+        else:
+            kind, verdict = self.bounces.confirm(kind, raw, analyser=self.analyser)
         if kind.kind is not classify.Kind.BOUNCE:
             if kind.kind is classify.Kind.AUTO_REPLY:  # the gate's auto-reply is Sisimai's "vacation"
                 return Ours(kind.kind.value, "report", ["vacation"], set(), False)
@@ -348,12 +352,18 @@ def main() -> int:
                         help="comma-separated sets to measure (tuning, heldout, heldout2, heldout3, heldout4, heldout5)")
     parser.add_argument("--held-out-misses", action="store_true",
                         help="with --verbose, list the held-out misses too (for the final report, not for tuning)")
+    parser.add_argument("--analyser", default="none", choices=("none", "sisimai"),
+                        help="read reports as [bounces] analyser = this: our detectors alone, or joined with Sisimai's")
     args = parser.parse_args()
     if args.write_expected:
         write_expected()
         return 0
     sys.path.insert(0, str(Path(args.code).resolve()))
-    reader = Reader()
+    analyser = None
+    if args.analyser == "sisimai":
+        analyser = importlib.import_module("gateway.sisimai").Sisimai()
+        print(f"reports read by our detectors joined with Sisimai's reading ([bounces] analyser = \"sisimai\")")
+    reader = Reader(analyser)
     show = print if args.verbose else (lambda *a: None)
     rows = list(load_expected().values())
     wanted = set(args.sets.split(","))

@@ -670,6 +670,9 @@ def _network(value: str) -> bool:
         return False
 
 
+ANALYSERS = ("none", "auto", "sisimai")
+
+
 def _bounces(table: _Reader | None) -> BounceSettings:
     if table is None:
         return BounceSettings()
@@ -681,8 +684,13 @@ def _bounces(table: _Reader | None) -> BounceSettings:
     for key in ("unreachable_after_hours", "unreachable_after_reports", "notify_staff_every_hours"):
         ints[key] = table.get(key, int, getattr(d, key))
         table.check(key, ints[key] >= 1, "must be at least 1")
+    analyser = table.get("analyser", str, d.analyser)
+    table.check("analyser", analyser in ANALYSERS, "one of " + ", ".join(f'"{a}"' for a in ANALYSERS))
+    timeout = table.get("analyser_timeout_seconds", float, d.analyser_timeout_seconds)
+    table.check("analyser_timeout_seconds", 0 < timeout <= 300, "seconds, more than 0 and at most 300")
     table.reject_unknown()
-    return BounceSettings(retry_after_minutes=tuple(delays), **ints)
+    return BounceSettings(retry_after_minutes=tuple(delays), **ints, analyser=analyser,
+                          analyser_timeout_seconds=float(timeout))
 
 
 def _metrics(table: _Reader | None) -> MetricsSettings:

@@ -24,6 +24,7 @@ from gateway.casework import delivery_reports, intake, party_mail, record, sched
 from gateway.casework.work import Step
 from gateway.mail import bounces as bounces_detection, trust
 from gateway.mail.bounces.base import Verdict
+from gateway.mail.bounces.reference import Analyser
 from gateway.mail.classify import Classification, Kind, Signals, classify
 from gateway.mail.parse import ParsedMessage, parse
 from gateway.mail.senders import Sender
@@ -54,14 +55,14 @@ class Prepared:
 
 
 def prepare(raw: bytes, mail_from: str, settings: Settings, *, client: Client | None = None,
-            resolver: Resolver | None = None) -> Prepared:
-    """Read a message: parse, classify, what a bounce reports, and who wrote it (DNS
-    lookups for the gateway's own authentication checks happen here, outside any
-    transaction)."""
+            resolver: Resolver | None = None, analyser: Analyser | None = None) -> Prepared:
+    """Read a message: parse, classify, what a bounce reports (with the reference
+    analyser's reading, when [bounces] analyser has one), and who wrote it (DNS lookups for
+    the gateway's own authentication checks happen here, outside any transaction)."""
     limits = settings.hygiene.limits
     parsed = parse(raw, limits)
     classification = classify(parsed, Signals(mail_from=mail_from, keys=settings.gateway.secret_keys))
-    classification, verdict = bounces_detection.confirm(classification, raw, limits)
+    classification, verdict = bounces_detection.confirm(classification, raw, limits, analyser)
     sender = sender_of(raw, parsed, mail_from, settings, client=client, resolver=resolver,
                        automatic=classification.automatic)
     return Prepared(parsed, classification, verdict, sender)

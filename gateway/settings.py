@@ -278,6 +278,10 @@ class BounceSettings:
     unreachable_after_reports: int = 5
     # Staff hear of a merchant's (or a case's customer's) delivery trouble at most this often.
     notify_staff_every_hours: int = 24
+    # Who reads a report beside our own detectors: "sisimai" (libsisimai-perl, required),
+    # "auto" (Sisimai where it is installed), "none" (our detectors alone). README: Delivery reports.
+    analyser: str = "none"
+    analyser_timeout_seconds: float = 10.0  # past this, the report is read by our detectors alone
 
 
 @dataclass(frozen=True)

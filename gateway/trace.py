@@ -14,7 +14,7 @@ from typing import Iterator
 
 from sqlalchemy import func, select
 
-from gateway import addresses, pipeline, store
+from gateway import addresses, pipeline, sisimai, store
 from gateway.cases.identify import identify
 from gateway.config import Settings
 from gateway.db import Database
@@ -80,7 +80,12 @@ def trace(settings: Settings, raw: bytes, *, rcpt: list[str] | None = None, mail
     if not rcpt:
         say("  no recipient of ours: give one with --rcpt")
         return lines
-    prepared = pipeline.prepare(raw, mail_from, settings)  # the pipeline's own reading, as a worker does it
+    analyser = sisimai.analyser_for(settings.bounces)
+    try:  # the pipeline's own reading, as a worker does it
+        prepared = pipeline.prepare(raw, mail_from, settings, analyser=analyser)
+    finally:
+        if analyser is not None:
+            analyser.close()
     classification, verdict = prepared.classification, prepared.verdict
     say("== classification")
     say(f"  {classification.kind.value}: {classification.reason}")

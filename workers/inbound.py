@@ -55,7 +55,7 @@ def declare(runtime) -> tuple[dramatiq.Actor, dramatiq.Actor]:
                 return
             with runtime.large_messages.slot(attempt.size, wait=True):
                 prepared = pipeline.prepare(attempt.raw, attempt.mail_from, settings, client=attempt.client,
-                                            resolver=runtime.resolver)
+                                            resolver=runtime.resolver, analyser=runtime.analyser)
                 with runtime.database.unit_of_work() as db:
                     result = pipeline.process_inbound(db, inbound_id, settings=settings,
                                                       renderer=runtime.renderer, now=runtime.now(),

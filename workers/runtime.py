@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import dramatiq
 
 from gateway import config as config_module
-from gateway import delivery, sent_journal, store, webhooks
+from gateway import delivery, sent_journal, sisimai, store, webhooks
 from gateway.authentication import DnsResolver, Resolver
 from gateway.clock import Clock, SystemClock
 from gateway.config import OutboundSettings, Settings
@@ -73,6 +73,8 @@ class Runtime:
         # DNS for the gateway's own authentication checks, when they are on ([hygiene] check_dkim/check_spf)
         self.resolver = resolver or (DnsResolver(hygiene.dns_timeout_seconds, hygiene.dns_servers)
                                      if hygiene.check_dkim or hygiene.check_spf else None)
+        # [bounces] analyser: Sisimai beside our own detectors, started on the first report
+        self.analyser = sisimai.analyser_for(settings.bounces)
         self.broker = broker or build_broker(settings.broker, namespace=broker_namespace)
         self.inline = inline
         self.process_id = new_process_id()
@@ -219,6 +221,7 @@ class Runtime:
         delivery_threads, timer_threads, large_messages_at_once), and this process's
         heartbeat. The journals this host's stopped processes left are recorded first;
         with `stop`, a database that does not answer yet is waited for (until `stop` is set)."""
+        log.info("delivery reports are read by %s", sisimai.describe(self.analyser, self.settings.source))
         self._wait_for_sender(stop)
         _quiet_about_several_workers(self.broker)
         workers = self.settings.workers
@@ -248,6 +251,8 @@ class Runtime:
                 delay = min(delay * 2, self.settings.workers.heartbeat_seconds)
 
     def close(self) -> None:
+        if self.analyser is not None:
+            self.analyser.close()
         if self._sender is not None:
             self._sender.journal.close()
         self.database.dispose()

@@ -3,7 +3,8 @@
 A full mailbox never flags the merchant: staff are told once, the message is retried, and
 only trouble that lasts escalates; a dead address flags at once; complaints and success
 reports only add to the record; the smarthost refusing one message (a virus, the size)
-is that message's problem; staff can clear a flag."""
+is that message's problem; staff can clear a flag. Each runs with our own detectors alone
+and, where libsisimai-perl is installed, joined with Sisimai ([bounces] analyser)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from gateway import addresses, reports
+from gateway import addresses, reports, sisimai
 from gateway.cli import main
 from gateway.models import Outbox
 from tests.harness import CUSTOMER, DOMAIN, KEYS, MERCHANT, STAFF, build_mail, write_config
@@ -24,6 +26,18 @@ MAIL = Path(__file__).resolve().parents[1] / "mail"
 CORPUS = MAIL / "corpus" / "reports"
 # The EICAR anti-virus test file: every virus filter refuses a message that carries it.
 EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+@pytest.fixture(scope="module", params=["none", "sisimai"])
+def analyser(request) -> str:
+    if request.param == "sisimai" and sisimai.installed() is None:
+        pytest.skip("libsisimai-perl is not installed")
+    return request.param
+
+
+@pytest.fixture
+def gateway(backend, make_gateway, analyser):
+    return make_gateway(backend, bounces={"analyser": analyser})
 
 
 def _open(gateway, sender=CUSTOMER, reference="TX-1001"):
@@ -173,9 +187,9 @@ def _customer_writes(gateway, case, *, body: str, attachment: bytes | None = Non
     gateway.settle()
 
 
-def test_a_virus_or_an_oversized_photo_never_gets_the_merchant_flagged(backend, make_gateway, sink):
+def test_a_virus_or_an_oversized_photo_never_gets_the_merchant_flagged(backend, make_gateway, sink, analyser):
     """As an attacker would: the smarthost refuses a 474-byte EICAR message and an 11 MB photo."""
-    gateway = make_gateway(backend, max_message_bytes=20_000_000)
+    gateway = make_gateway(backend, max_message_bytes=20_000_000, bounces={"analyser": analyser})
     _open(gateway)
     _open(gateway, sender="dave@other.test", reference="TX-2001")
     sink.handler.data_answers.append((lambda raw: b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE" in raw,

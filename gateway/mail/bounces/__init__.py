@@ -16,11 +16,12 @@ from email.message import Message
 from email.policy import compat32
 from typing import Callable
 
-from gateway.mail.bounces import arf, challenge, dsn, heuristics, remote_hosts, ses, textual, vendors
+from gateway.mail.bounces import arf, challenge, dsn, heuristics, reference, remote_hosts, ses, textual, vendors
 from gateway.mail.bounces.base import Failure, FailureKind, Reason, Verdict, failure
 from gateway.mail.limits import Limits, bound
 
-__all__ = ["DETECTORS", "Failure", "FailureKind", "Reason", "Verdict", "confirm", "detect", "for_recipient"]
+__all__ = ["DETECTORS", "Failure", "FailureKind", "Reason", "Verdict", "confirm", "detect", "for_recipient",
+           "read_report"]
 
 
 def _arf(message: Message, text: str) -> Verdict:
@@ -97,8 +98,18 @@ def for_recipient(raw: bytes, verdict: Verdict, recipient: str) -> Failure:
                    gave_up=not textual.is_warning(text))
 
 
-def confirm(classification, raw: bytes, limits: Limits = Limits()):
-    """(classification, verdict): run the detectors on what the gate called a bounce.
+def read_report(raw: bytes, limits: Limits = Limits(), analyser: reference.Analyser | None = None) -> Verdict:
+    """Our detectors' verdict, joined with the reference analyser's reading where one is
+    configured and answers ([bounces] analyser; reference.py says whose reading wins)."""
+    verdict = detect(raw, limits)
+    if analyser is None:
+        return verdict
+    theirs = analyser.read(bound(raw, limits).raw)
+    return verdict if theirs is None else reference.merged(verdict, theirs)
+
+
+def confirm(classification, raw: bytes, limits: Limits = Limits(), analyser: reference.Analyser | None = None):
+    """(classification, verdict): read what the gate called a bounce (`read_report`).
 
     A message let through only by its subject (the weak gate) whose body shows no failure
     is human mail after all (a customer writing "parcel returned to sender").
@@ -107,7 +118,7 @@ def confirm(classification, raw: bytes, limits: Limits = Limits()):
 
     if classification.kind is not Kind.BOUNCE:
         return classification, Verdict.none()
-    verdict = detect(raw, limits)
+    verdict = read_report(raw, limits, analyser)
     weak = classification.reason == WEAK_BOUNCE_REASON
     if weak and not any(f.kind.failed or f.kind is FailureKind.DELAYED for f in verdict.failures):
         return Classification(Kind.HUMAN, "bounce-like subject, but no delivery failure in it"), Verdict.none()
