@@ -362,7 +362,7 @@ def main() -> int:
     analyser = None
     if args.analyser == "sisimai":
         analyser = importlib.import_module("gateway.sisimai").Sisimai()
-        print(f"reports read by our detectors joined with Sisimai's reading ([bounces] analyser = \"sisimai\")")
+        print("reports read by our detectors joined with Sisimai's reading ([bounces] analyser = \"sisimai\")")
     reader = Reader(analyser)
     show = print if args.verbose else (lambda *a: None)
     rows = list(load_expected().values())
