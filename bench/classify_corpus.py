@@ -95,8 +95,10 @@ class Tally:
     permanence_ok: int = 0
     soft_called_permanent: int = 0
     soft_total: int = 0
-    not_failures: int = 0
+    not_failures: int = 0  # feedback and success reports (the reference reads one, not a failure)
     not_failures_as_bounces: int = 0
+    unread: int = 0  # files the expected values call no report at all (Sisimai reads none, or flufl's table)
+    unread_as_bounces: int = 0
     misses: list[str] = field(default_factory=list)
 
 
@@ -178,9 +180,14 @@ def score(rows: list[Row], reader: Reader, tally: Tally, per_mta: dict, show) ->
     for row in rows:
         ours = reader.read((CORPUS / row.path).read_bytes())
         if row.verdict in ("none", "report"):
-            tally.not_failures += 1
-            if ours.verdict in ("dead", "trouble", "message"):
-                tally.not_failures_as_bounces += 1
+            read_as_failure = ours.verdict in ("dead", "trouble", "message")
+            if row.verdict == "report":
+                tally.not_failures += 1
+                tally.not_failures_as_bounces += read_as_failure
+            else:
+                tally.unread += 1
+                tally.unread_as_bounces += read_as_failure
+            if read_as_failure:
                 tally.misses.append(f"{row.path}: not a failure ({row.reason}), read as {ours.verdict} {ours.reasons}")
             if row.verdict == "none":
                 continue
@@ -244,7 +251,8 @@ def print_tally(title: str, tally: Tally, per_mta: dict, *, verbose: bool) -> No
     print(f"failed recipients named exactly:        {pct(tally.recipients_ok, tally.with_recipients)}")
     print(f"permanent/temporary as the reference:   {pct(tally.permanence_ok, tally.permanence)}")
     print(f"temporary/soft failures called dead:    {pct(tally.soft_called_permanent, tally.soft_total)}")
-    print(f"feedback/success/non-reports as bounces:{pct(tally.not_failures_as_bounces, tally.not_failures):>10}")
+    print(f"feedback/success reports as bounces:    {pct(tally.not_failures_as_bounces, tally.not_failures)}")
+    print(f"no report by the expected values, read as a failure: {pct(tally.unread_as_bounces, tally.unread)}")
     print("\n| MTA (Sisimai's name) | reports | verdict | reason | recipient |\n|---|---|---|---|---|")
     for mta, counts in sorted(per_mta.items(), key=lambda kv: (-kv[1]["n"], kv[0])):
         print(f"| {mta} | {counts['n']} | {counts['verdict']} | {counts['reason']} | {counts['recipients']} |")
