@@ -6,7 +6,8 @@ there); no due delivery waits longer than [metrics] outbox_stuck_seconds; no del
 been retried for longer than [health] delivery_retry_seconds; no received message waits
 longer than inbound_wait_seconds; every queue has a worker whose heartbeat is newer than
 worker_stale_seconds; a scheduler swept within scheduler_stale_seconds; the smarthost's
-250s kept in this host's sent journals reach the database.
+250s kept in this host's sent journals reach the database; a required report analyser
+([bounces] analyser = "sisimai") is installed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway import sent_journal
+from gateway import sent_journal, sisimai
+from gateway.config import ConfigError
 from gateway.db import DatabaseUnavailable
 from gateway.models import Inbound, Outbox, ProcessHeartbeat
 
@@ -132,6 +134,14 @@ def journal_check(settings, *, now: datetime) -> Check:
                  f"the database (oldest {int(_age(now, oldest))} s ago); they are kept in {folder}")
 
 
+def analyser_check(analyser) -> Check:
+    """Who reads delivery reports here; fails only where Sisimai is required and missing."""
+    try:
+        return Check("reports", True, f"read by {sisimai.describe(analyser)}")
+    except ConfigError as error:
+        return Check("reports", False, str(error).split(": ", 1)[-1])
+
+
 class Services(Protocol):
     """What the checks read: the running process's database, broker, transport and clock
     (workers.runtime.Runtime)."""
@@ -139,6 +149,7 @@ class Services(Protocol):
     settings: object
     database: object
     transport: object
+    analyser: object  # gateway.sisimai.Sisimai, or None
 
     def now(self) -> datetime: ...
 
@@ -168,6 +179,8 @@ def health(runtime: Services) -> list[Check]:
         checks.append(Check(name, False, str(error)))
     now = runtime.now()
     checks.append(journal_check(runtime.settings, now=now))
+    if runtime.analyser is not None:
+        checks.append(analyser_check(runtime.analyser))
     if checks[0].ok:
         try:
             with runtime.database.unit_of_work() as db:

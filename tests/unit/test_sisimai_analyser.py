@@ -139,3 +139,21 @@ def test_the_config_names_the_analyser(tmp_path):
     with pytest.raises(ConfigError, match="analyser"):
         config.from_dict({**base, "bounces": {"analyser": "spamassassin"}}, source="t.toml")
     assert os.environ.get("PATH")  # the stand-ins above are found by path, never through PATH
+
+
+def test_health_fails_where_a_required_sisimai_is_missing_and_names_the_reader_otherwise(tmp_path):
+    from gateway.health import analyser_check
+
+    missing = str(tmp_path / "no-perl-here")
+    failing = analyser_check(sisimai.analyser_for(BounceSettings(analyser="sisimai"), perl=missing))
+    assert (failing.name, failing.ok) == ("reports", False) and "libsisimai-perl" in failing.detail
+    auto = analyser_check(sisimai.analyser_for(BounceSettings(analyser="auto"), perl=missing))
+    assert auto.ok and "our own detectors" in auto.detail
+
+
+@needs_sisimai
+def test_health_names_sisimai_where_it_reads_reports(analyser):
+    from gateway.health import analyser_check
+
+    check = analyser_check(analyser)
+    assert check.ok and f"Sisimai {INSTALLED} joined with our own detectors" in check.detail
