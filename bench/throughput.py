@@ -2,7 +2,7 @@
 do-nothing aiosmtpd on the same load.
 
     .venv/bin/python bench/throughput.py [--layouts embedded,postgres-1,postgres-2]
-        [--scenarios replies,new-cases,size-mix,open-loop] [--messages 600] [--connections 4]
+        [--scenarios replies,new-cases,size-mix,open-loop,large] [--messages 600] [--connections 4]
         [--cases 200] [--rate 30] [--seconds 20]
 
 Each layout runs the real processes (`dispute-gateway run` on SQLite; `serve-smtp`, one or two
@@ -15,7 +15,10 @@ Scenarios:
 - replies: customers answer in `--cases` open cases (each answer is relayed to the merchant);
 - new-cases: every message opens a case (a fresh transaction each; four or more outgoing mails);
 - size-mix: replies, 80 % of 4 KB, 18 % of 40 KB, 2 % of 2 MB;
-- open-loop: replies at `--rate` messages a second for `--seconds`, latency under a steady load.
+- open-loop: replies at `--rate` messages a second for `--seconds`, latency under a steady load;
+- large: `--large-count` replies of about 25 MB (a short text and five photos, base64), one at a
+  time, each sent once the one before was relayed: end to end per message, and the peak RSS of
+  each gateway process during it (its high-water mark reset first, /proc/PID/clear_refs).
 
 Printed per layout and scenario: relays (or cases) per second from the first send to the last
 relay, the ratio to the do-nothing ceiling measured in the same run, end-to-end p50/p95/p99
@@ -104,6 +107,25 @@ class Sink:
 
 
 # --- the processes ----------------------------------------------------------------------------------------
+
+def reset_peak_rss(pid: int) -> None:
+    """Start the process's RSS high-water mark afresh (Linux: "5" to clear_refs)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's RSS high-water mark (VmHWM) in MiB, 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process and its children so far (Linux /proc)."""
@@ -259,6 +281,60 @@ def send_all(port: int, jobs: list[tuple[str, str, bytes, str]], connections: in
     return sent
 
 
+def large_message(sender: str, to: str, token: str, photos: list[bytes]) -> bytes:
+    """A customer's reply with photos attached: about 25 MB on the wire for 18 MiB of photos."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = sender, to, "Re: my case, the photos"
+    mail["Message-ID"] = f"<{token}@customer.bench>"
+    mail.set_content(f"bench-token-{token}\nHere are the photos of the damaged parcel.\n")
+    for n, photo in enumerate(photos):
+        mail.add_attachment(photo, maintype="image", subtype="jpeg", filename=f"photo{n}.jpg")
+    return mail.as_bytes(policy=SMTP)
+
+
+@dataclass
+class LargeResult:
+    layout: str
+    size: int
+    seconds: list[float]  # end to end, per message
+    peak: dict[str, float]  # process -> highest RSS high-water mark of any message (MiB)
+    cpu: dict[str, float]  # process -> CPU seconds per message
+
+    def line(self) -> str:
+        peaks = ", ".join(f"{name} {mib:.0f}" for name, mib in self.peak.items())
+        cpu = ", ".join(f"{name} {1000 * s:.0f}" for name, s in self.cpu.items())
+        ordered = sorted(self.seconds)
+        return (f"{self.layout:11} large      {len(self.seconds):5d} x {self.size / 1e6:.1f} MB  end to end median "
+                f"{ordered[len(ordered) // 2]:.2f} s (min {ordered[0]:.2f}, max {ordered[-1]:.2f})  "
+                f"peak RSS MiB: {peaks}  CPU ms/msg: {cpu}")
+
+
+def measure_large(layout: Layout, sink: Sink, customers: list[str], count: int) -> LargeResult:
+    photos = [os.urandom(18 * 1024 * 1024 // 5) for _ in range(5)]
+    seconds, peak, size = [], {}, 0
+    cpu_before = layout.cpu()
+    for n in range(count):
+        customer = customers[n % len(customers)]
+        token = uuid.uuid4().hex
+        raw = large_message(customer, sink.capture.ack[customer], token, photos)
+        size = len(raw)
+        for process in layout.processes.values():
+            reset_peak_rss(process.pid)
+        (sent,) = send_all(layout.smtp_port, [(customer, sink.capture.ack[customer], raw, token)], 1)
+        del raw
+        sink.wait(lambda c: token in c.seen, timeout=300, what="a 25 MB relay")
+        with sink.capture.lock:
+            seconds.append(sink.capture.seen[token] - sent.started)
+        for name, process in layout.processes.items():
+            peak[name] = max(peak.get(name, 0.0), peak_rss_mib(process.pid))
+    cpu_after = layout.cpu()
+    return LargeResult(layout.name, size, seconds, peak,
+                       {name: (cpu_after[name] - cpu_before.get(name, 0.0)) / count for name in cpu_after})
+
+
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
@@ -411,7 +487,8 @@ def ceiling(jobs, connections: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layouts", default="embedded,postgres-1,postgres-2")
-    parser.add_argument("--scenarios", default="replies,new-cases,size-mix,open-loop")
+    parser.add_argument("--scenarios", default="replies,new-cases,size-mix,open-loop,large")
+    parser.add_argument("--large-count", type=int, default=3, help="messages of the large scenario")
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--cases", type=int, default=200)
@@ -439,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
             fresh = args.messages if "new-cases" in scenarios else 0
             customers, newcomers = prepare(layout, sink, config, args.cases, fresh)
             for scenario in scenarios:
+                if scenario == "large":
+                    print(measure_large(layout, sink, customers, args.large_count).line(), flush=True)
+                    continue
                 if scenario == "new-cases":
                     jobs = []
                     for customer in newcomers:
