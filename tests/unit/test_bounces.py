@@ -170,6 +170,10 @@ def test_the_sending_mtas_own_bounce_category_wins():
     # qmail names the command in its own words; "RCPT TO: a" in a summary of the envelope does not
     ("550 Unknown user a@example.jp; most progress was RCPT TO response", Reason.USER_UNKNOWN),
     ("550 - Requested action not taken: no such user here. RCPT TO: a@example.jp", Reason.FILTERED),
+    # AOL: the recipient refuses the content, the address exists (never a dead address)
+    ("550 could not be delivered because they are not accepting mail with attachments or embedded images",
+     Reason.POLICY),
+    ("550 This host does not accept mail", Reason.NOT_ACCEPT),
 ])
 def test_reasons_read_from_codes_and_words(words, reason):
     assert smtp_failure("shop@merchant.test", int(words[:3]), words).reason is reason

@@ -180,8 +180,11 @@ _PATTERNS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"host not found", r"mx (record|lookup) (failed|not found)",
     )),
     (Reason.HAS_MOVED, _words(r"has been replaced by", r"address has (moved|changed)", r"no longer (valid|in use|active)")),
-    # "does not accept mail from <our IP, our kind of sender>" is a block, not a domain without mail
-    (Reason.NOT_ACCEPT, _words(r"null mx", r"does not accept (any )?mail(?! from)", r"not accept(ing)? (any )?mail(?! from)")),
+    # "does not accept mail from <our IP, our kind of sender>" is a block, not a domain without
+    # mail; "not accepting mail with attachments" (AOL) refuses the message's content
+    (Reason.POLICY, _words(r"not accept(ing)? (e-?mail|mail|messages) with")),
+    (Reason.NOT_ACCEPT, _words(r"null mx", r"does not accept (any )?mail(?! from| with)",
+                               r"not accept(ing)? (any )?mail(?! from| with)")),
     (Reason.MESSAGE_TOO_BIG, _words(
         r"message (is |was )?(too (big|large)|exceeds)", r"(message|mail) (file )?size (limit )?(exceed|too)",
         r"size limit", r"exceeds? (the )?(maximum|max|size|allowed|message)", r"message length exceeds",
@@ -327,7 +330,7 @@ _RECIPIENT_CHOICE_RE = re.compile(r"recipient'?s? (own )?(preferences|settings|p
                                   r"\b(they are|(s)?he is|recipient is) not accepting (e-?mail|mail|messages) from",
                                   re.IGNORECASE)
 _RECIPIENT_NOT_FOUND_RE = re.compile(r"recipient ?not ?found|resolver\.adr\.", re.IGNORECASE)
-_NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail(?! from)|not accept(ing)? (any )?mail(?! from)",
+_NULL_MX_RE = re.compile(r"null mx|does not accept (any )?mail(?! from| with)|not accept(ing)? (any )?mail(?! from| with)",
                          re.IGNORECASE)
 _STATED_NULL_MX_RE = re.compile(r"\bnull mx\b", re.IGNORECASE)  # RFC 7505 named: certain whatever the code
 
