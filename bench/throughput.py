@@ -23,7 +23,9 @@ Scenarios:
 Printed per layout and scenario: relays (or cases) per second from the first send to the last
 relay, the ratio to the do-nothing ceiling measured in the same run, end-to-end p50/p95/p99
 (send started -> relay at the sink), and CPU milliseconds per message for each gateway process
-(utime + stime from /proc). PostgreSQL's own CPU is shown when its server processes are visible.
+(utime + stime from /proc), PostgreSQL's server processes together where they run on this machine,
+and how busy the machine's CPUs were (/proc/stat). With both PostgreSQL layouts, the last lines
+say what the second worker process gave, scenario by scenario, and how busy the CPUs were then.
 """
 
 from __future__ import annotations
@@ -137,6 +139,27 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / ticks  # utime stime cutime cstime
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU of every PostgreSQL server process on this machine so far: the live backends, and the
+    postmaster's reaped children (its cutime/cstime) for those that ended."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    return total
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine so far (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 @dataclass
 class Layout:
     name: str
@@ -220,7 +243,10 @@ class Layout:
         raise SystemExit(f"{self.name}: the gateway did not start; see {self.folder / 'processes.log'}")
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(p.pid) for name, p in self.processes.items()}
+        found = {name: cpu_seconds(p.pid) for name, p in self.processes.items()}
+        if self.postgres:
+            found["postgresql"] = postgres_cpu_seconds()
+        return found
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -348,13 +374,18 @@ class Result:
     seconds: float
     latencies: list[float]
     cpu: dict[str, float]
+    busy: float = 0.0  # share of the machine's CPU time that was busy while it ran
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
 
     def line(self, ceiling: float) -> str:
-        rate = self.count / self.seconds
         cpu = ", ".join(f"{name} {1000 * s / self.count:.1f}" for name, s in self.cpu.items())
-        return (f"{self.layout:11} {self.scenario:10} {self.count:5d} {rate:8.1f}/s {100 * rate / ceiling:6.1f}%  "
+        return (f"{self.layout:11} {self.scenario:10} {self.count:5d} {self.rate:8.1f}/s {100 * self.rate / ceiling:6.1f}%  "
                 f"p50 {1000 * percentile(self.latencies, .5):6.0f} ms  p95 {1000 * percentile(self.latencies, .95):6.0f} "
-                f"ms  p99 {1000 * percentile(self.latencies, .99):6.0f} ms  CPU ms/msg: {cpu}")
+                f"ms  p99 {1000 * percentile(self.latencies, .99):6.0f} ms  CPU ms/msg: {cpu}  "
+                f"machine CPU busy {100 * self.busy:.0f}% of {os.cpu_count()} cores")
 
 
 def start_profiler(layout: Layout, scenario: str, folder: Path | None) -> subprocess.Popen | None:
@@ -407,6 +438,7 @@ def measure(layout: Layout, sink: Sink, scenario: str, jobs, connections: int, s
             profile: Path | None = None) -> Result:
     tokens = {job[3] for job in jobs}
     cpu_before = layout.cpu()
+    busy_before, total_before = machine_jiffies()
     profiler = start_profiler(layout, scenario, profile)
     sent = send_all(layout.smtp_port, jobs, connections, schedule)
     first = min(s.started for s in sent)
@@ -415,10 +447,12 @@ def measure(layout: Layout, sink: Sink, scenario: str, jobs, connections: int, s
         seen = dict(sink.capture.seen)
     last = max(seen[t] for t in tokens)
     cpu_after = layout.cpu()
+    busy_after, total_after = machine_jiffies()
     stop_profiler(profiler)
     latencies = [seen[s.token] - s.started for s in sent]
     return Result(layout.name, scenario, len(jobs), last - first, latencies,
-                  {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after})
+                  {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
+                  (busy_after - busy_before) / max(1, total_after - total_before))
 
 
 def prepare(layout: Layout, sink: Sink, config: Path, cases: int, fresh: int) -> tuple[list[str], list[str]]:
@@ -548,7 +582,18 @@ def main(argv: list[str] | None = None) -> int:
             sink.stop()
     print("\nceiling (a do-nothing aiosmtpd, same load): "
           + ", ".join(f"{k} {v:.0f} msg/s" for k, v in ceilings.items()))
+    print_scaling(results)
     return 0
+
+
+def print_scaling(results: list[Result]) -> None:
+    """What a second worker process gave on PostgreSQL, and how busy the CPUs were with each."""
+    by = {(r.layout, r.scenario): r for r in results}
+    for scenario in dict.fromkeys(r.scenario for r in results):
+        one, two = by.get(("postgres-1", scenario)), by.get(("postgres-2", scenario))
+        if one and two and scenario != "open-loop":
+            print(f"second worker process, {scenario}: {one.rate:.1f} -> {two.rate:.1f}/s "
+                  f"(x{two.rate / one.rate:.2f}); machine CPU busy {100 * one.busy:.0f}% -> {100 * two.busy:.0f}%")
 
 
 if __name__ == "__main__":
