@@ -11,6 +11,7 @@ import pytest
 from bench.classify_corpus import Reader, Tally, load_expected, score
 from gateway.mail.bounces import FailureKind, Reason, detect
 from gateway.mail.bounces.base import smtp_failure
+from gateway.mail.bounces.reasons import reason_of
 
 MAIL = Path(__file__).resolve().parents[1] / "mail"
 CORPUS = MAIL / "corpus"
@@ -177,6 +178,20 @@ def test_the_sending_mtas_own_bounce_category_wins():
 ])
 def test_reasons_read_from_codes_and_words(words, reason):
     assert smtp_failure("shop@merchant.test", int(words[:3]), words).reason is reason
+
+
+@pytest.mark.parametrize("status, words, reason", [
+    # words naming a mailbox that is there, or this one message, contradict a 5.1.1 status
+    ("5.1.1", "550 [SUSPEND] Mailbox currently suspended - Please contact correspondent directly", Reason.SUSPEND),
+    ("5.1.1", "550 RCPT TO:<a@b.test> max message size exceeded", Reason.MESSAGE_TOO_BIG),
+    ("5.1.1", "550 5.1.1 <a@b.test>: Recipient address rejected: User unknown in local recipient table",
+     Reason.USER_UNKNOWN),
+    # a mailbox-status code (5.2.x): only a missing user in so many words is one
+    ("5.2.1", "550 5.2.1 Mailbox not available / Konto niedostepne (in reply to RCPT TO command)", Reason.FILTERED),
+    ("5.2.1", "550 5.2.1 <a@b.test>... User Unknown (in reply to RCPT TO command)", Reason.USER_UNKNOWN),
+])
+def test_words_that_contradict_the_status_code_decide(status, words, reason):
+    assert reason_of(status, words) is reason
 
 
 @pytest.mark.parametrize("name, recipient", [

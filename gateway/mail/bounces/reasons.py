@@ -341,6 +341,11 @@ _STATED_NULL_MX_RE = re.compile(r"\bnull mx\b", re.IGNORECASE)  # RFC 7505 named
 # recipients this hour", "553 5.1.3" with a Spamhaus link).
 _ABOUT_US = frozenset({Reason.BLOCKED, Reason.TOO_MANY_CONN, Reason.SPAM, Reason.REJECTED, Reason.POLICY,
                        Reason.SECURITY_ERROR, Reason.AUTH_FAILURE, Reason.NO_RELAYING})
+# Reasons about a mailbox that exists, or about this one message: next to a 5.1.x code they
+# contradict it too (Sendmail's "5.1.1" over "550 [SUSPEND] Mailbox currently suspended", a
+# "5.1.1" DSN whose remote server said "max message size exceeded").
+_A_WORKING_MAILBOX = frozenset({Reason.MAILBOX_FULL, Reason.SUSPEND, Reason.MESSAGE_TOO_BIG, Reason.EXCEED_LIMIT,
+                                Reason.VIRUS})
 
 
 def _unless_about_us(reason: Reason, text: str) -> Reason:
@@ -353,8 +358,8 @@ def _unless_about_us(reason: Reason, text: str) -> Reason:
     if said in DEAD_REASONS:
         return reason
     words = words_reason(text)
-    contrary = words if words in _ABOUT_US else said if said in _ABOUT_US and words is None else None
-    return contrary or reason
+    contrary = _ABOUT_US | _A_WORKING_MAILBOX
+    return words if words in contrary else said if said in contrary and words is None else reason
 
 
 def words_reason(text: str) -> Reason | None:
@@ -410,6 +415,12 @@ def reason_of(status: str | None, text: str | None, *, gave_up: bool = True, con
         return Reason.REJECTED  # our envelope sender was refused: nothing said about the recipient
     if reason is None and _CONNECT_RE.search(where):
         return Reason.BLOCKED  # refused before any address was named: our host
+    if (reason is Reason.USER_UNKNOWN and field and field[0][2:].startswith("2.")
+            and field_reason(text) is not Reason.USER_UNKNOWN):
+        # a mailbox-status code (5.2.x) beside words that only look like a missing mailbox
+        # ("Mailbox not available"): the mailbox is there and refuses; Sisimai's own phrases
+        # for a missing user ("User Unknown") still name one
+        return Reason.FILTERED
     if reason is Reason.USER_UNKNOWN and not _CERTAIN_USER_UNKNOWN.search(text + " " + context):
         # The remote server's own words: proof only in answer to RCPT, before any content
         # was sent; after DATA (or with no command named) a filter may say the same.
