@@ -335,12 +335,16 @@ class ProcessHeartbeat(Base):
 
 class Instance(Base):
     """This installation's random id (one row): names its folder in the sent-journal
-    directory, so two gateways sharing a host never record each other's deliveries."""
+    directory, so two gateways sharing a host never record each other's deliveries; and
+    what its open cases were last rescheduled with."""
 
     __tablename__ = "gateway_instance"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # what the open cases' due times were last computed with (casework/schedule.py): a
+    # scheduler that starts with the same recomputes none of them
+    timers_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiIdempotency(Base):

@@ -406,6 +406,16 @@ def instance_id(db: Session, *, now: datetime) -> str:
     return found
 
 
+def timers_fingerprint(db: Session) -> str | None:
+    """What the open cases' due times were last computed with (None: never recorded)."""
+    return db.scalar(select(Instance.timers_fingerprint).limit(1))
+
+
+def record_timers_fingerprint(db: Session, fingerprint: str, *, now: datetime) -> None:
+    instance_id(db, now=now)
+    db.execute(update(Instance).values(timers_fingerprint=fingerprint))
+
+
 def beat(db: Session, process_id: str, *, role: str, hostname: str, pid: int, queues: Sequence[str],
          started_at: datetime, now: datetime, broker_id: str | None = None) -> None:
     """Record that process `process_id` is alive now."""

@@ -167,9 +167,9 @@ def _lost_jobs(db, runtime, live: set | None, now) -> LostJobs:
 
 
 def reschedule(runtime) -> bool:
-    """Recompute the open cases' due times once per process start (an upgrade may have
-    added timers, or [timers] changed); True once done."""
-    changed = schedule.reschedule_open_cases(runtime.database, runtime.settings)
+    """Recompute the open cases' due times at process start when an upgrade or a change of
+    [timers] may have moved them (not when they were computed with the same); True once done."""
+    changed = schedule.reschedule_if_changed(runtime.database, runtime.settings, now=runtime.now())
     if changed:
         log.info("rescheduled %s open case(s) with the current [timers]", changed)
     return True

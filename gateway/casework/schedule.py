@@ -3,12 +3,14 @@ rules see it (gateway/cases/timers.py), and the stored next due time (the schedu
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import rights
+from gateway import __version__, rights, store
 from gateway.cases import timers
 from gateway.casework import record
 from gateway.clock import BusinessCalendar
@@ -77,6 +79,28 @@ def reschedule_open_cases(database: Database, settings: Settings, *, batch_size:
                 reschedule(db, case, settings, calendar)
                 changed += before != case.next_due_at
             last_id = cases[-1].id
+
+
+def timers_fingerprint(settings: Settings) -> str:
+    """What due times are computed with: the timer rules' own code (gateway/cases/timers.py,
+    gateway/rights.py, so any change to them counts), this release and `[timers]`."""
+    digest = hashlib.sha256(f"{__version__}|{settings.timers!r}".encode())
+    for module in (timers, rights):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def reschedule_if_changed(database: Database, settings: Settings, *, now) -> int | None:
+    """`reschedule_open_cases` unless the open cases were last rescheduled with the same
+    release and `[timers]` (None: skipped). Every change to a case reschedules it anyway."""
+    fingerprint = timers_fingerprint(settings)
+    with database.unit_of_work() as db:
+        if store.timers_fingerprint(db) == fingerprint:
+            return None
+    changed = reschedule_open_cases(database, settings)
+    with database.unit_of_work() as db:
+        store.record_timers_fingerprint(db, fingerprint, now=now)
+    return changed
 
 
 def upcoming(db: Session, case: Case, settings: Settings) -> list[dict]:
