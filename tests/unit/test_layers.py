@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "gateway.evidence", "gateway.export", "gateway.migrations")),
     ("outbox", ("gateway.outbox",)),
     ("casework", ("gateway.casework", "gateway.quarantine")),
-    ("shell", ("gateway.pipeline", "gateway.sisimai", "gateway.trace", "gateway.delivery", "gateway.transport", "gateway.ingress",
+    ("shell", ("gateway.pipeline", "gateway.sisimai", "gateway.process_memory", "gateway.trace", "gateway.delivery", "gateway.transport", "gateway.ingress",
                "gateway.health", "gateway.metrics", "gateway.importer", "gateway.reports", "gateway.repair",
                "gateway.webhooks", "gateway.http")),
     ("entry", ("gateway.cli", "workers")),
