@@ -82,14 +82,12 @@ def _insert_for(db: Session):
 
 
 def claim_inbound(db: Session, inbound_id: int, *, now: datetime, lease_seconds: int) -> Inbound | None:
-    """Lock a queued inbound row for processing, or None if another run did it already
-    (attempts are counted by `pipeline.begin_attempt`, in a transaction of their own)."""
-    row = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update()
-                    .execution_options(populate_existing=True))
-    if row is None or row.status != "queued":
-        return None
-    row.lease_until = now + timedelta(seconds=lease_seconds)
-    return row
+    """Lock a queued inbound row for processing and renew its lease, or None if another run
+    did it already (attempts are counted by `pipeline.begin_attempt`, in a transaction of
+    their own). One UPDATE ... RETURNING: the row it returns is locked and refreshed."""
+    return db.scalar(update(Inbound).where(Inbound.id == inbound_id, Inbound.status == "queued")
+                     .values(lease_until=now + timedelta(seconds=lease_seconds)).returning(Inbound)
+                     .execution_options(populate_existing=True, synchronize_session=False))
 
 
 def transactions_by_keys(db: Session, keys: Iterable[str]) -> list[Transaction]:
