@@ -146,22 +146,30 @@ def transaction(db: Session, reference: str) -> Transaction | None:
 
 
 def party(db: Session, case: Case, role: str) -> Party:
-    """The case's party row for `role`, created on first use. Read once per unit of work
-    (the case row is locked by whoever changes its parties, and a row is only ever created
-    with a flush, so no pending change can hide one): a reply asks for each party twice."""
-    known = db.info.setdefault("parties", {})
+    """The case's party row for `role`, created on first use. The case's rows are read
+    together, once per unit of work (the case row is locked by whoever changes its parties,
+    and a row is only ever created with a flush, so no pending change can hide one): a
+    reply asks for two parties, twice each."""
     if case.id is None:
         db.flush()  # a case opened in this unit of work gets its id
-    row = known.get((case.id, role))
+    rows = _parties_of(db, case.id)
+    row = rows.get(role)
     if row is None:
-        with db.no_autoflush:  # the unit's pending changes cannot change which row this is
-            row = db.scalar(select(Party).where(Party.case_id == case.id, Party.role == role))
-        if row is None:
-            row = Party(case_id=case.id, role=role, thread_refs=[])
-            db.add(row)
-            db.flush()
-        known[(case.id, role)] = row
+        row = Party(case_id=case.id, role=role, thread_refs=[])
+        db.add(row)
+        db.flush()
+        rows[role] = row
     return row
+
+
+def _parties_of(db: Session, case_id: int) -> dict[str, Party]:
+    """The party rows of a case by role, read at the first call of the unit of work."""
+    known = db.info.setdefault("parties", {})
+    rows = known.get(case_id)
+    if rows is None:
+        with db.no_autoflush:  # the unit's pending changes cannot change which rows these are
+            rows = known[case_id] = {row.role: row for row in db.scalars(select(Party).where(Party.case_id == case_id))}
+    return rows
 
 
 def remember_in_thread(row: Party, message_id: str | None, *, keep: int = 30) -> None:
