@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from gateway.dispositions import UNPLACED
 from gateway.mail.fingerprint import fingerprint
@@ -198,10 +198,20 @@ def add_event(
     return event
 
 
+_MESSAGES = Message.__table__
+_INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
+_MESSAGE_DEFAULTS = {"inbound_id": None, "message_id": None, "subject": "", "new_text": "", "held": False,
+                     "held_reason": None, "released_at": None, "sender": None, "staff_told_at": None}
+
+
 def add_message(db: Session, case: Case, **fields) -> Message:
-    message = Message(case_id=case.id, **fields)
+    """A message on the case, in the database at once: one Core INSERT ... RETURNING built
+    once (no flush of the unit's other changes), then the row as a persistent object of the
+    session, every column loaded, whose later changes the unit of work writes."""
+    values = {**_MESSAGE_DEFAULTS, "case_id": case.id, **fields}
+    message = Message(id=db.connection().execute(_INSERT_MESSAGE, values).scalar_one(), **values)
+    make_transient_to_detached(message)
     db.add(message)
-    db.flush()
     return message
 
 
