@@ -81,13 +81,17 @@ def _insert_for(db: Session):
     return sqlite_insert(_INBOUND)
 
 
+_CLAIM_INBOUND = (update(Inbound).where(Inbound.id == bindparam("inbound_id"), Inbound.status == "queued")
+                  .values(lease_until=bindparam("claim_lease_until", type_=UtcDateTime())).returning(Inbound)
+                  .execution_options(populate_existing=True, synchronize_session=False))
+
+
 def claim_inbound(db: Session, inbound_id: int, *, now: datetime, lease_seconds: int) -> Inbound | None:
     """Lock a queued inbound row for processing and renew its lease, or None if another run
     did it already (attempts are counted by `pipeline.begin_attempt`, in a transaction of
-    their own). One UPDATE ... RETURNING: the row it returns is locked and refreshed."""
-    return db.scalar(update(Inbound).where(Inbound.id == inbound_id, Inbound.status == "queued")
-                     .values(lease_until=now + timedelta(seconds=lease_seconds)).returning(Inbound)
-                     .execution_options(populate_existing=True, synchronize_session=False))
+    their own). One UPDATE ... RETURNING, built once: the row it returns is locked and refreshed."""
+    return db.scalar(_CLAIM_INBOUND, {"inbound_id": inbound_id,
+                                      "claim_lease_until": now + timedelta(seconds=lease_seconds)})
 
 
 def transactions_by_keys(db: Session, keys: Iterable[str]) -> list[Transaction]:
@@ -113,17 +117,20 @@ def open_case_for_transaction(db: Session, reference: str) -> Case | None:
     return db.scalars(query).first()
 
 
+_CASE_BY_REFERENCE = select(Case).where(Case.reference == bindparam("reference"))
+# a row read before the lock was granted is refreshed, never acted on stale
+_CASE_BY_REFERENCE_LOCKED = _CASE_BY_REFERENCE.with_for_update().execution_options(populate_existing=True)
+_CASE_BY_ID_LOCKED = (select(Case).where(Case.id == bindparam("case_id")).with_for_update()
+                      .execution_options(populate_existing=True))
+
+
 def case_by_reference(db: Session, reference: str, *, lock: bool = False) -> Case | None:
-    query = select(Case).where(Case.reference == reference.lower())
-    if lock:  # a row read before the lock was granted is refreshed, never acted on stale
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return db.scalar(query)
+    return db.scalar(_CASE_BY_REFERENCE_LOCKED if lock else _CASE_BY_REFERENCE, {"reference": reference.lower()})
 
 
 def case_by_id(db: Session, case_id: int, *, lock: bool = False) -> Case | None:
-    if lock:  # a row read before the lock was granted is refreshed, never acted on stale
-        return db.scalar(select(Case).where(Case.id == case_id).with_for_update()
-                         .execution_options(populate_existing=True))
+    if lock:
+        return db.scalar(_CASE_BY_ID_LOCKED, {"case_id": case_id})
     # unlocked: a case this unit of work already holds is returned as it is (a SELECT would
     # return the same object, unrefreshed); only one it has not read yet is fetched
     return db.get(Case, case_id)
@@ -162,13 +169,16 @@ def party(db: Session, case: Case, role: str) -> Party:
     return row
 
 
+_PARTIES_OF = select(Party).where(Party.case_id == bindparam("case_id"))
+
+
 def _parties_of(db: Session, case_id: int) -> dict[str, Party]:
     """The party rows of a case by role, read at the first call of the unit of work."""
     known = db.info.setdefault("parties", {})
     rows = known.get(case_id)
     if rows is None:
         with db.no_autoflush:  # the unit's pending changes cannot change which rows these are
-            rows = known[case_id] = {row.role: row for row in db.scalars(select(Party).where(Party.case_id == case_id))}
+            rows = known[case_id] = {row.role: row for row in db.scalars(_PARTIES_OF, {"case_id": case_id})}
     return rows
 
 
