@@ -258,6 +258,7 @@ _DELIVERY_STATES = (select(_OUTBOX.c.id, _OUTBOX.c.status, _OUTBOX.c.sent_at, _O
 _RECORD_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"))
                 .values(status="sent", sent_at=bindparam("at", type_=UtcDateTime()), smtp_code=250,
                         smtp_reply=bindparam("reply"), last_error=None, holder=None, uncertain=False))
+_RECORD_SENT_IF_SENDING = _RECORD_SENT.where(_OUTBOX.c.status == "sending").returning(_OUTBOX.c.id)
 
 
 class TooLarge(Exception):
@@ -295,6 +296,12 @@ def record_sent(connection: Connection, accepted: Sequence[dict]) -> None:
     answer, the proof of hand-over for the export's delivery ledger)."""
     if accepted:
         connection.execute(_RECORD_SENT, list(accepted))
+
+
+def record_sent_if_sending(connection: Connection, accepted: dict) -> bool:
+    """Mark one row sent, as `record_sent` does, if it is still 'sending' (nearly always:
+    nothing else happened to it since the claim); False when it is not."""
+    return connection.execute(_RECORD_SENT_IF_SENDING, accepted).first() is not None
 
 
 def renew_claims(db: Session, holder: str, outbox_ids: Sequence[int], *, now: datetime, lease_seconds: int) -> None:
