@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from gateway.dispositions import UNPLACED
 from gateway.mail.fingerprint import fingerprint
@@ -150,6 +151,24 @@ def merchant(db: Session, merchant_id: str, *, lock: bool = False) -> Merchant |
 def transaction(db: Session, reference: str) -> Transaction | None:
     with db.no_autoflush:  # as `merchant`
         return db.get(Transaction, reference)
+
+
+_MERCHANT_AND_TRANSACTION = (select(Merchant, Transaction)
+                              .outerjoin(Transaction, Transaction.reference == bindparam("reference"))
+                              .where(Merchant.merchant_id == bindparam("merchant_id")))
+
+
+def merchant_and_transaction(db: Session, merchant_id: str, reference: str) -> tuple[Merchant | None, Transaction | None]:
+    """`merchant` and `transaction` at once: one SELECT when the unit of work holds
+    neither row yet, else what each gives (no pending change is flushed for them)."""
+    with db.no_autoflush:
+        if identity_key(Merchant, merchant_id) in db.identity_map or \
+                identity_key(Transaction, reference) in db.identity_map:
+            return db.get(Merchant, merchant_id), db.get(Transaction, reference)
+        row = db.execute(_MERCHANT_AND_TRANSACTION, {"merchant_id": merchant_id, "reference": reference}).first()
+        if row is None:  # no such merchant: the transaction alone
+            return None, db.get(Transaction, reference)
+        return row[0], row[1]
 
 
 def party(db: Session, case: Case, role: str) -> Party:
