@@ -174,17 +174,26 @@ def merchant_and_transaction(db: Session, merchant_id: str, reference: str) -> t
 def party(db: Session, case: Case, role: str) -> Party:
     """The case's party row for `role`, created on first use. The case's rows are read
     together, once per unit of work (the case row is locked by whoever changes its parties,
-    and a row is only ever created with a flush, so no pending change can hide one): a
-    reply asks for two parties, twice each."""
+    and a row is written to the database as it is created, so no pending change can hide
+    one): a reply asks for two parties, twice each."""
     if case.id is None:
         db.flush()  # a case opened in this unit of work gets its id
     rows = _parties_of(db, case.id)
     row = rows.get(role)
     if row is None:
-        row = Party(case_id=case.id, role=role, thread_refs=[])
-        db.add(row)
-        db.flush()
-        rows[role] = row
+        row = rows[role] = _add_party(db, case.id, role)
+    return row
+
+
+_INSERT_PARTY = Party.__table__.insert().returning(Party.__table__.c.id)
+
+
+def _add_party(db: Session, case_id: int, role: str) -> Party:
+    """A new party row, in the database at once (as `add_message`)."""
+    values = {"case_id": case_id, "role": role, "thread_refs": []}
+    row = Party(id=db.connection().execute(_INSERT_PARTY, values).scalar_one(), **values)
+    make_transient_to_detached(row)
+    db.add(row)
     return row
 
 
