@@ -64,22 +64,22 @@ def save_inbound(
     key, message_id = dedupe_key(raw, rcpt_tos)
     # One INSERT that does nothing when the key is already stored (a second delivery, or
     # another ingress process a moment before): no read first, no savepoint.
-    inserted = db.execute(_insert_for(db).values(
+    inserted = db.execute(_INSERT_INBOUND[db.get_bind().dialect.name], dict(
         received_at=now, source=source, mail_from=mail_from, rcpt_tos=[r.lower() for r in rcpt_tos], raw=raw,
         size=len(raw), dedupe_key=key, message_id=message_id, status="queued", attempts=0,
         lease_until=now + timedelta(seconds=lease_seconds), client_address=(client_address or None) and client_address[:64],
         client_helo=(client_helo or None) and client_helo[:255],
-    ).on_conflict_do_nothing(index_elements=[_INBOUND.c.dedupe_key]).returning(_INBOUND.c.id)).scalar()
+    )).scalar()
     if inserted is not None:
         return inserted, False
     return db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key)), True
 
 
-def _insert_for(db: Session):
-    """INSERT ... ON CONFLICT for the session's backend (SQLite and PostgreSQL spell it alike)."""
-    if db.get_bind().dialect.name == "postgresql":
-        return postgresql_insert(_INBOUND)
-    return sqlite_insert(_INBOUND)
+# INSERT ... ON CONFLICT DO NOTHING RETURNING id for each backend (they spell it alike),
+# built once; the values come with each execution
+_INSERT_INBOUND = {name: insert(_INBOUND).on_conflict_do_nothing(index_elements=[_INBOUND.c.dedupe_key])
+                   .returning(_INBOUND.c.id)
+                   for name, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))}
 
 
 _CLAIM_INBOUND = (update(Inbound).where(Inbound.id == bindparam("inbound_id"), Inbound.status == "queued")
