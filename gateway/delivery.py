@@ -193,28 +193,40 @@ def record_accepted(database: Database, entries: list[Accepted], *, journal: Sen
     if not entries:
         return []
     with database.connection() as connection:
-        rows = {row.id: row for row in store.delivery_states(connection, [e.outbox_id for e in entries])}
-        updates = []
-        for entry in entries:
-            row = rows.get(entry.outbox_id)
-            if row is None:
-                continue
-            if row.status == "sent" and row.sent_at is not None and row.sent_at != entry.at:
-                log.warning("outbox %s: the smarthost accepted it twice (Message-ID %s; at %s and at %s)",
-                            row.id, row.message_id, row.sent_at.isoformat(), entry.at.isoformat())
-                continue
-            if row.status == "failed":
-                log.warning("outbox %s: a later attempt failed (%s), but an earlier one had been accepted by the "
-                            "smarthost at %s (Message-ID %s): left as failed", row.id, row.last_error,
-                            entry.at.isoformat(), row.message_id)
-                continue
-            # the smarthost's reply is the proof of hand-over, for the export's delivery ledger
-            updates.append({"outbox_id": row.id, "at": entry.at, "reply": entry.reply[:1000] or None})
-        store.record_sent(connection, updates)
+        # one 250 for a row still 'sending' (the attempt that just sent it): one statement
+        if len(entries) > 1 or not store.record_sent_if_sending(connection, _sent_values(entries[0])):
+            _record_checked(connection, entries)
     ids = [e.outbox_id for e in entries]
     if journal is not None:
         journal.mark_recorded(ids)
     return ids
+
+
+def _sent_values(entry: Accepted) -> dict:
+    # the smarthost's reply is the proof of hand-over, for the export's delivery ledger
+    return {"outbox_id": entry.outbox_id, "at": entry.at, "reply": entry.reply[:1000] or None}
+
+
+def _record_checked(connection, entries: list[Accepted]) -> None:
+    """Record 250s after reading each row locked: one sent before by another attempt, or
+    failed since, is logged and left as it is."""
+    rows = {row.id: row for row in store.delivery_states(connection, [e.outbox_id for e in entries])}
+    updates = []
+    for entry in entries:
+        row = rows.get(entry.outbox_id)
+        if row is None:
+            continue
+        if row.status == "sent" and row.sent_at is not None and row.sent_at != entry.at:
+            log.warning("outbox %s: the smarthost accepted it twice (Message-ID %s; at %s and at %s)",
+                        row.id, row.message_id, row.sent_at.isoformat(), entry.at.isoformat())
+            continue
+        if row.status == "failed":
+            log.warning("outbox %s: a later attempt failed (%s), but an earlier one had been accepted by the "
+                        "smarthost at %s (Message-ID %s): left as failed", row.id, row.last_error,
+                        entry.at.isoformat(), row.message_id)
+            continue
+        updates.append(_sent_values(entry))
+    store.record_sent(connection, updates)
 
 
 def _held(db, outbox_id: int, holder: str) -> Outbox | None:

@@ -29,7 +29,7 @@ from gateway.mail.classify import Classification, Kind, Signals, classify
 from gateway.mail.parse import ParsedMessage, parse
 from gateway.mail.senders import Sender
 from gateway.mail.templating import Renderer
-from gateway.models import Inbound
+from gateway.models import Inbound, UtcDateTime
 from gateway.outbox.mailer import Mailer
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,15 @@ _ATTEMPT_STATE = (select(_INBOUND.c.status, _INBOUND.c.attempts, _INBOUND.c.star
                          _INBOUND.c.client_helo)
                   .where(_INBOUND.c.id == bindparam("inbound_id")).with_for_update())
 _SET_ATTEMPT = update(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id"))
+_START_FIRST_TRY = (update(_INBOUND)
+                    .where(_INBOUND.c.id == bindparam("inbound_id"), _INBOUND.c.status == "queued",
+                           _INBOUND.c.started_at.is_(None), _INBOUND.c.attempts < bindparam("max_attempts"))
+                    .values(attempts=_INBOUND.c.attempts + 1,
+                            started_at=bindparam("attempt_at", type_=UtcDateTime()),
+                            holder=bindparam("attempt_holder"),
+                            lease_until=bindparam("attempt_lease_until", type_=UtcDateTime()))
+                    .returning(_INBOUND.c.attempts, _INBOUND.c.raw, _INBOUND.c.mail_from, _INBOUND.c.size,
+                               _INBOUND.c.client_address, _INBOUND.c.client_helo))
 
 
 def begin_attempt(connection: Connection, inbound_id: int, *, settings: Settings, now: datetime,
@@ -113,9 +122,16 @@ def begin_attempt(connection: Connection, inbound_id: int, *, settings: Settings
     worker, still counts). None: nothing to do (processed, quarantined, gone, or an attempt
     still running). `resumed`: the caller's own last attempt was cut short by the database
     going away, which is not the message's fault: it is taken up again, not counted twice.
-    Two Core statements on `connection` (a Database.connection()): read the row locked, write
-    the attempt."""
+    Core statements on `connection` (a Database.connection()): one UPDATE ... RETURNING when
+    no attempt is running and attempts remain (nearly always); else read the row locked,
+    then write the attempt."""
     workers = settings.workers
+    started = connection.execute(_START_FIRST_TRY, {
+        "inbound_id": inbound_id, "max_attempts": workers.inbound_max_attempts, "attempt_at": now,
+        "attempt_holder": holder, "attempt_lease_until": now + timedelta(seconds=workers.lease_seconds)}).first()
+    if started is not None:
+        return Attempt(inbound_id, started.raw, started.mail_from, started.size, started.attempts,
+                       client=Client(started.client_address, started.client_helo))
     row = connection.execute(_ATTEMPT_STATE, {"inbound_id": inbound_id}).first()
     if row is None or row.status != "queued":
         return None

@@ -217,7 +217,8 @@ _NAMES: dict[str, str] = {
 def _fold(text: str) -> str:
     """Lowercase, accents removed, curly apostrophes straightened, other punctuation as spaces."""
     text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    if not text.isascii():  # no ASCII character is a combining mark
+        text = "".join(c for c in text if not unicodedata.combining(c))
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'").replace("œ", "oe")
     text = re.sub(r"\bcan't\b", "cannot", text.replace("won't", "will not"))
     text = re.sub(r"n't\b", " not", text)  # haven't -> have not: patterns only know "not"

@@ -13,7 +13,8 @@ from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from gateway.dispositions import UNPLACED
 from gateway.mail.fingerprint import fingerprint
@@ -63,33 +64,35 @@ def save_inbound(
     key, message_id = dedupe_key(raw, rcpt_tos)
     # One INSERT that does nothing when the key is already stored (a second delivery, or
     # another ingress process a moment before): no read first, no savepoint.
-    inserted = db.execute(_insert_for(db).values(
+    inserted = db.execute(_INSERT_INBOUND[db.get_bind().dialect.name], dict(
         received_at=now, source=source, mail_from=mail_from, rcpt_tos=[r.lower() for r in rcpt_tos], raw=raw,
         size=len(raw), dedupe_key=key, message_id=message_id, status="queued", attempts=0,
         lease_until=now + timedelta(seconds=lease_seconds), client_address=(client_address or None) and client_address[:64],
         client_helo=(client_helo or None) and client_helo[:255],
-    ).on_conflict_do_nothing(index_elements=[_INBOUND.c.dedupe_key]).returning(_INBOUND.c.id)).scalar()
+    )).scalar()
     if inserted is not None:
         return inserted, False
     return db.scalar(select(Inbound.id).where(Inbound.dedupe_key == key)), True
 
 
-def _insert_for(db: Session):
-    """INSERT ... ON CONFLICT for the session's backend (SQLite and PostgreSQL spell it alike)."""
-    if db.get_bind().dialect.name == "postgresql":
-        return postgresql_insert(_INBOUND)
-    return sqlite_insert(_INBOUND)
+# INSERT ... ON CONFLICT DO NOTHING RETURNING id for each backend (they spell it alike),
+# built once; the values come with each execution
+_INSERT_INBOUND = {name: insert(_INBOUND).on_conflict_do_nothing(index_elements=[_INBOUND.c.dedupe_key])
+                   .returning(_INBOUND.c.id)
+                   for name, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))}
+
+
+_CLAIM_INBOUND = (update(Inbound).where(Inbound.id == bindparam("inbound_id"), Inbound.status == "queued")
+                  .values(lease_until=bindparam("claim_lease_until", type_=UtcDateTime())).returning(Inbound)
+                  .execution_options(populate_existing=True, synchronize_session=False))
 
 
 def claim_inbound(db: Session, inbound_id: int, *, now: datetime, lease_seconds: int) -> Inbound | None:
-    """Lock a queued inbound row for processing, or None if another run did it already
-    (attempts are counted by `pipeline.begin_attempt`, in a transaction of their own)."""
-    row = db.scalar(select(Inbound).where(Inbound.id == inbound_id).with_for_update()
-                    .execution_options(populate_existing=True))
-    if row is None or row.status != "queued":
-        return None
-    row.lease_until = now + timedelta(seconds=lease_seconds)
-    return row
+    """Lock a queued inbound row for processing and renew its lease, or None if another run
+    did it already (attempts are counted by `pipeline.begin_attempt`, in a transaction of
+    their own). One UPDATE ... RETURNING, built once: the row it returns is locked and refreshed."""
+    return db.scalar(_CLAIM_INBOUND, {"inbound_id": inbound_id,
+                                      "claim_lease_until": now + timedelta(seconds=lease_seconds)})
 
 
 def transactions_by_keys(db: Session, keys: Iterable[str]) -> list[Transaction]:
@@ -115,17 +118,20 @@ def open_case_for_transaction(db: Session, reference: str) -> Case | None:
     return db.scalars(query).first()
 
 
+_CASE_BY_REFERENCE = select(Case).where(Case.reference == bindparam("reference"))
+# a row read before the lock was granted is refreshed, never acted on stale
+_CASE_BY_REFERENCE_LOCKED = _CASE_BY_REFERENCE.with_for_update().execution_options(populate_existing=True)
+_CASE_BY_ID_LOCKED = (select(Case).where(Case.id == bindparam("case_id")).with_for_update()
+                      .execution_options(populate_existing=True))
+
+
 def case_by_reference(db: Session, reference: str, *, lock: bool = False) -> Case | None:
-    query = select(Case).where(Case.reference == reference.lower())
-    if lock:  # a row read before the lock was granted is refreshed, never acted on stale
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return db.scalar(query)
+    return db.scalar(_CASE_BY_REFERENCE_LOCKED if lock else _CASE_BY_REFERENCE, {"reference": reference.lower()})
 
 
 def case_by_id(db: Session, case_id: int, *, lock: bool = False) -> Case | None:
-    if lock:  # a row read before the lock was granted is refreshed, never acted on stale
-        return db.scalar(select(Case).where(Case.id == case_id).with_for_update()
-                         .execution_options(populate_existing=True))
+    if lock:
+        return db.scalar(_CASE_BY_ID_LOCKED, {"case_id": case_id})
     # unlocked: a case this unit of work already holds is returned as it is (a SELECT would
     # return the same object, unrefreshed); only one it has not read yet is fetched
     return db.get(Case, case_id)
@@ -147,23 +153,61 @@ def transaction(db: Session, reference: str) -> Transaction | None:
         return db.get(Transaction, reference)
 
 
+_MERCHANT_AND_TRANSACTION = (select(Merchant, Transaction)
+                              .outerjoin(Transaction, Transaction.reference == bindparam("reference"))
+                              .where(Merchant.merchant_id == bindparam("merchant_id")))
+
+
+def merchant_and_transaction(db: Session, merchant_id: str, reference: str) -> tuple[Merchant | None, Transaction | None]:
+    """`merchant` and `transaction` at once: one SELECT when the unit of work holds
+    neither row yet, else what each gives (no pending change is flushed for them)."""
+    with db.no_autoflush:
+        if identity_key(Merchant, merchant_id) in db.identity_map or \
+                identity_key(Transaction, reference) in db.identity_map:
+            return db.get(Merchant, merchant_id), db.get(Transaction, reference)
+        row = db.execute(_MERCHANT_AND_TRANSACTION, {"merchant_id": merchant_id, "reference": reference}).first()
+        if row is None:  # no such merchant: the transaction alone
+            return None, db.get(Transaction, reference)
+        return row[0], row[1]
+
+
 def party(db: Session, case: Case, role: str) -> Party:
-    """The case's party row for `role`, created on first use. Read once per unit of work
-    (the case row is locked by whoever changes its parties, and a row is only ever created
-    with a flush, so no pending change can hide one): a reply asks for each party twice."""
-    known = db.info.setdefault("parties", {})
+    """The case's party row for `role`, created on first use. The case's rows are read
+    together, once per unit of work (the case row is locked by whoever changes its parties,
+    and a row is written to the database as it is created, so no pending change can hide
+    one): a reply asks for two parties, twice each."""
     if case.id is None:
         db.flush()  # a case opened in this unit of work gets its id
-    row = known.get((case.id, role))
+    rows = _parties_of(db, case.id)
+    row = rows.get(role)
     if row is None:
-        with db.no_autoflush:  # the unit's pending changes cannot change which row this is
-            row = db.scalar(select(Party).where(Party.case_id == case.id, Party.role == role))
-        if row is None:
-            row = Party(case_id=case.id, role=role, thread_refs=[])
-            db.add(row)
-            db.flush()
-        known[(case.id, role)] = row
+        row = rows[role] = _add_party(db, case.id, role)
     return row
+
+
+_INSERT_PARTY = Party.__table__.insert().returning(Party.__table__.c.id)
+
+
+def _add_party(db: Session, case_id: int, role: str) -> Party:
+    """A new party row, in the database at once (as `add_message`)."""
+    values = {"case_id": case_id, "role": role, "thread_refs": []}
+    row = Party(id=db.connection().execute(_INSERT_PARTY, values).scalar_one(), **values)
+    make_transient_to_detached(row)
+    db.add(row)
+    return row
+
+
+_PARTIES_OF = select(Party).where(Party.case_id == bindparam("case_id"))
+
+
+def _parties_of(db: Session, case_id: int) -> dict[str, Party]:
+    """The party rows of a case by role, read at the first call of the unit of work."""
+    known = db.info.setdefault("parties", {})
+    rows = known.get(case_id)
+    if rows is None:
+        with db.no_autoflush:  # the unit's pending changes cannot change which rows these are
+            rows = known[case_id] = {row.role: row for row in db.scalars(_PARTIES_OF, {"case_id": case_id})}
+    return rows
 
 
 def remember_in_thread(row: Party, message_id: str | None, *, keep: int = 30) -> None:
@@ -192,10 +236,20 @@ def add_event(
     return event
 
 
+_MESSAGES = Message.__table__
+_INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
+_MESSAGE_DEFAULTS = {"inbound_id": None, "message_id": None, "subject": "", "new_text": "", "held": False,
+                     "held_reason": None, "released_at": None, "sender": None, "staff_told_at": None}
+
+
 def add_message(db: Session, case: Case, **fields) -> Message:
-    message = Message(case_id=case.id, **fields)
+    """A message on the case, in the database at once: one Core INSERT ... RETURNING built
+    once (no flush of the unit's other changes), then the row as a persistent object of the
+    session, every column loaded, whose later changes the unit of work writes."""
+    values = {**_MESSAGE_DEFAULTS, "case_id": case.id, **fields}
+    message = Message(id=db.connection().execute(_INSERT_MESSAGE, values).scalar_one(), **values)
+    make_transient_to_detached(message)
     db.add(message)
-    db.flush()
     return message
 
 
@@ -232,6 +286,7 @@ _DELIVERY_STATES = (select(_OUTBOX.c.id, _OUTBOX.c.status, _OUTBOX.c.sent_at, _O
 _RECORD_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"))
                 .values(status="sent", sent_at=bindparam("at", type_=UtcDateTime()), smtp_code=250,
                         smtp_reply=bindparam("reply"), last_error=None, holder=None, uncertain=False))
+_RECORD_SENT_IF_SENDING = _RECORD_SENT.where(_OUTBOX.c.status == "sending").returning(_OUTBOX.c.id)
 
 
 class TooLarge(Exception):
@@ -269,6 +324,12 @@ def record_sent(connection: Connection, accepted: Sequence[dict]) -> None:
     answer, the proof of hand-over for the export's delivery ledger)."""
     if accepted:
         connection.execute(_RECORD_SENT, list(accepted))
+
+
+def record_sent_if_sending(connection: Connection, accepted: dict) -> bool:
+    """Mark one row sent, as `record_sent` does, if it is still 'sending' (nearly always:
+    nothing else happened to it since the claim); False when it is not."""
+    return connection.execute(_RECORD_SENT_IF_SENDING, accepted).first() is not None
 
 
 def renew_claims(db: Session, holder: str, outbox_ids: Sequence[int], *, now: datetime, lease_seconds: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from gateway import addresses, rights, store
 from gateway.dispositions import Disposition
@@ -156,15 +156,19 @@ def _exports(step: Step) -> bool:
     return command_reader.read(step.parsed.new_text).first("export") is not None
 
 
+# held mail never counts: an outsider's flood cannot silence the parties
+_RECENT_MESSAGES_IN = select(func.count()).select_from(Message).where(
+    Message.case_id == bindparam("case_id"), Message.direction == "in", Message.created_at >= bindparam("since"),
+    Message.held.is_(False))
+
+
 def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
     """Freeze a case that receives more messages than a person writes (a loop or a flood)."""
     hygiene = step.settings.hygiene
     if case.frozen:
         return False  # already frozen: the frozen branch below records the message
     since = step.now - timedelta(minutes=hygiene.freeze_window_minutes)
-    recent = step.db.scalar(select(func.count()).select_from(Message).where(  # held mail never counts: an
-        Message.case_id == case.id, Message.direction == "in", Message.created_at >= since,  # outsider's flood
-        Message.held.is_(False))) or 0  # cannot silence the parties
+    recent = step.db.scalar(_RECENT_MESSAGES_IN, {"case_id": case.id, "since": since}) or 0
     if recent + 1 <= hygiene.freeze_after_messages:
         return False
     message = record_inbound(step, case, party)
@@ -181,10 +185,13 @@ def _frozen_by_flood(step: Step, case: Case, party: str) -> bool:
 INFER_TYPE_MESSAGES = 3  # the problem is described early; later messages are not re-read for it
 
 
+_CUSTOMER_MESSAGES = select(func.count()).select_from(Message).where(
+    Message.case_id == bindparam("case_id"), Message.direction == "in", Message.party == "c")
+
+
 def _customer_message_count(step: Step, case: Case) -> int:
-    with step.db.no_autoflush:  # messages are stored with a flush of their own (store.add_message)
-        return step.db.scalar(select(func.count()).select_from(Message).where(
-            Message.case_id == case.id, Message.direction == "in", Message.party == "c")) or 0
+    with step.db.no_autoflush:  # messages are in the database as soon as they are added (store.add_message)
+        return step.db.scalar(_CUSTOMER_MESSAGES, {"case_id": case.id}) or 0
 
 
 def _from_customer(step: Step, case: Case, joined: bool, category_hint: str | None = None) -> None:

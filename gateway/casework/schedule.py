@@ -7,7 +7,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import __version__, rights, store
@@ -30,12 +30,14 @@ def _calendar(timezone_name: str, country: str) -> BusinessCalendar:
     return BusinessCalendar(timezone_name, country)
 
 
+_DONE_TIMERS = select(TimerSend.kind, TimerSend.period, TimerSend.sequence).where(TimerSend.case_id == bindparam("case_id"))
+
+
 def view_of(db: Session, case: Case) -> timers.TimerView:
     # timers are recorded with a flush of their own (due_timers._mark): the unit's other
     # pending changes need not be written for this read
     with db.no_autoflush:
-        done = frozenset(db.execute(select(TimerSend.kind, TimerSend.period, TimerSend.sequence)
-                                    .where(TimerSend.case_id == case.id)).all())
+        done = frozenset(db.execute(_DONE_TIMERS, {"case_id": case.id}).all())
     return timers.TimerView(
         state=case.state, category=case.category, dispute_type=case.dispute_type, escalated=case.escalated,
         merchant_unreachable=case.merchant_unreachable, opened_at=case.opened_at, waiting_since=case.waiting_since,

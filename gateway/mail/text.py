@@ -30,6 +30,11 @@ _HISTORY_STARTS = [
         r"^>",
     )
 ]
+# the same patterns as one alternation (a line starts history if any of them matches), and
+# the two attributions a client may wrap over two lines
+_HISTORY_START = re.compile("|".join(f"(?:{p.pattern})" for p in _HISTORY_STARTS), re.IGNORECASE)
+_WRAPPED_ATTRIBUTION = re.compile("|".join(f"(?:{p.pattern})" for p in _HISTORY_STARTS[3:5]), re.IGNORECASE)
+_ATTRIBUTION_FIRST_HALF = re.compile(r"^(on|le)\s.{4,200}$", re.IGNORECASE)
 
 
 # mail-parser-reply's header pattern for our languages, compiled once (the library builds it
@@ -149,12 +154,11 @@ def html_to_text(html: str) -> str:
 
 def _starts_history(lines: list[str], index: int) -> bool:
     line = lines[index].strip()
-    if any(pattern.match(line) for pattern in _HISTORY_STARTS):
+    if _HISTORY_START.match(line):
         return True
     # an attribution wrapped over two lines by the client ("Le ... <\naddr> a écrit :")
-    if index + 1 < len(lines) and re.match(r"^(on|le)\s.{4,200}$", line, re.IGNORECASE):
-        joined = f"{line} {lines[index + 1].strip()}"
-        return any(pattern.match(joined) for pattern in _HISTORY_STARTS[3:5])
+    if index + 1 < len(lines) and _ATTRIBUTION_FIRST_HALF.match(line):
+        return _WRAPPED_ATTRIBUTION.match(f"{line} {lines[index + 1].strip()}") is not None
     return False
 
 
@@ -230,7 +234,7 @@ def _unquoted_lines(text: str) -> str:
         if stripped.startswith(">"):
             continue
         if _starts_history(lines, index):
-            if not any(p.match(stripped) for p in _HISTORY_STARTS):
+            if not _HISTORY_START.match(stripped):
                 skip_next = True  # the second half of a wrapped attribution
             if re.match(r"^-{2,}|^_{10,}", stripped):
                 break  # an Outlook header block: everything below is history

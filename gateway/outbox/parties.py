@@ -25,14 +25,20 @@ class Parties:
     def merchant_of(self, case: Case) -> Merchant | None:
         key = ("m", case.merchant_id)
         if key not in self._rows:
-            self._rows[key] = store.merchant(self.db, case.merchant_id)
+            self._read_rows_of(case)
         return self._rows[key]
 
     def transaction_of(self, case: Case) -> Transaction | None:
         key = ("t", case.transaction_reference)
         if key not in self._rows:
-            self._rows[key] = store.transaction(self.db, case.transaction_reference)
+            self._read_rows_of(case)
         return self._rows[key]
+
+    def _read_rows_of(self, case: Case) -> None:
+        """The case's merchant and transaction rows, read together (its mail needs both)."""
+        merchant, transaction = store.merchant_and_transaction(self.db, case.merchant_id, case.transaction_reference)
+        self._rows.setdefault(("m", case.merchant_id), merchant)
+        self._rows.setdefault(("t", case.transaction_reference), transaction)
 
     def case_address(self, case: Case, party: str) -> str:
         gateway = self.settings.gateway
