@@ -59,7 +59,6 @@ SAME_REASON = {"authfailure": {"securityerror", "blocked"}, "exceedlimit": {"mes
 DEAD = {"userunknown", "hostunknown", "hasmoved", "notaccept"}
 MESSAGE = {"mesgtoobig", "exceedlimit", "spamdetected", "virusdetected", "contenterror"}
 REPORTS = {"delivered", "expanded", "feedback", "vacation", "challenge"}
-PLACEHOLDER = "undisclosed-recipient-in-headers@libsisimai.org.invalid"
 
 
 @dataclass
@@ -339,7 +338,7 @@ def write_expected() -> None:
             reason, mta = first["reason"], first["lhost"] or "-"
             source = "sisimai"
             if recipients is None:
-                recipients = {e["recipient"] for e in entries if e["recipient"] != PLACEHOLDER}
+                recipients = {e["recipient"] for e in entries if e["recipient"]}
             else:
                 source = "sisimai; recipients: flufl.bounce table"
             if kind == "none" and verdict != "report":

@@ -2,55 +2,46 @@
 
     .venv/bin/python bench/sisimai_reference.py FILE.eml...   # prints JSON
 
-Sisimai 4.25 reads LF (and CRLF) files only, so each file is handed over with its line
-ends normalised to LF (our reader is given the original bytes). The tests never need it.
+Through the gateway's own Sisimai helper (gateway/sisimai.py: one Perl process, each file
+handed over with its line ends normalised to LF, since Sisimai 4.25 reads LF and CRLF mail
+only; our reader is given the original bytes). The tests never need it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-_SCRIPT = r"""
-use strict; use warnings; use Sisimai; use JSON::PP;
-my %out;
-for my $f (@ARGV) {
-  my $v = Sisimai->make($f, delivered => 1, vacation => 1) || [];
-  $out{$f} = [ map { { recipient => lc($_->recipient->address), reason => $_->reason, status => $_->deliverystatus,
-                       soft => $_->softbounce, action => $_->action, lhost => $_->smtpagent } } @$v ];
-}
-print JSON::PP->new->canonical->encode(\%out);
-"""
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway import sisimai  # noqa: E402
 
 
 def available() -> bool:
-    if shutil.which("perl") is None:
-        return False
-    return subprocess.run(["perl", "-MSisimai", "-e", "1"], capture_output=True).returncode == 0
+    return sisimai.installed() is not None
 
 
 def version() -> str:
-    done = subprocess.run(["perl", "-MSisimai", "-e", "print $Sisimai::VERSION"], capture_output=True, text=True)
-    return done.stdout.strip()
+    return sisimai.installed() or ""
 
 
 def analyse(paths: list[Path]) -> dict[str, list[dict]]:
-    """Sisimai's reading of each file: {file name relative to its corpus: [entries]}."""
-    with tempfile.TemporaryDirectory() as scratch:
-        copies = {}
-        for i, path in enumerate(paths):
-            copy = Path(scratch) / f"{i:05d}.eml"
-            copy.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
-            copies[str(copy)] = path
-        done = subprocess.run(["perl", "-e", _SCRIPT, *copies], capture_output=True, check=True)
-        raw = json.loads(done.stdout)
-    return {str(copies[name]): entries for name, entries in raw.items()}
-
-
+    """Sisimai's reading of each file: {path: [entries]}; an entry's recipient is '' where
+    Sisimai names none (its placeholder address)."""
+    analyser = sisimai.Sisimai(timeout_seconds=60)
+    found = {}
+    try:
+        for path in paths:
+            entries = analyser.read(path.read_bytes())
+            if entries is None:
+                raise SystemExit(f"Sisimai gave no answer on {path}")
+            found[str(path)] = [{"recipient": e.recipient, "reason": e.reason, "status": e.status, "soft": e.soft,
+                                 "action": e.action, "lhost": e.agent} for e in entries]
+    finally:
+        analyser.close()
+    return found
 
 
 # ---------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from aiosmtpd.controller import Controller
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.harness import free_port  # noqa: E402
+from tests.harness import build_mail, free_port  # noqa: E402
 
 DOMAIN = "disputes.bench"
 MERCHANT = "support@shop.bench"
@@ -307,20 +307,6 @@ def send_all(port: int, jobs: list[tuple[str, str, bytes, str]], connections: in
     return sent
 
 
-def large_message(sender: str, to: str, token: str, photos: list[bytes]) -> bytes:
-    """A customer's reply with photos attached: about 25 MB on the wire for 18 MiB of photos."""
-    from email.message import EmailMessage
-    from email.policy import SMTP
-
-    mail = EmailMessage()
-    mail["From"], mail["To"], mail["Subject"] = sender, to, "Re: my case, the photos"
-    mail["Message-ID"] = f"<{token}@customer.bench>"
-    mail.set_content(f"bench-token-{token}\nHere are the photos of the damaged parcel.\n")
-    for n, photo in enumerate(photos):
-        mail.add_attachment(photo, maintype="image", subtype="jpeg", filename=f"photo{n}.jpg")
-    return mail.as_bytes(policy=SMTP)
-
-
 @dataclass
 class LargeResult:
     layout: str
@@ -339,13 +325,15 @@ class LargeResult:
 
 
 def measure_large(layout: Layout, sink: Sink, customers: list[str], count: int) -> LargeResult:
-    photos = [os.urandom(18 * 1024 * 1024 // 5) for _ in range(5)]
+    photos = [(f"photo{n}.jpg", "image/jpeg", os.urandom(18 * 1024 * 1024 // 5)) for n in range(5)]
     seconds, peak, size = [], {}, 0
     cpu_before = layout.cpu()
     for n in range(count):
         customer = customers[n % len(customers)]
         token = uuid.uuid4().hex
-        raw = large_message(customer, sink.capture.ack[customer], token, photos)
+        raw = build_mail(sender=customer, to=sink.capture.ack[customer], subject="Re: my case, the photos",
+                         body=f"bench-token-{token}\nHere are the photos of the damaged parcel.\n",
+                         message_id=f"<{token}@customer.bench>", attachments=photos)
         size = len(raw)
         for process in layout.processes.values():
             reset_peak_rss(process.pid)

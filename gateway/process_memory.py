@@ -3,7 +3,7 @@
 glibc serves an allocation above its mmap threshold (128 KiB at start) with a mapping of its
 own, unmapped when freed; but after the first such block is freed it raises the threshold to
 that block's size (up to 32 MiB), so the buffers of every later large message come from the
-heap, which keeps what it grew to. One 25 MB message then left a worker 290 MiB larger
+heap, which keeps what it grew to. Every command sets it at start (gateway/cli). One 25 MB message then left a worker 290 MiB larger
 (bench/throughput.py, scenario large); with the threshold fixed at 8 MiB, 145 MiB, for about
 0.2 s more CPU on such a message (fresh pages) and nothing for ordinary mail, whose buffers are
 far smaller. Other C libraries: nothing is changed.

@@ -22,6 +22,7 @@ import time
 from typing import Callable
 
 from gateway.config import BounceSettings, ConfigError
+from gateway.mail.bounces import normalised
 from gateway.mail.bounces.reference import Entry
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ class Sisimai:
 def _for_sisimai(raw: bytes) -> bytes:
     """What Sisimai is handed: LF line ends, at most READ_AT_MOST_BYTES, and no mbox "From "
     line first (Sisimai would split the message at every line starting "From ")."""
-    data = raw[:READ_AT_MOST_BYTES].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    data = normalised(raw[:READ_AT_MOST_BYTES])
     if data.startswith(b"From "):
         data = data.partition(b"\n")[2]
     return data

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from gateway import __version__, config as config_module
+from gateway import __version__, config as config_module, process_memory
 from gateway.cases.machine import CaseState
 from gateway.clock import Clock, SystemClock
 from gateway.cli.admin import (
@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
     if args.config is None:
         parser.error(f"no configuration file: give --config FILE (before or after the command) or set {CONFIG_ENV}")
     args.clock = clock or SystemClock()
+    process_memory.return_large_buffers()  # a large message's buffers go back to the system when freed
     try:
         configure_logging(args.log_level, args.log_format, args.log_file)
     except OSError as error:

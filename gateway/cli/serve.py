@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 
-from gateway import __version__, config as config_module, process_memory
+from gateway import __version__, config as config_module
 from gateway.db import DatabaseUnavailable
 from gateway.cli.common import (
     load_settings,
@@ -67,7 +67,6 @@ def cmd_run(args) -> int:
 
     settings = load_settings(args)
     signalled = stop_on_signals()
-    process_memory.return_large_buffers()
     _warn_example_secret(settings)
     _warn_unsigned(settings)
     upgrade_if_sqlite(settings)
@@ -178,7 +177,6 @@ def cmd_poll_imap(args) -> int:
             return 0
         require_shared_broker(settings, "poll-imap")
         signalled = stop_on_signals()
-        process_memory.return_large_buffers()
         stop = threading.Event()
         _serve_metrics(runtime, required=False)
         threads = _start_pollers(runtime, stop)
@@ -238,7 +236,6 @@ def cmd_serve_http(args) -> int:
     _warn_example_secret(settings)
     require_shared_broker(settings, "serve-http")
     signalled = stop_on_signals()
-    process_memory.return_large_buffers()
     runtime = Runtime(settings, clock=args.clock)
     try:
         server = _start_http(runtime, required=True)
@@ -262,7 +259,6 @@ def cmd_serve_smtp(args) -> int:
     _warn_example_secret(settings)
     require_shared_broker(settings, "serve-smtp")
     signalled = stop_on_signals()
-    process_memory.return_large_buffers()
     runtime = Runtime(settings, clock=args.clock)
     try:
         controller = _start_smtp(settings, runtime)
@@ -291,7 +287,6 @@ def cmd_worker(args) -> int:
     require_shared_broker(settings, "worker")
     _warn_unsigned(settings)
     signalled = stop_on_signals()
-    process_memory.return_large_buffers()
     runtime = Runtime(settings, clock=args.clock)
     try:
         # waits for the database when it does not answer yet: a restarted worker first
@@ -329,7 +324,6 @@ def cmd_scheduler(args) -> int:
         return 0
     require_shared_broker(settings, "scheduler")
     signalled = stop_on_signals()
-    process_memory.return_large_buffers()
     try:
         runtime.sender()  # an unwritable [outbound] journal_dir stops it now, in one line
     except DatabaseUnavailable:

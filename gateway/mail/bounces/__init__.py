@@ -70,7 +70,10 @@ def detect(raw: bytes, limits: Limits = Limits()) -> Verdict:
     The guessing detectors (flufl.bounce's regular expressions, our reader of reports
     written for people) read only the first HEURISTIC_BYTES: on megabytes of text they
     take seconds, and what a bounce reports is at its start."""
-    bounded = bound(raw, limits).raw
+    return _detected(bound(raw, limits).raw)
+
+
+def _detected(bounded: bytes) -> Verdict:
     message, text = read(bounded)
     for detector in DETECTORS:
         if detector in (heuristics.detect, _text) and len(bounded) > HEURISTIC_BYTES:
@@ -101,10 +104,11 @@ def for_recipient(raw: bytes, verdict: Verdict, recipient: str) -> Failure:
 def read_report(raw: bytes, limits: Limits = Limits(), analyser: reference.Analyser | None = None) -> Verdict:
     """Our detectors' verdict, joined with the reference analyser's reading where one is
     configured and answers ([bounces] analyser; reference.py says whose reading wins)."""
-    verdict = detect(raw, limits)
+    bounded = bound(raw, limits).raw
+    verdict = _detected(bounded)
     if analyser is None:
         return verdict
-    theirs = analyser.read(bound(raw, limits).raw)
+    theirs = analyser.read(bounded)
     return verdict if theirs is None else reference.merged(verdict, theirs)
 
 

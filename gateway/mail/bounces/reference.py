@@ -28,7 +28,7 @@ from gateway.mail.bounces.base import Failure, FailureKind, Reason, Verdict
 __all__ = ["Analyser", "Entry", "merged"]
 
 PLACEHOLDER = "undisclosed-recipient-in-headers@libsisimai.org.invalid"
-UNDECIDED = frozenset({"onhold", "undefined", ""})
+UNDECIDED = frozenset({"onhold", "undefined"})
 CERTAIN_DETECTORS = frozenset({"arf", "ses", "challenge"})
 # our reasons that Sisimai 4.25 has no name for, and the names it files them under
 FINER = {Reason.AUTH_FAILURE: frozenset({"blocked", "securityerror"})}
